@@ -1,0 +1,334 @@
+"""The command line: `main(argv) -> int`, the only place that wires config, engine, reports and output."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from preflight import __version__
+from preflight.errors import EXIT_BROKEN, EXIT_FAILED, EXIT_OK, EXIT_USAGE, PreflightError
+
+if TYPE_CHECKING:
+    from preflight.config import Config
+    from preflight.model import RunReport
+    from preflight.registry import Registry
+
+EXIT_CODES = {
+    EXIT_OK: "no check failed",
+    EXIT_FAILED: "a check failed (or warned, with --strict)",
+    EXIT_USAGE: "usage or config error",
+    EXIT_BROKEN: "the tool itself broke (a crash, or a check raised while nothing failed)",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so main() owns every exit code."""
+
+    def error(self, message: str) -> Any:
+        from preflight.errors import UsageError
+
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=("console", "json"), default="console",
+                        help="what to print on stdout (reports are written either way)")
+    parser.add_argument("--report-dir", default="reports", metavar="DIR",
+                        help="where report.json, junit.xml, report.md and report.html go (default: reports/)")
+    parser.add_argument("--no-reports", action="store_true", help="write no report files")
+    parser.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
+    parser.add_argument("--timeout", type=float, default=300.0, metavar="S",
+                        help="deadline for the whole run in seconds (default 300)")
+    parser.add_argument("--only", action="append", default=[], metavar="ID|TAG",
+                        help="run only these checks (and what they depend on); ids, tags, planes or globs")
+    parser.add_argument("--skip", action="append", default=[], metavar="ID|TAG",
+                        help="skip these checks; checks depending on them skip with a reason")
+    parser.add_argument("--target", action="append", default=[], metavar="NAME", help="only these targets")
+    parser.add_argument("--max-tokens-budget", type=int, default=None, metavar="N",
+                        help="stop inference checks once N tokens are spent")
+    parser.add_argument("--concurrency", type=int, default=64, metavar="N", help="checks running at once")
+    parser.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="preflight", description="Preflight checks for LLM model services on DataWorks "
+                     "Serverless resource groups.", epilog="Exit codes: " + "; ".join(
+                         f"{code} = {text}" for code, text in EXIT_CODES.items()))
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    run = commands.add_parser("run", help="run the checks of a config (or of one --endpoint)")
+    run.add_argument("-c", "--config", default=None, metavar="FILE",
+                     help="config file (default: preflight.yaml when no --endpoint is given)")
+    single = run.add_argument_group("a single service without a config file")
+    single.add_argument("--endpoint", metavar="URL")
+    single.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the API key")
+    single.add_argument("--kind", choices=("completion", "chat", "embedding"), default="completion")
+    single.add_argument("--model", metavar="NAME")
+    single.add_argument("--auth", choices=("raw", "bearer"), default="raw")
+    single.add_argument("--workspace", metavar="ID")
+    single.add_argument("--resource-group", metavar="ID")
+    single.add_argument("--region", metavar="REGION")
+    _add_output_options(run)
+
+    listing = commands.add_parser("list", help="list every registered check")
+    listing.add_argument("--format", choices=("table", "json", "markdown"), default="table")
+
+    explain = commands.add_parser("explain", help="what a check proves, how, and how to fix a failure")
+    explain.add_argument("check_id", metavar="ID")
+
+    demo = commands.add_parser("demo", help="run the whole catalogue against the built-in simulator")
+    demo.add_argument("--scenario", default="healthy", metavar="NAME")
+    demo.add_argument("--list-scenarios", action="store_true", help="print one scenario a line, name first")
+    _add_output_options(demo)
+
+    simulate = commands.add_parser("simulate", help="run the simulator in the foreground")
+    simulate.add_argument("--scenario", default="healthy", metavar="NAME")
+    simulate.add_argument("--latency-ms", type=float, default=0.0, help="added to every API and model call")
+    simulate.add_argument("--dns-latency-ms", type=float, default=0.0, help="added to every DNS answer")
+    simulate.add_argument("--config-out", metavar="FILE", help="also write the config to FILE")
+    simulate.add_argument("--env-out", metavar="FILE", help="write the environment (KEY=value lines) to FILE")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return the exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list in (["--version"], ["-V"]):
+        print(f"preflight {__version__}")
+        return EXIT_OK
+    try:
+        args = build_parser().parse_args(args_list)
+        if args.version:
+            print(f"preflight {__version__}")
+            return EXIT_OK
+        if args.command is None:
+            build_parser().print_help()
+            return EXIT_USAGE
+        handler = _COMMANDS[args.command]
+        return handler(args)
+    except PreflightError as exc:
+        from preflight.redact import redact
+
+        print(f"preflight: {redact(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("preflight: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the last line of defence: one readable line, never a traceback
+        from preflight.redact import redact
+
+        print(f"preflight: internal error: {type(exc).__name__}: {redact(str(exc))}\n"
+              "This is a bug in dw-preflight; please report it with `preflight bundle`.", file=sys.stderr)
+        return EXIT_BROKEN
+
+
+# --- commands ----------------------------------------------------------------------------------------
+
+def _registry() -> Registry:
+    from preflight.registry import load_registry
+
+    return load_registry()
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from preflight import catalogue
+
+    registry = _registry()
+    if args.format == "json":
+        print(catalogue.as_json(registry))
+    elif args.format == "markdown":
+        print(catalogue.as_markdown(registry), end="")
+    else:
+        print(catalogue.as_table(registry), end="")
+    return EXIT_OK
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from preflight import catalogue
+
+    print(catalogue.explain(_registry().get(args.check_id)), end="")
+    return EXIT_OK
+
+
+def _load_run_config(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
+    from preflight.config import load_config, single_service_config
+    from preflight.errors import UsageError
+
+    if args.endpoint:
+        if args.config:
+            raise UsageError("give either -c FILE or --endpoint URL, not both")
+        return single_service_config(endpoint=args.endpoint, kind=args.kind, api_key_env=args.api_key_env,
+                                     region=args.region, workspace=args.workspace,
+                                     resource_group=args.resource_group, model=args.model, auth=args.auth,
+                                     environ=environ)
+    return load_config(args.config or "preflight.yaml", environ)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _load_run_config(args, os.environ)
+    return execute(config, args)
+
+
+def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] = (),
+            stdout: TextIO | None = None) -> int:
+    """Run a loaded config with the output options of `run`/`demo`, write reports, return the exit code."""
+    from preflight.redact import register_secrets
+    from preflight.runner import Runner, RunOptions, Selection
+
+    out = stdout or sys.stdout
+    register_secrets(config.secrets())
+    registry = _registry()
+    selection = Selection.build(registry, args.only, args.skip, args.target)
+    unknown = (selection.targets or frozenset()) - {target.name for target in config.targets}
+    if unknown:
+        from preflight.errors import UsageError
+
+        raise UsageError(f"--target: no target named {', '.join(sorted(unknown))} in the config")
+    if args.concurrency < 1 or args.timeout <= 0:
+        from preflight.errors import UsageError
+
+        raise UsageError("--concurrency and --timeout must be positive")
+    options = RunOptions(timeout_s=args.timeout, concurrency=args.concurrency,
+                         token_budget=args.max_tokens_budget, notes=notes + config.warnings)
+    progress = _progress(args, config, registry, selection)
+    import asyncio
+
+    async def go() -> RunReport:
+        runner = Runner(config, registry, selection, options, progress)
+        return await runner.run()
+
+    try:
+        report = asyncio.run(go())
+    finally:
+        close = getattr(progress, "close", None)
+        if close is not None:
+            close()
+    return _finish(report, args, out)
+
+
+def _progress(args: argparse.Namespace, config: Config, registry: Registry, selection: Any) -> Any:
+    if args.format != "console":
+        return None
+    from preflight.report.console import LiveConsole
+
+    plain = not sys.stderr.isatty() or os.environ.get("CI", "").lower() in ("1", "true", "yes")
+    total = sum(1 for target in config.targets for check in registry.ordered
+                for _ in ([None] if check.scope == "target" else target.services)
+                if (selection.only is None or check.id in selection.only)
+                and (selection.targets is None or target.name in selection.targets))
+    return LiveConsole(sys.stderr, plain=plain, total=total)
+
+
+def _finish(report: RunReport, args: argparse.Namespace, out: TextIO) -> int:
+    from preflight.model import Status
+    from preflight.redact import redact
+
+    if not args.no_reports:
+        from preflight.report import write_reports
+
+        written = write_reports(report, Path(args.report_dir))
+    else:
+        written = []
+    if args.format == "json":
+        from preflight.report.json import JsonFormat
+
+        out.write(redact(JsonFormat().render(report)))
+    else:
+        from preflight.report.console import render_final
+
+        color = args.color == "always" or (args.color == "auto" and out.isatty()
+                                            and not os.environ.get("NO_COLOR"))
+        render_final(report, out, color=color)
+        if written:
+            out.write(f"Reports: {', '.join(str(path) for path in written)}\n")
+    statuses = {result.status for result in report.results}
+    if Status.FAIL in statuses:
+        return EXIT_FAILED
+    if Status.ERROR in statuses:
+        return EXIT_BROKEN
+    if args.strict and Status.WARN in statuses:
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set variables for the duration of a demo (the credential chain reads the process environment)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from preflight.simulator.scenarios import SCENARIOS, get_scenario
+
+    if args.list_scenarios:
+        for scenario in SCENARIOS.values():
+            cause = scenario.root_cause or "none"
+            print(f"{scenario.name:<22} {scenario.description} (root cause: {cause}, {scenario.root_status})")
+        return EXIT_OK
+    scenario = get_scenario(args.scenario)
+    from preflight.config import parse_config
+    from preflight.simulator.harness import Simulator
+
+    with Simulator(scenario) as simulator:
+        environ = simulator.environ()
+        text = simulator.config_text()
+        config = parse_config(text, f"<demo:{scenario.name}>", {**os.environ, **environ})
+        note = f"demo scenario '{scenario.name}': {scenario.description}"
+        with _environment(environ):
+            return execute(config, args, notes=(note,))
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from preflight.simulator.harness import Simulator
+    from preflight.simulator.scenarios import get_scenario
+
+    scenario = get_scenario(args.scenario)
+    stop = threading.Event()
+    with Simulator(scenario, latency_ms=args.latency_ms, dns_latency_ms=args.dns_latency_ms) as simulator:
+        text = simulator.config_text()
+        env_lines = "".join(f"{name}={value}\n" for name, value in simulator.environ().items())
+        if args.config_out:
+            Path(args.config_out).write_text(text, encoding="utf-8")
+        if args.env_out:
+            Path(args.env_out).write_text(env_lines, encoding="utf-8")
+        print(f"# simulator running scenario '{scenario.name}': {scenario.description}")
+        names = ", ".join(simulator.environ())
+        where = f"is in {args.env_out}" if args.env_out else "can be written with --env-out FILE"
+        print(f"# the environment a run needs ({names}) {where}; then: preflight run -c CONFIG")
+        print(text, end="", flush=True)
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+    return EXIT_OK
+
+
+_COMMANDS = {
+    "run": cmd_run,
+    "list": cmd_list,
+    "explain": cmd_explain,
+    "demo": cmd_demo,
+    "simulate": cmd_simulate,
+}
+
+__all__ = ["EXIT_CODES", "build_parser", "execute", "main"]

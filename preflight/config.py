@@ -1,0 +1,610 @@
+"""Load the YAML config into frozen, typed objects, with file:line for every error."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from preflight.errors import ConfigError
+
+KINDS = ("completion", "chat", "embedding")
+AUTH_MODES = ("raw", "bearer")
+PROTOCOLS = ("https", "http")
+MAX_CONFIG_BYTES = 1 << 20
+MAX_NODES = 20_000
+_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_ENV_ANYWHERE = re.compile(r"\$\{([^}]*)\}")
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What a healthy service answers: vector size, time to first token."""
+
+    dimensions: int | None = None
+    max_ttft_ms: int = 5000
+    max_latency_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """One model service behind one endpoint."""
+
+    name: str
+    kind: str
+    endpoint: str
+    model: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    api_key_env: str | None = None
+    api_key_literal: bool = False
+    auth: str = "raw"
+    allowed_vpcs: tuple[str, ...] = ()
+    expect: Expect = field(default_factory=Expect)
+    max_tokens: int = 8
+    prompt: str = "Say OK."
+    line: int | None = None
+
+    @property
+    def expected_dimensions(self) -> int | None:
+        if self.expect.dimensions is not None:
+            return self.expect.dimensions
+        if self.model and self.model.lower().replace("_", "-").startswith("bge-m3"):
+            return 1024
+        return None
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """A workspace and resource group, and the services nodes there call."""
+
+    name: str
+    workspace: str | None = None
+    resource_group: str | None = None
+    region: str | None = None
+    nodes: tuple[str, ...] = ()
+    services: tuple[ServiceConfig, ...] = ()
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class CloudConfig:
+    """How to reach the Alibaba Cloud APIs."""
+
+    endpoint: str | None = None
+    protocol: str = "https"
+    profile: str | None = None
+    connect_timeout_ms: int = 5000
+    read_timeout_ms: int = 10000
+    network_endpoints: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DnsConfig:
+    """Which resolvers to ask, and fixed answers like curl --resolve."""
+
+    nameservers: tuple[str, ...] = ()
+    resolve: Mapping[str, str] = field(default_factory=dict)
+    timeout_s: float = 3.0
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    """Data-plane client limits."""
+
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 30.0
+    total_timeout_s: float = 60.0
+    max_body_bytes: int = 1 << 20
+    ca_bundle: str | None = None
+
+
+@dataclass(frozen=True)
+class InNetworkConfig:
+    """How the collector is submitted to a resource group."""
+
+    task_type: str = "DIDE_SHELL"
+    owner: str | None = None
+    timeout_s: int = 600
+    python: str = "python3"
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole config file."""
+
+    region: str
+    targets: tuple[TargetConfig, ...]
+    version: int = 1
+    cloud: CloudConfig = field(default_factory=CloudConfig)
+    dns: DnsConfig = field(default_factory=DnsConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    in_network: InNetworkConfig = field(default_factory=InNetworkConfig)
+    max_tokens_budget: int | None = None
+    path: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    def region_of(self, target: TargetConfig) -> str:
+        return target.region or self.region
+
+    def secrets(self) -> list[tuple[str | None, str]]:
+        return [(service.api_key, f"api_key:{target.name}/{service.name}")
+                for target in self.targets for service in target.services]
+
+
+# --- Loading -----------------------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+class _Reader:
+    """Walks composed YAML nodes, so that every value keeps its line number."""
+
+    def __init__(self, path: str, environ: Mapping[str, str]) -> None:
+        self.path = path
+        self.environ = environ
+        self.warnings: list[str] = []
+
+    def error(self, node: Any, field_path: str, message: str) -> ConfigError:
+        line = node.start_mark.line + 1 if node is not None and getattr(node, "start_mark", None) else None
+        return ConfigError(message, path=self.path, line=line, field=field_path or None)
+
+    def mapping(self, node: Any, field_path: str, allowed: tuple[str, ...]) -> dict[str, tuple[Any, Any]]:
+        import yaml
+
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(node, field_path, f"expected a mapping, got {_kind(node)}")
+        entries: dict[str, tuple[Any, Any]] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise self.error(key_node, field_path, "keys must be plain names")
+            key = str(key_node.value)
+            sub = f"{field_path}.{key}" if field_path else key
+            if key not in allowed:
+                hint = difflib.get_close_matches(key, allowed, n=1)
+                tip = f"; did you mean '{hint[0]}'?" if hint else f"; expected one of {', '.join(allowed)}"
+                raise self.error(key_node, sub, f"unknown field{tip}")
+            if key in entries:
+                raise self.error(key_node, sub, "appears twice")
+            entries[key] = (key_node, value_node)
+        return entries
+
+    def scalar(self, node: Any, field_path: str) -> Any:
+        import yaml
+
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.error(node, field_path, f"expected a single value, got {_kind(node)}")
+        if node.tag == "tag:yaml.org,2002:null" or (node.style is None and node.value in ("", "~", "null")):
+            return None
+        if node.style is None and node.tag == "tag:yaml.org,2002:int":
+            return int(node.value.replace("_", ""), 0) if node.value.isdigit() else int(node.value)
+        if node.style is None and node.tag == "tag:yaml.org,2002:bool":
+            return node.value.lower() in ("true", "yes", "on")
+        if node.style is None and node.tag == "tag:yaml.org,2002:float":
+            return float(node.value)
+        return str(node.value)
+
+    def string(self, node: Any, field_path: str, *, required: bool = False,
+               choices: tuple[str, ...] | None = None, env: bool = False) -> str | None:
+        value = self.scalar(node, field_path)
+        if value is None:
+            if required:
+                raise self.error(node, field_path, "is required")
+            return None
+        if isinstance(value, bool):
+            raise self.error(node, field_path, "expected text, got a boolean")
+        text = str(value)
+        if env:
+            text = self.expand(node, field_path, text)
+        if choices is not None and text not in choices:
+            raise self.error(node, field_path, f"expected one of {', '.join(choices)}")
+        return text
+
+    def expand(self, node: Any, field_path: str, text: str) -> str:
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise self.error(node, field_path, f"'${{{name}}}' is not a valid environment variable name")
+            if name not in self.environ:
+                raise self.error(node, field_path, f"environment variable {name} is not set")
+            return self.environ[name]
+
+        return _ENV_ANYWHERE.sub(substitute, text)
+
+    def integer(self, node: Any, field_path: str, *, minimum: int = 0, maximum: int | None = None) -> int:
+        value = self.scalar(node, field_path)
+        if isinstance(value, str):
+            value = self.expand(node, field_path, value)
+            try:
+                value = int(value)
+            except ValueError:
+                raise self.error(node, field_path, "expected a whole number") from None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(node, field_path, "expected a whole number")
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
+            raise self.error(node, field_path, f"expected a whole number {bound}")
+        return value
+
+    def number(self, node: Any, field_path: str, *, minimum: float = 0.0) -> float:
+        value = self.scalar(node, field_path)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error(node, field_path, "expected a number")
+        if value < minimum or value != value or value in (float("inf"), float("-inf")):
+            raise self.error(node, field_path, f"expected a finite number of at least {minimum}")
+        return float(value)
+
+    def sequence(self, node: Any, field_path: str) -> list[Any]:
+        import yaml
+
+        if self.scalar_is_null(node):
+            return []
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.error(node, field_path, f"expected a list, got {_kind(node)}")
+        return list(node.value)
+
+    def scalar_is_null(self, node: Any) -> bool:
+        import yaml
+
+        return isinstance(node, yaml.ScalarNode) and self.scalar(node, "") is None
+
+    def strings(self, node: Any, field_path: str) -> tuple[str, ...]:
+        items = []
+        for index, item in enumerate(self.sequence(node, field_path)):
+            value = self.string(item, f"{field_path}[{index}]", required=True, env=True)
+            assert value is not None
+            items.append(value)
+        return tuple(items)
+
+    def section(self, node: Any, field_path: str, allowed: tuple[str, ...],
+                build: Callable[[dict[str, tuple[Any, Any]]], T], default: T) -> T:
+        if node is None or self.scalar_is_null(node):
+            return default
+        return build(self.mapping(node, field_path, allowed))
+
+
+def _kind(node: Any) -> str:
+    import yaml
+
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    if node is None:
+        return "nothing"
+    return f"'{node.value}'" if len(str(node.value)) < 40 else "text"
+
+
+def _count_nodes(root: Any, limit: int) -> None:
+    """Refuse alias bombs and very deep or very large documents before anything walks them."""
+    import yaml
+
+    seen = 0
+    stack: list[tuple[Any, int]] = [(root, 0)]
+    while stack:
+        node, depth = stack.pop()
+        seen += 1
+        if seen > limit:
+            raise ConfigError(f"the document has more than {limit} values (an alias bomb?)")
+        if depth > 64:
+            raise ConfigError("the document nests deeper than 64 levels")
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                stack.append((key, depth + 1))
+                stack.append((value, depth + 1))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, depth + 1) for item in node.value)
+
+
+def _compose(text: str, path: str) -> Any:
+    import yaml
+
+    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        loader = loader_class(text)
+        try:
+            root = loader.get_single_node()
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = exc.problem or exc.context or "not valid YAML"
+        raise ConfigError(f"not valid YAML: {problem}", path=path, line=line) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {str(exc).splitlines()[0]}", path=path) from None
+    except RecursionError:
+        raise ConfigError("the document nests too deeply to read", path=path) from None
+    if root is None:
+        raise ConfigError("the file is empty; see the README for a minimal config", path=path)
+    try:
+        _count_nodes(root, MAX_NODES)
+    except ConfigError as exc:
+        raise ConfigError(exc.detail, path=path) from None
+    return root
+
+
+def read_config_text(path: Path) -> str:
+    """Read a config file, turning every way it can be unreadable into a ConfigError."""
+    name = str(path)
+    if not path.exists():
+        raise ConfigError("no such file; pass -c FILE or create preflight.yaml", path=name)
+    if path.is_dir():
+        raise ConfigError("is a directory, not a config file", path=name)
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot be read: {exc.strerror or exc}", path=name) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"is larger than {MAX_CONFIG_BYTES // 1024} KiB; is this the right file?", path=name)
+    if b"\x00" in data:
+        raise ConfigError("is a binary file, not YAML", path=name)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"is not UTF-8 text (byte {exc.start})", path=name) from None
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Load and validate a config file."""
+    path = Path(path)
+    text = read_config_text(path)
+    return parse_config(text, str(path), os.environ if environ is None else environ)
+
+
+def parse_config(text: str, path: str = "<config>", environ: Mapping[str, str] | None = None) -> Config:
+    """Parse config text; `path` only names the source in messages."""
+    reader = _Reader(path, os.environ if environ is None else environ)
+    root = _compose(text, path)
+    top = reader.mapping(root, "", ("version", "region", "cloud", "dns", "http", "in_network",
+                                     "max_tokens_budget", "targets"))
+    if "version" in top:
+        version = reader.integer(top["version"][1], "version")
+        if version != 1:
+            raise reader.error(top["version"][1], "version", "expected 1 (the only config version so far)")
+    if "region" not in top:
+        raise reader.error(root, "region", "is required (for example cn-beijing)")
+    region = reader.string(top["region"][1], "region", required=True, env=True)
+    assert region is not None
+    if not re.fullmatch(r"[a-z]{2,}(-[a-z0-9]+)+", region):
+        raise reader.error(top["region"][1], "region", "expected a region id like cn-beijing")
+    if "targets" not in top:
+        raise reader.error(root, "targets", "is required: list at least one target")
+    target_nodes = reader.sequence(top["targets"][1], "targets")
+    if not target_nodes:
+        raise reader.error(top["targets"][1], "targets", "is empty: list at least one target")
+    targets = tuple(_target(reader, node, f"targets[{index}]") for index, node in enumerate(target_nodes))
+    names = [target.name for target in targets]
+    for index, name in enumerate(names):
+        if names.index(name) != index:
+            raise reader.error(target_nodes[index], f"targets[{index}].name", f"'{name}' is used twice")
+    budget = None
+    if "max_tokens_budget" in top:
+        budget = reader.integer(top["max_tokens_budget"][1], "max_tokens_budget", minimum=1)
+    return Config(
+        region=region,
+        targets=targets,
+        cloud=reader.section(top.get("cloud", (None, None))[1], "cloud",
+                             ("endpoint", "protocol", "profile", "connect_timeout_ms", "read_timeout_ms",
+                              "network_endpoints"),
+                             lambda m: _cloud(reader, m), CloudConfig()),
+        dns=reader.section(top.get("dns", (None, None))[1], "dns", ("nameservers", "resolve", "timeout_s"),
+                           lambda m: _dns(reader, m), DnsConfig()),
+        http=reader.section(top.get("http", (None, None))[1], "http",
+                            ("connect_timeout_s", "read_timeout_s", "total_timeout_s", "max_body_bytes",
+                             "ca_bundle"),
+                            lambda m: _http(reader, m), HttpConfig()),
+        in_network=reader.section(top.get("in_network", (None, None))[1], "in_network",
+                                  ("task_type", "owner", "timeout_s", "python"),
+                                  lambda m: _in_network(reader, m), InNetworkConfig()),
+        max_tokens_budget=budget,
+        path=path,
+        warnings=tuple(reader.warnings),
+    )
+
+
+def _cloud(reader: _Reader, m: dict[str, tuple[Any, Any]]) -> CloudConfig:
+    endpoints: dict[str, str] = {}
+    if "network_endpoints" in m:
+        inner = reader.mapping(m["network_endpoints"][1], "cloud.network_endpoints", ("pvtz", "privatelink", "vpc"))
+        for key, (_, node) in inner.items():
+            value = reader.string(node, f"cloud.network_endpoints.{key}", required=True, env=True)
+            assert value is not None
+            endpoints[key] = value
+    return CloudConfig(
+        endpoint=reader.string(m["endpoint"][1], "cloud.endpoint", env=True) if "endpoint" in m else None,
+        protocol=(reader.string(m["protocol"][1], "cloud.protocol", choices=PROTOCOLS) or "https")
+        if "protocol" in m else "https",
+        profile=reader.string(m["profile"][1], "cloud.profile", env=True) if "profile" in m else None,
+        connect_timeout_ms=reader.integer(m["connect_timeout_ms"][1], "cloud.connect_timeout_ms", minimum=1)
+        if "connect_timeout_ms" in m else 5000,
+        read_timeout_ms=reader.integer(m["read_timeout_ms"][1], "cloud.read_timeout_ms", minimum=1)
+        if "read_timeout_ms" in m else 10000,
+        network_endpoints=endpoints,
+    )
+
+
+def _dns(reader: _Reader, m: dict[str, tuple[Any, Any]]) -> DnsConfig:
+    nameservers = reader.strings(m["nameservers"][1], "dns.nameservers") if "nameservers" in m else ()
+    for index, server in enumerate(nameservers):
+        host, _, port = server.rpartition(":") if server.count(":") == 1 else (server, "", "")
+        if port and not port.isdigit():
+            raise reader.error(m["nameservers"][1], f"dns.nameservers[{index}]", "expected IP or IP:PORT")
+        _ = host
+    resolve: dict[str, str] = {}
+    if "resolve" in m and not reader.scalar_is_null(m["resolve"][1]):
+        import yaml
+
+        node = m["resolve"][1]
+        if not isinstance(node, yaml.MappingNode):
+            raise reader.error(node, "dns.resolve", "expected a mapping of \"host:port\": ip")
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if not re.fullmatch(r"[A-Za-z0-9.-]+:\d{1,5}", key):
+                raise reader.error(key_node, f"dns.resolve.{key}", "expected \"host:port\", like curl --resolve")
+            value = reader.string(value_node, f"dns.resolve.{key}", required=True)
+            assert value is not None
+            resolve[key] = value
+    timeout = reader.number(m["timeout_s"][1], "dns.timeout_s", minimum=0.01) if "timeout_s" in m else 3.0
+    return DnsConfig(nameservers=nameservers, resolve=resolve, timeout_s=timeout)
+
+
+def _http(reader: _Reader, m: dict[str, tuple[Any, Any]]) -> HttpConfig:
+    defaults = HttpConfig()
+
+    def seconds(name: str, default: float) -> float:
+        return reader.number(m[name][1], f"http.{name}", minimum=0.01) if name in m else default
+
+    return HttpConfig(
+        connect_timeout_s=seconds("connect_timeout_s", defaults.connect_timeout_s),
+        read_timeout_s=seconds("read_timeout_s", defaults.read_timeout_s),
+        total_timeout_s=seconds("total_timeout_s", defaults.total_timeout_s),
+        max_body_bytes=reader.integer(m["max_body_bytes"][1], "http.max_body_bytes", minimum=1024)
+        if "max_body_bytes" in m else defaults.max_body_bytes,
+        ca_bundle=reader.string(m["ca_bundle"][1], "http.ca_bundle", env=True) if "ca_bundle" in m else None,
+    )
+
+
+def _in_network(reader: _Reader, m: dict[str, tuple[Any, Any]]) -> InNetworkConfig:
+    defaults = InNetworkConfig()
+    return InNetworkConfig(
+        task_type=(reader.string(m["task_type"][1], "in_network.task_type") or defaults.task_type)
+        if "task_type" in m else defaults.task_type,
+        owner=reader.string(m["owner"][1], "in_network.owner", env=True) if "owner" in m else None,
+        timeout_s=reader.integer(m["timeout_s"][1], "in_network.timeout_s", minimum=10)
+        if "timeout_s" in m else defaults.timeout_s,
+        python=(reader.string(m["python"][1], "in_network.python") or defaults.python)
+        if "python" in m else defaults.python,
+    )
+
+
+def _id(reader: _Reader, node: Any, field_path: str) -> str | None:
+    value = reader.scalar(node, field_path)
+    if value is None:
+        return None
+    if isinstance(value, bool | float):
+        raise reader.error(node, field_path, "expected an id")
+    return reader.expand(node, field_path, str(value))
+
+
+def _target(reader: _Reader, node: Any, path: str) -> TargetConfig:
+    m = reader.mapping(node, path, ("name", "workspace", "resource_group", "region", "nodes", "services"))
+    if "name" not in m:
+        raise reader.error(node, f"{path}.name", "is required")
+    name = reader.string(m["name"][1], f"{path}.name", required=True)
+    assert name is not None
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+        raise reader.error(m["name"][1], f"{path}.name", "use letters, digits, '.', '_' or '-' (at most 64)")
+    region = None
+    if "region" in m:
+        region = reader.string(m["region"][1], f"{path}.region")
+    services_nodes = reader.sequence(m["services"][1], f"{path}.services") if "services" in m else []
+    services = tuple(_service(reader, item, f"{path}.services[{index}]")
+                     for index, item in enumerate(services_nodes))
+    names = [service.name for service in services]
+    for index, service_name in enumerate(names):
+        if names.index(service_name) != index:
+            raise reader.error(services_nodes[index], f"{path}.services[{index}].name",
+                               f"'{service_name}' is used twice in this target")
+    nodes: tuple[str, ...] = ()
+    if "nodes" in m:
+        nodes = tuple(_id(reader, item, f"{path}.nodes[{i}]") or ""
+                      for i, item in enumerate(reader.sequence(m["nodes"][1], f"{path}.nodes")))
+    return TargetConfig(
+        name=name,
+        workspace=_id(reader, m["workspace"][1], f"{path}.workspace") if "workspace" in m else None,
+        resource_group=_id(reader, m["resource_group"][1], f"{path}.resource_group")
+        if "resource_group" in m else None,
+        region=region,
+        nodes=nodes,
+        services=services,
+        line=node.start_mark.line + 1,
+    )
+
+
+def _service(reader: _Reader, node: Any, path: str) -> ServiceConfig:
+    m = reader.mapping(node, path, ("name", "kind", "endpoint", "api_key", "model", "auth", "allowed_vpcs",
+                                    "expect", "max_tokens", "prompt"))
+    for required in ("name", "kind", "endpoint"):
+        if required not in m:
+            raise reader.error(node, f"{path}.{required}", "is required")
+    name = reader.string(m["name"][1], f"{path}.name", required=True)
+    kind = reader.string(m["kind"][1], f"{path}.kind", required=True, choices=KINDS)
+    endpoint = reader.string(m["endpoint"][1], f"{path}.endpoint", required=True, env=True)
+    assert name is not None and kind is not None and endpoint is not None
+    api_key = None
+    api_key_env = None
+    literal = False
+    if "api_key" in m:
+        key_node = m["api_key"][1]
+        raw = reader.scalar(key_node, f"{path}.api_key")
+        if raw is not None:
+            raw = str(raw)
+            ref = _ENV_REF.match(raw)
+            if ref:
+                api_key_env = ref.group(1)
+            else:
+                literal = "${" not in raw
+                if literal:
+                    reader.warnings.append(
+                        f"{path}.api_key (line {key_node.start_mark.line + 1}) is written in the file; "
+                        "keys belong in the environment: api_key: ${DW_KEY}")
+            api_key = reader.expand(key_node, f"{path}.api_key", raw)
+    expect = Expect()
+    if "expect" in m:
+        e = reader.mapping(m["expect"][1], f"{path}.expect", ("dimensions", "max_ttft_ms", "max_latency_ms"))
+        expect = Expect(
+            dimensions=reader.integer(e["dimensions"][1], f"{path}.expect.dimensions", minimum=1)
+            if "dimensions" in e else None,
+            max_ttft_ms=reader.integer(e["max_ttft_ms"][1], f"{path}.expect.max_ttft_ms", minimum=1)
+            if "max_ttft_ms" in e else 5000,
+            max_latency_ms=reader.integer(e["max_latency_ms"][1], f"{path}.expect.max_latency_ms", minimum=1)
+            if "max_latency_ms" in e else None,
+        )
+    return ServiceConfig(
+        name=name,
+        kind=kind,
+        endpoint=endpoint,
+        model=reader.string(m["model"][1], f"{path}.model", env=True) if "model" in m else None,
+        api_key=api_key,
+        api_key_env=api_key_env,
+        api_key_literal=literal,
+        auth=(reader.string(m["auth"][1], f"{path}.auth", choices=AUTH_MODES) or "raw") if "auth" in m else "raw",
+        allowed_vpcs=reader.strings(m["allowed_vpcs"][1], f"{path}.allowed_vpcs") if "allowed_vpcs" in m else (),
+        expect=expect,
+        max_tokens=reader.integer(m["max_tokens"][1], f"{path}.max_tokens", minimum=1, maximum=4096)
+        if "max_tokens" in m else 8,
+        prompt=(reader.string(m["prompt"][1], f"{path}.prompt") or "Say OK.") if "prompt" in m else "Say OK.",
+        line=node.start_mark.line + 1,
+    )
+
+
+def single_service_config(*, endpoint: str, kind: str, api_key_env: str | None, region: str | None,
+                          workspace: str | None, resource_group: str | None, model: str | None,
+                          auth: str, environ: Mapping[str, str] | None = None) -> Config:
+    """Build the config for `preflight run --endpoint URL ...` without a file."""
+    env = os.environ if environ is None else environ
+    api_key = None
+    if api_key_env:
+        if api_key_env not in env:
+            raise ConfigError(f"--api-key-env: environment variable {api_key_env} is not set")
+        api_key = env[api_key_env]
+    if kind not in KINDS:
+        raise ConfigError(f"--kind: expected one of {', '.join(KINDS)}")
+    if region is None:
+        match = re.match(r"^[a-z]+://[^./]+\.([a-z]{2,}(?:-[a-z0-9]+)+)\.dataworks-model\.aliyuncs\.com", endpoint)
+        region = match.group(1) if match else "cn-hangzhou"
+    service = ServiceConfig(name="service", kind=kind, endpoint=endpoint, model=model, api_key=api_key,
+                            api_key_env=api_key_env, auth=auth)
+    target = TargetConfig(name="cli", workspace=workspace, resource_group=resource_group, services=(service,))
+    return Config(region=region, targets=(target,), path=None)
+
+
+__all__ = [
+    "AUTH_MODES", "KINDS", "CloudConfig", "Config", "DnsConfig", "Expect", "HttpConfig", "InNetworkConfig",
+    "ServiceConfig", "TargetConfig", "load_config", "parse_config", "read_config_text", "single_service_config",
+]

@@ -1,0 +1,124 @@
+"""What a check function sees: its config slice, its dependencies' results, and run-wide shared resources."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from preflight.config import Config, ServiceConfig, TargetConfig
+from preflight.model import CheckResult
+
+T = TypeVar("T")
+
+Observation = dict[str, Any]
+
+
+class TokenBudget:
+    """Counts tokens spent by inference checks and says when the budget is gone."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.spent = 0
+        self._lock = threading.Lock()
+
+    def exhausted(self) -> bool:
+        with self._lock:
+            return self.limit is not None and self.spent >= self.limit
+
+    def spend(self, tokens: int) -> None:
+        with self._lock:
+            self.spent += max(0, tokens)
+
+
+class Resources:
+    """Run-wide things checks share: lazily built clients and answers memoised across targets."""
+
+    def __init__(self, config: Config, *, token_budget: int | None = None) -> None:
+        self.config = config
+        self.budget = TokenBudget(token_budget if token_budget is not None else config.max_tokens_budget)
+        self._objects: dict[str, Any] = {}
+        self._memo: dict[Any, asyncio.Future[Any]] = {}
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+        self._lock = asyncio.Lock()
+        self.counters: dict[str, int] = {}
+
+    def count(self, name: str) -> None:
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+    async def get(self, name: str, factory: Callable[[], Awaitable[T]],
+                  closer: Callable[[T], Awaitable[None]] | None = None) -> T:
+        """One object per name per run, built on first use (for example the shared HTTP client)."""
+        async with self._lock:
+            if name not in self._objects:
+                value = await factory()
+                self._objects[name] = value
+                if closer is not None:
+                    self._closers.append(lambda: closer(value))
+            result: T = self._objects[name]
+            return result
+
+    async def shared(self, key: Any, factory: Callable[[], Awaitable[T]]) -> T:
+        """Ask a question once per run; concurrent askers wait for the same answer (or exception)."""
+        future = self._memo.get(key)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._memo[key] = future
+            try:
+                future.set_result(await factory())
+            except BaseException as exc:
+                future.set_exception(exc)
+                future.exception()  # mark retrieved: other askers re-raise it themselves
+        result: T = await asyncio.shield(future)
+        return result
+
+    async def aclose(self) -> None:
+        for closer in reversed(self._closers):
+            with contextlib.suppress(Exception):  # closing is best effort at the end of a run
+                await closer()
+        self._closers.clear()
+
+
+@dataclass
+class Context:
+    """The view one check invocation gets."""
+
+    config: Config
+    target: TargetConfig
+    service: ServiceConfig | None
+    resources: Resources
+    dependencies: Mapping[str, CheckResult] = field(default_factory=dict)
+    origin: str = "local"
+    observations: Mapping[str, Observation] | None = None
+    deadline: float = float("inf")
+
+    @property
+    def region(self) -> str:
+        return self.config.region_of(self.target)
+
+    def result_of(self, check_id: str) -> CheckResult | None:
+        return self.dependencies.get(check_id)
+
+    def evidence_of(self, check_id: str) -> Mapping[str, Any]:
+        result = self.dependencies.get(check_id)
+        return result.evidence if result is not None else {}
+
+    def remaining_s(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+    async def observe(self, name: str, collector: Callable[[], Awaitable[Observation]]) -> Observation:
+        """Use an observation gathered elsewhere (in-network) if given, else collect it here, once."""
+        if self.observations is not None:
+            supplied = self.observations.get(name)
+            if supplied is not None:
+                return supplied
+            return {"version": 1, "missing": True, "name": name}
+        service = self.service.name if self.service is not None else ""
+        return await self.resources.shared(("observation", self.target.name, service, name), collector)
+
+
+__all__ = ["Context", "Observation", "Resources", "TokenBudget"]

@@ -1,0 +1,62 @@
+"""The exception tree of dw-preflight.
+
+    PreflightError
+    ├── UsageError            bad command-line arguments (exit 2)
+    ├── ConfigError           a config file that cannot be used (exit 2)
+    ├── RegistryError         check packs that cannot be loaded together (exit 2)
+    ├── SimulatorError        the local simulator could not start
+    └── CloudError            a cloud API call failed (carried into a result, never raised to the CLI)
+"""
+
+from __future__ import annotations
+
+
+class PreflightError(Exception):
+    """Base of every error this tool raises on purpose."""
+
+
+class UsageError(PreflightError):
+    """The command line asks for something that cannot be done."""
+
+
+class ConfigError(PreflightError):
+    """The config file is missing, malformed or inconsistent."""
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None,
+                 field: str | None = None) -> None:
+        self.path = path
+        self.line = line
+        self.field = field
+        self.detail = message
+        location = ""
+        if path is not None:
+            location = f"{path}:{line}: " if line is not None else f"{path}: "
+        where = f"{field}: " if field else ""
+        super().__init__(f"{location}{where}{message}")
+
+
+class RegistryError(PreflightError):
+    """Check packs declare duplicate ids or depend on checks that do not exist."""
+
+
+class SimulatorError(PreflightError):
+    """The local simulator could not start or was asked for an unknown scenario."""
+
+
+class CloudError(PreflightError):
+    """A cloud API call failed; carries what a result needs to explain it."""
+
+    def __init__(self, message: str, *, code: str = "", status_code: int | None = None,
+                 request_id: str = "", action: str = "", auth_action: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.status_code = status_code
+        self.request_id = request_id
+        self.action = action
+        self.auth_action = auth_action
+
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_BROKEN = 3

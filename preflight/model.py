@@ -1,0 +1,136 @@
+"""The result model: statuses, outcomes, check results and run reports, all frozen."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Status(str, enum.Enum):
+    """The verdict of one check."""
+
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"
+    ERROR = "error"
+
+    @property
+    def ok(self) -> bool:
+        """Whether checks that depend on this one may run."""
+        return self in (Status.PASS, Status.WARN)
+
+
+STATUS_ORDER: tuple[Status, ...] = (Status.FAIL, Status.ERROR, Status.WARN, Status.SKIP, Status.PASS)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a check function or a judge returns; the runner adds identity and timings."""
+
+    status: Status
+    summary: str
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    remediation: str = ""
+    docs: str = ""
+    tokens: int = 0
+
+    @classmethod
+    def passed(cls, summary: str, **evidence: Any) -> Outcome:
+        return cls(Status.PASS, summary, evidence)
+
+    @classmethod
+    def warned(cls, summary: str, remediation: str = "", **evidence: Any) -> Outcome:
+        return cls(Status.WARN, summary, evidence, remediation)
+
+    @classmethod
+    def failed(cls, summary: str, remediation: str = "", **evidence: Any) -> Outcome:
+        return cls(Status.FAIL, summary, evidence, remediation)
+
+    @classmethod
+    def skipped(cls, summary: str, **evidence: Any) -> Outcome:
+        return cls(Status.SKIP, summary, evidence)
+
+
+@dataclass(frozen=True)
+class Timings:
+    """When a check started, relative to the run's start, and how long it took, in milliseconds."""
+
+    start_ms: float = 0.0
+    duration_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check's verdict for one target (and service, for service-scoped checks)."""
+
+    check: str
+    title: str
+    target: str
+    service: str | None
+    status: Status
+    summary: str
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    remediation: str = ""
+    docs: str = ""
+    blocked_by: tuple[str, ...] = ()
+    origin: str = "local"
+    timings: Timings = field(default_factory=Timings)
+    tokens: int = 0
+
+    @property
+    def subject(self) -> str:
+        """`target` or `target/service`, the name a person reads in a report."""
+        return self.target if self.service is None else f"{self.target}/{self.service}"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Counts per status and the overall verdict of a run."""
+
+    status: str
+    counts: Mapping[str, int]
+
+    @classmethod
+    def of(cls, results: tuple[CheckResult, ...]) -> Summary:
+        counts = {status.value: 0 for status in Status}
+        for result in results:
+            counts[result.status.value] += 1
+        overall = "fail" if counts["fail"] or counts["error"] else "pass"
+        return cls(overall, counts)
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """Everything one invocation found, in a stable order."""
+
+    tool: Mapping[str, str]
+    started_at: str
+    duration_ms: float
+    results: tuple[CheckResult, ...]
+    config_path: str | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def summary(self) -> Summary:
+        return Summary.of(self.results)
+
+    @property
+    def tokens(self) -> int:
+        return sum(result.tokens for result in self.results)
+
+    def subjects(self) -> list[str]:
+        """Targets and services in first-seen order."""
+        seen: dict[str, None] = {}
+        for result in self.results:
+            seen.setdefault(result.subject, None)
+        return list(seen)
+
+    def first_failure(self) -> CheckResult | None:
+        for status in (Status.FAIL, Status.ERROR):
+            for result in self.results:
+                if result.status is status:
+                    return result
+        return None

@@ -1,0 +1,251 @@
+"""Run the check graph for every target and service concurrently, with timeouts and blocked-by skips."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime as dt
+import platform
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from preflight import __version__
+from preflight.config import Config, ServiceConfig, TargetConfig
+from preflight.context import Context, Observation, Resources
+from preflight.model import CheckResult, Outcome, RunReport, Status, Timings
+from preflight.redact import REDACTOR
+from preflight.registry import Check, Registry
+
+DEFAULT_CONCURRENCY = 64
+DEFAULT_RUN_TIMEOUT_S = 300.0
+
+
+class Progress(Protocol):
+    """Receives live events while a run goes on (the console draws them)."""
+
+    def started(self, check: Check, target: str, service: str | None) -> None: ...
+
+    def finished(self, result: CheckResult) -> None: ...
+
+
+class _Silent:
+    def started(self, check: Check, target: str, service: str | None) -> None:
+        return None
+
+    def finished(self, result: CheckResult) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which checks run: `only` (with their dependencies) and `skip` (reported as skipped)."""
+
+    only: frozenset[str] | None = None
+    skip: frozenset[str] = frozenset()
+    targets: frozenset[str] | None = None
+
+    @classmethod
+    def build(cls, registry: Registry, only: Sequence[str] = (), skip: Sequence[str] = (),
+              targets: Sequence[str] = ()) -> Selection:
+        chosen = frozenset(registry.with_dependencies(registry.matching(only))) if only else None
+        return cls(chosen, frozenset(registry.matching(skip)) if skip else frozenset(),
+                   frozenset(targets) if targets else None)
+
+
+@dataclass
+class RunOptions:
+    """Knobs of one run."""
+
+    timeout_s: float = DEFAULT_RUN_TIMEOUT_S
+    concurrency: int = DEFAULT_CONCURRENCY
+    origin: str = "local"
+    observations: Mapping[tuple[str, str], Mapping[str, Observation]] | None = None
+    origins: Mapping[str, str] = field(default_factory=dict)
+    token_budget: int | None = None
+    notes: tuple[str, ...] = ()
+
+
+def tool_info() -> dict[str, str]:
+    return {"name": "dw-preflight", "version": __version__, "python": platform.python_version(),
+            "platform": platform.platform(terse=True)}
+
+
+def finalise(check: Check, target: str, service: str | None, outcome: Outcome, *, origin: str,
+             start: float, end: float, run_start: float, blocked_by: tuple[str, ...] = ()) -> CheckResult:
+    """The one place an outcome becomes a result: every text field passes through the redactor here."""
+    return CheckResult(
+        check=check.id, title=check.title, target=target, service=service, status=outcome.status,
+        summary=REDACTOR.text(outcome.summary), evidence=REDACTOR.mapping(outcome.evidence),
+        remediation=REDACTOR.text(outcome.remediation), docs=outcome.docs or check.docs,
+        blocked_by=blocked_by, origin=origin,
+        timings=Timings(round((start - run_start) * 1000, 3), round((end - start) * 1000, 3)),
+        tokens=outcome.tokens,
+    )
+
+
+class _TargetRun:
+    """The check graph of one target: target-scoped checks once, service-scoped checks per service."""
+
+    def __init__(self, runner: Runner, target: TargetConfig) -> None:
+        self.runner = runner
+        self.target = target
+        self.futures: dict[tuple[str, str | None], asyncio.Future[CheckResult]] = {}
+
+    def schedule(self) -> list[asyncio.Future[CheckResult]]:
+        loop = asyncio.get_running_loop()
+        order: list[asyncio.Future[CheckResult]] = []
+        subjects: list[ServiceConfig | None] = [None, *self.target.services]
+        for check in self.runner.checks:
+            for service in subjects:
+                if (check.scope == "target") != (service is None):
+                    continue
+                key = (check.id, service.name if service else None)
+                self.futures[key] = loop.create_future()
+        for check in self.runner.checks:
+            for service in subjects:
+                key = (check.id, service.name if service else None)
+                if key in self.futures:
+                    task = loop.create_task(self.execute(check, service))
+                    self.runner.tasks.append(task)
+                    order.append(self.futures[key])
+        return order
+
+    def dependency_future(self, dependency: str, service: ServiceConfig | None) -> asyncio.Future[CheckResult]:
+        own = (dependency, service.name if service else None)
+        return self.futures.get(own) or self.futures[(dependency, None)]
+
+    async def execute(self, check: Check, service: ServiceConfig | None) -> None:
+        runner = self.runner
+        service_name = service.name if service else None
+        future = self.futures[(check.id, service_name)]
+        origin = runner.options.origins.get(check.id, runner.options.origin) if runner.options.observations \
+            else runner.options.origin
+        try:
+            dependencies = {dep: await self.dependency_future(dep, service) for dep in check.depends_on
+                            if (dep, service_name) in self.futures or (dep, None) in self.futures}
+            result = await self.evaluate(check, service, dependencies, origin)
+        except BaseException as exc:  # the graph must settle even when the runner itself is cancelled
+            now = time.monotonic()
+            result = finalise(check, self.target.name, service_name,
+                              Outcome(Status.ERROR, f"internal error: {type(exc).__name__}: {exc}"),
+                              origin=origin, start=now, end=now, run_start=runner.started)
+            if not isinstance(exc, Exception):
+                future.set_result(result)
+                raise
+        future.set_result(result)
+        runner.progress.finished(result)
+
+    async def evaluate(self, check: Check, service: ServiceConfig | None,
+                       dependencies: dict[str, CheckResult], origin: str) -> CheckResult:
+        runner = self.runner
+        service_name = service.name if service else None
+        now = time.monotonic()
+
+        def settle(outcome: Outcome, start: float = now, blocked_by: tuple[str, ...] = ()) -> CheckResult:
+            return finalise(check, self.target.name, service_name, outcome, origin=origin, start=start,
+                            end=time.monotonic(), run_start=runner.started, blocked_by=blocked_by)
+
+        if check.id in runner.selection.skip:
+            return settle(Outcome.skipped("skipped by --skip"))
+        blocked = tuple(dep for dep, result in dependencies.items() if not result.status.ok)
+        if blocked:
+            reasons = "; ".join(f"{dep} is {dependencies[dep].status.value}" for dep in blocked)
+            return settle(Outcome.skipped(f"blocked: {reasons}"), blocked_by=blocked)
+        remaining = runner.deadline - time.monotonic()
+        if remaining <= 0:
+            return settle(Outcome.failed(
+                f"not started: the run deadline of {runner.options.timeout_s:g} s was reached",
+                "Raise --timeout, or look at the slowest checks in the report's timings."))
+        budget = min(check.timeout_s, remaining)
+        async with runner.semaphore:
+            start = time.monotonic()
+            runner.progress.started(check, self.target.name, service_name)
+            context = Context(config=runner.config, target=self.target, service=service,
+                              resources=runner.resources, dependencies=dependencies, origin=origin,
+                              observations=runner.observations_for(self.target.name, service_name),
+                              deadline=start + budget)
+            try:
+                outcome = await asyncio.wait_for(check.run(context), timeout=budget)
+            except asyncio.TimeoutError:
+                which = "the check's timeout" if budget == check.timeout_s else "the run deadline (--timeout)"
+                outcome = Outcome.failed(
+                    f"did not finish within {budget:.1f} s ({which})",
+                    "The service or API did not answer in time; see the evidence of earlier checks, or "
+                    "raise the timeout if the service is known to be slow.", timeout_s=round(budget, 3))
+            except Exception as exc:
+                frames = traceback.extract_tb(exc.__traceback__)
+                where = f"{frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
+                outcome = Outcome(Status.ERROR, f"the check raised {type(exc).__name__}: {exc}",
+                                  {"exception": type(exc).__name__, "where": where},
+                                  "This is a bug in the check, not in your setup; please report it with the "
+                                  "support bundle (preflight bundle).")
+            if not isinstance(outcome, Outcome):
+                outcome = Outcome(Status.ERROR, f"the check returned {type(outcome).__name__}, not an Outcome")
+            if outcome.tokens:
+                runner.resources.budget.spend(outcome.tokens)
+            return settle(outcome, start)
+
+
+class Runner:
+    """Runs a registry's checks over a config."""
+
+    def __init__(self, config: Config, registry: Registry, selection: Selection | None = None,
+                 options: RunOptions | None = None, progress: Progress | None = None) -> None:
+        self.config = config
+        self.registry = registry
+        self.selection = selection or Selection()
+        self.options = options or RunOptions()
+        self.progress: Progress = progress or _Silent()
+        only = self.selection.only
+        self.checks = tuple(check for check in registry.ordered if only is None or check.id in only)
+        self.tasks: list[asyncio.Task[None]] = []
+        self.started = 0.0
+        self.deadline = 0.0
+        self.semaphore = asyncio.Semaphore(self.options.concurrency)
+        self.resources = Resources(config, token_budget=self.options.token_budget)
+
+    def observations_for(self, target: str, service: str | None) -> Mapping[str, Observation] | None:
+        if self.options.observations is None:
+            return None
+        return self.options.observations.get((target, service or ""), {})
+
+    def targets(self) -> list[TargetConfig]:
+        wanted = self.selection.targets
+        return [target for target in self.config.targets if wanted is None or target.name in wanted]
+
+    async def run(self) -> RunReport:
+        loop = asyncio.get_running_loop()
+        # SDK calls block; give them enough threads for many targets instead of cpu_count + 4.
+        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=self.options.concurrency,
+                                                                        thread_name_prefix="preflight"))
+        started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        self.started = time.monotonic()
+        self.deadline = self.started + self.options.timeout_s
+        ordered: list[asyncio.Future[CheckResult]] = []
+        try:
+            for target in self.targets():
+                ordered.extend(_TargetRun(self, target).schedule())
+            await asyncio.gather(*self.tasks)
+        finally:
+            await self.resources.aclose()
+        results = tuple(future.result() for future in ordered)
+        return RunReport(tool=tool_info(), started_at=started_at,
+                         duration_ms=round((time.monotonic() - self.started) * 1000, 3), results=results,
+                         config_path=self.config.path, notes=self.options.notes)
+
+
+def run(config: Config, registry: Registry, selection: Selection | None = None,
+        options: RunOptions | None = None, progress: Progress | None = None) -> RunReport:
+    """Run synchronously (the CLI's entry point into the engine)."""
+
+    async def main() -> RunReport:
+        return await Runner(config, registry, selection, options, progress).run()
+
+    return asyncio.run(main())
+
+
+__all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_RUN_TIMEOUT_S", "Progress", "RunOptions", "Runner", "Selection",
+           "finalise", "run", "tool_info"]

@@ -1,0 +1,179 @@
+"""The simulated account (workspace, resource group, VPC bindings, model services) and the named fault scenarios."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+REGION = "cn-beijing"
+ACCESS_KEY_ID = "LTAI5tSimulatorKeyId0001"
+ACCESS_KEY_SECRET = "SimulatorSecret0123456789abcdef"
+WORKSPACE_ID = "123456"
+RESOURCE_GROUP_ID = "Serverless_res_group_524257424564736_6831777003"
+
+
+@dataclass(frozen=True)
+class SimModel:
+    """One deployed model service: its id (the first label of its domain), model name and key."""
+
+    service_id: str
+    model: str
+    kind: str
+    api_key: str
+    dimensions: int = 1024
+    allowed_vpcs: tuple[str, ...] = ()
+
+    @property
+    def host(self) -> str:
+        return f"{self.service_id}.{REGION}.dataworks-model.aliyuncs.com"
+
+
+@dataclass(frozen=True)
+class SimBinding:
+    """A VPC binding of the resource group, as ListNetworks returns it."""
+
+    network_id: int
+    vpc_id: str
+    vswitch_id: str
+    security_group_id: str
+    status: str
+    create_time: str
+
+
+@dataclass(frozen=True)
+class SimNode:
+    """A scheduled node and the resource group it runs on."""
+
+    node_id: str
+    name: str
+    resource_group_id: str
+    trigger_type: str = "Scheduler"
+    cron: str = "00 00 02 * * ?"
+
+
+FIRST_VPC = "vpc-2ze0first0000000001"
+SECOND_VPC = "vpc-2ze0second000000002"
+
+
+@dataclass(frozen=True)
+class World:
+    """Everything the simulator knows about the account; scenarios change one thing each."""
+
+    region: str = REGION
+    access_key_id: str = ACCESS_KEY_ID
+    access_key_secret: str = ACCESS_KEY_SECRET
+    workspace_id: str = WORKSPACE_ID
+    workspace_name: str = "llm_demo"
+    workspace_status: str = "Available"
+    workspace_exists: bool = True
+    resource_group_id: str = RESOURCE_GROUP_ID
+    resource_group_type: str = "CommonV2"
+    resource_group_status: str = "Normal"
+    attached_workspaces: tuple[str, ...] = (WORKSPACE_ID,)
+    bindings: tuple[SimBinding, ...] = (
+        SimBinding(1001, FIRST_VPC, "vsw-2ze0first000000001", "sg-2ze0first00001", "Running", "2026-03-01T08:00:00Z"),
+        SimBinding(1002, SECOND_VPC, "vsw-2ze0second00000002", "sg-2ze0second0002", "Running",
+                   "2026-05-12T09:30:00Z"),
+    )
+    models: tuple[SimModel, ...] = (
+        SimModel("ms-demoqwen01", "qwen3-1.7b", "completion", "DW-ms-demoqwen01-k3y5ecret0001", 0, (FIRST_VPC,)),
+        SimModel("ms-demochat01", "qwen3-1.7b-chat", "chat", "DW-ms-demochat01-k3y5ecret0002", 0, (FIRST_VPC,)),
+        SimModel("ms-demobge001", "bge-m3", "embedding", "DW-ms-demobge001-k3y5ecret0003", 1024, (FIRST_VPC,)),
+    )
+    nodes: tuple[SimNode, ...] = (
+        SimNode("700001234567", "daily_summarise", RESOURCE_GROUP_ID),
+        SimNode("700001234568", "daily_embed", RESOURCE_GROUP_ID),
+    )
+    ram_denied: frozenset[str] = frozenset()
+    served_models_override: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One fault, where it is injected, and which check must be its single root cause."""
+
+    name: str
+    description: str
+    root_cause: str | None = None
+    root_status: str = "fail"
+    world: World = field(default_factory=World)
+    model_faults: frozenset[str] = frozenset()
+    cloud_faults: frozenset[str] = frozenset()
+    dns_missing: bool = False
+    service_down: bool = False
+    key_override: str | None = None
+    plane: str = "data"
+
+
+_W = World()
+
+
+def _scenario(name: str, description: str, root_cause: str | None, *, root_status: str = "fail",
+              plane: str = "data", **changes: object) -> Scenario:
+    return Scenario(name=name, description=description, root_cause=root_cause, root_status=root_status,
+                    plane=plane, **changes)  # type: ignore[arg-type]
+
+
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
+    _scenario("healthy", "everything works", None, plane="-"),
+    # Data plane.
+    _scenario("wrong-key", "the API key in the config is not one the service accepts", "auth.key_valid",
+              key_override="DW-ms-wrong-0000000000000"),
+    _scenario("bearer-prefix", "the key is sent as 'Bearer DW-...' but DataWorks wants the raw key",
+              "auth.key_format", key_override="Bearer {key}"),
+    _scenario("dns-missing", "the model domain does not resolve (no private DNS record)", "endpoint.dns",
+              dns_missing=True),
+    _scenario("service-down", "the name resolves but nothing listens on the endpoint", "endpoint.tcp",
+              service_down=True),
+    _scenario("server-error", "completions answer 500 Internal Server Error", "inference.completion",
+              model_faults=frozenset({"completion-500"})),
+    _scenario("model-missing", "the configured model is not among the served models", "model.listed",
+              world=replace(_W, served_models_override=("qwen2.5-7b-instruct", "bge-large-zh"))),
+    _scenario("stream-no-done", "the stream ends without 'data: [DONE]'", "inference.stream",
+              model_faults=frozenset({"stream-no-done"})),
+    _scenario("stream-buffered", "a proxy buffers the stream and sends every chunk at the end", "inference.stream",
+              root_status="warn", model_faults=frozenset({"stream-buffered"})),
+    _scenario("embedding-dimension", "the embedding model returns 768-dimensional vectors, 1024 expected",
+              "inference.embedding",
+              world=replace(_W, models=tuple(replace(m, dimensions=768) if m.kind == "embedding" else m
+                                             for m in _W.models))),
+    _scenario("slow", "the first token takes longer than expect.max_ttft_ms", "inference.stream",
+              root_status="warn", model_faults=frozenset({"slow"})),
+    # Control plane.
+    _scenario("bad-credentials", "the AccessKey secret is wrong (SignatureDoesNotMatch)", "cloud.credentials",
+              plane="control", world=replace(_W, access_key_secret="TheServerExpectsAnotherSecret00")),
+    _scenario("workspace-missing", "the workspace id does not exist", "workspace.exists", plane="control",
+              world=replace(_W, workspace_exists=False)),
+    _scenario("rg-not-serverless", "the resource group is an exclusive (old-style) group, not Serverless",
+              "resource_group.ready", plane="control",
+              world=replace(_W, resource_group_type="ExclusiveDataIntegration")),
+    _scenario("rg-stopped", "the Serverless resource group is stopped", "resource_group.ready", plane="control",
+              world=replace(_W, resource_group_status="Stop")),
+    _scenario("rg-not-attached", "the resource group is not associated with the workspace",
+              "resource_group.attached", plane="control", world=replace(_W, attached_workspaces=("999999",))),
+    _scenario("vpc-not-first", "the model allows the group's second VPC, not its first", "network.model_allowlist",
+              plane="control",
+              world=replace(_W, models=tuple(replace(m, allowed_vpcs=(SECOND_VPC,)) for m in _W.models))),
+    _scenario("ram-denied", "the RAM user may not call dataworks:ListNetworks", "network.first_vpc",
+              plane="control", world=replace(_W, ram_denied=frozenset({"dataworks:ListNetworks"}))),
+    _scenario("node-wrong-group", "a scheduled node runs on another resource group", "schedule.node_resource_group",
+              plane="control",
+              world=replace(_W, nodes=(SimNode("700001234567", "daily_summarise", "Serverless_res_group_other_0001"),
+                                       _W.nodes[1]))),
+)}
+
+
+def get_scenario(name: str) -> Scenario:
+    from preflight.errors import SimulatorError
+
+    try:
+        return SCENARIOS[name]
+    except KeyError:
+        import difflib
+
+        hint = difflib.get_close_matches(name, list(SCENARIOS), n=1)
+        tip = f"; did you mean '{hint[0]}'?" if hint else ""
+        raise SimulatorError(f"unknown scenario '{name}'{tip} (preflight demo --list-scenarios)") from None
+
+
+__all__ = ["ACCESS_KEY_ID", "ACCESS_KEY_SECRET", "FIRST_VPC", "REGION", "RESOURCE_GROUP_ID", "SCENARIOS",
+           "SECOND_VPC", "WORKSPACE_ID", "Scenario", "SimBinding", "SimModel", "SimNode", "World", "get_scenario"]

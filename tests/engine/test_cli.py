@@ -1,0 +1,73 @@
+"""The command line through main([...]): exit codes, messages, list and explain."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from preflight import __version__
+from preflight.cli import main
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"preflight {__version__}\n"
+
+
+def test_list_json_describes_every_check(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "--format", "json"]) == 0
+    checks = json.loads(capsys.readouterr().out)
+    assert checks[0]["id"] == "config.valid"
+    for item in checks:
+        assert {"id", "title", "plane", "depends_on"} <= set(item) and item["title"]
+
+
+def test_explain_names_what_a_check_proves(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "config.valid"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("config.valid: ") and "What it proves:" in out and "How to fix it:" in out
+
+
+def test_explain_unknown_check_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "config.vaild"]) == 2
+    assert capsys.readouterr().err == "preflight: no check 'config.vaild'; did you mean 'config.valid'?\n"
+
+
+def test_unknown_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--bogus"]) == 2
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_broken_config_exits_2_with_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "preflight.yaml"
+    config.write_text("region: cn-beijing\ntargets:\n  - name: prod\n    services:\n"
+                      "      - {name: q, kind: completions, endpoint: 'http://127.0.0.1:9'}\n")
+    assert main(["run", "-c", str(config), "--no-reports"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"preflight: {config}:5: targets[0].services[0].kind: "
+                   "expected one of completion, chat, embedding\n")
+
+
+def test_missing_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "-c", str(tmp_path / "nope.yaml")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_unset_api_key_env_for_a_single_endpoint(capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DW_NOT_SET_ANYWHERE", raising=False)
+    code = main(["run", "--endpoint", "http://ms-x.cn-beijing.dataworks-model.aliyuncs.com",
+                 "--api-key-env", "DW_NOT_SET_ANYWHERE", "--no-reports"])
+    assert code == 2
+    assert capsys.readouterr().err == "preflight: --api-key-env: environment variable DW_NOT_SET_ANYWHERE is not set\n"
+
+
+def test_readme_catalogue_matches_the_registry() -> None:
+    from preflight.catalogue import README_BEGIN, README_END, as_markdown
+    from preflight.registry import load_registry
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    start, end = readme.index(README_BEGIN), readme.index(README_END) + len(README_END)
+    assert readme[start:end] + "\n" == as_markdown(load_registry()), "run `make catalogue` to refresh the README"

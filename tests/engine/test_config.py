@@ -1,0 +1,122 @@
+"""Config loading: typed values, env references, and errors that name file, line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from preflight.config import load_config, parse_config
+from preflight.errors import ConfigError
+
+VALID = """\
+version: 1
+region: cn-beijing
+cloud: {endpoint: null, protocol: https, profile: null}
+dns: {nameservers: [], resolve: {}}
+targets:
+  - name: prod
+    workspace: 123456
+    resource_group: Serverless_res_group_xxx
+    nodes: []
+    services:
+      - name: qwen
+        kind: completion
+        endpoint: http://ms-abc.cn-beijing.dataworks-model.aliyuncs.com
+        api_key: ${DW_QWEN_KEY}
+        model: qwen3-1.7b
+        auth: raw
+        allowed_vpcs: []
+        expect: {dimensions: 1024, max_ttft_ms: 5000}
+      - name: bge
+        kind: embedding
+        endpoint: http://ms-bge.cn-beijing.dataworks-model.aliyuncs.com
+        api_key: ${DW_BGE_KEY}
+        model: bge-m3
+"""
+ENV = {"DW_QWEN_KEY": "DW-ms-abc-secret-value", "DW_BGE_KEY": "DW-ms-bge-secret-value"}
+
+
+def error_of(text: str, environ: dict[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "preflight.yaml", ENV if environ is None else environ)
+    return str(caught.value)
+
+
+def test_the_documented_shape_loads_into_typed_objects() -> None:
+    config = parse_config(VALID, "preflight.yaml", ENV)
+    target = config.targets[0]
+    assert (config.region, target.name, target.workspace) == ("cn-beijing", "prod", "123456")
+    qwen, bge = target.services
+    assert qwen.api_key == ENV["DW_QWEN_KEY"] and qwen.api_key_env == "DW_QWEN_KEY" and not qwen.api_key_literal
+    assert qwen.expect.dimensions == 1024 and qwen.expect.max_ttft_ms == 5000 and qwen.line == 11
+    assert bge.expected_dimensions == 1024  # bge-m3 dense vectors, even without expect.dimensions
+    assert config.secrets()[0] == (ENV["DW_QWEN_KEY"], "api_key:prod/qwen")
+
+
+def test_a_bad_kind_names_file_line_and_field() -> None:
+    text = VALID.replace("kind: embedding", "kind: embeddings")
+    assert error_of(text) == ("preflight.yaml:20: targets[0].services[1].kind: "
+                              "expected one of completion, chat, embedding")
+
+
+def test_an_unknown_field_suggests_the_right_one() -> None:
+    message = error_of(VALID.replace("    nodes: []", "    node: []"))
+    assert message == "preflight.yaml:9: targets[0].node: unknown field; did you mean 'nodes'?"
+
+
+def test_an_unset_environment_variable_is_named() -> None:
+    message = error_of(VALID, {"DW_QWEN_KEY": "x" * 10})
+    assert message == "preflight.yaml:22: targets[0].services[1].api_key: environment variable DW_BGE_KEY is not set"
+
+
+def test_a_literal_key_loads_with_a_warning_and_no_value_in_it() -> None:
+    config = parse_config(VALID.replace("${DW_QWEN_KEY}", "DW-ms-literal-key-000"), "preflight.yaml", ENV)
+    assert config.targets[0].services[0].api_key_literal
+    assert config.warnings and "DW-ms-literal" not in " ".join(config.warnings)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("", "preflight.yaml: the file is empty; see the README for a minimal config"),
+    ("region: cn-beijing\n", "preflight.yaml:1: targets: is required: list at least one target"),
+    ("region: [\n", "preflight.yaml:2: not valid YAML: did not find expected node content"),
+    ("- a\n- b\n", "preflight.yaml:1: expected a mapping, got a list"),
+    ("region: cn-beijing\ntargets: []\n", "preflight.yaml:2: targets: is empty: list at least one target"),
+    ("region: Beijing\ntargets: [{name: a}]\n", "preflight.yaml:1: region: expected a region id like cn-beijing"),
+    ("version: 2\nregion: cn-beijing\ntargets: [{name: a}]\n",
+     "preflight.yaml:1: version: expected 1 (the only config version so far)"),
+    ("region: cn-beijing\ntargets: [{name: a}, {name: a}]\n", "preflight.yaml:2: targets[1].name: 'a' is used twice"),
+])
+def test_broken_documents_get_one_clear_line(text: str, expected: str) -> None:
+    assert error_of(text) == expected
+
+
+def test_an_alias_bomb_is_refused_before_it_expands() -> None:
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+    for level in range(1, 9):
+        previous = chr(ord("a") + level - 1)
+        name = chr(ord("a") + level)
+        bomb += f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 10) + "]\n"
+    bomb += "region: cn-beijing\ntargets: [{name: a}]\n"
+    assert "alias bomb" in error_of(bomb)
+
+
+def test_deep_nesting_is_refused() -> None:
+    assert "nests" in error_of("region: cn-beijing\ntargets: " + "[" * 5000 + "]" * 5000 + "\n")
+
+
+def test_files_that_cannot_be_configs(tmp_path: Path) -> None:
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\x00\x01\x02")
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("region: caf\xe9\n".encode("latin-1"))
+    cases = {
+        tmp_path / "missing.yaml": "no such file",
+        tmp_path: "is a directory",
+        binary: "is a binary file",
+        latin: "is not UTF-8 text",
+    }
+    for path, expected in cases.items():
+        with pytest.raises(ConfigError) as caught:
+            load_config(path, ENV)
+        assert str(caught.value).startswith(str(path)) and expected in str(caught.value)

@@ -1,0 +1,149 @@
+"""The runner: dependency order, blocked-by skips, timeouts, crashing checks, shared answers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from preflight.config import parse_config
+from preflight.context import Context
+from preflight.errors import RegistryError
+from preflight.model import Outcome, Status
+from preflight.redact import REDACTOR
+from preflight.registry import Check, Registry, check
+from preflight.runner import RunOptions, Selection, run
+
+CONFIG = parse_config("""\
+region: cn-beijing
+targets:
+  - name: a
+    services:
+      - {name: s1, kind: completion, endpoint: "http://127.0.0.1:9"}
+      - {name: s2, kind: embedding, endpoint: "http://127.0.0.1:9"}
+  - name: b
+    services:
+      - {name: s1, kind: completion, endpoint: "http://127.0.0.1:9"}
+""", "t.yaml", {})
+
+
+def make(id: str, outcome: Outcome | None = None, *, depends_on: tuple[str, ...] = (), scope: str = "service",
+         timeout_s: float = 5.0, delay: float = 0.0, raises: Exception | None = None) -> Check:
+    async def body(context: Context) -> Outcome:
+        await asyncio.sleep(delay)
+        if raises is not None:
+            raise raises
+        return outcome or Outcome.passed(f"{id} ok on {context.target.name}")
+
+    return check(id, id.title(), depends_on=depends_on, scope=scope, timeout_s=timeout_s, tags=("t",))(body)
+
+
+def by_key(report: object) -> dict[tuple[str, str, str | None], object]:
+    return {(r.check, r.target, r.service): r for r in report.results}  # type: ignore[attr-defined]
+
+
+def test_target_checks_run_once_and_service_checks_per_service() -> None:
+    registry = Registry([make("t.root", scope="target"), make("s.leaf", depends_on=("t.root",))])
+    report = run(CONFIG, registry)
+    keys = [(r.check, r.target, r.service) for r in report.results]
+    assert keys == [("t.root", "a", None), ("s.leaf", "a", "s1"), ("s.leaf", "a", "s2"),
+                    ("t.root", "b", None), ("s.leaf", "b", "s1")]
+    assert all(r.status is Status.PASS and r.origin == "local" for r in report.results)
+
+
+def test_a_failed_dependency_blocks_its_dependents_only() -> None:
+    registry = Registry([
+        make("a.root", Outcome.failed("root broke", "fix the root")),
+        make("b.child", depends_on=("a.root",)),
+        make("c.grandchild", depends_on=("b.child",)),
+        make("d.unrelated"),
+    ])
+    results = by_key(run(CONFIG, registry))
+    child = results[("b.child", "a", "s1")]
+    grandchild = results[("c.grandchild", "a", "s1")]
+    assert child.status is Status.SKIP and child.blocked_by == ("a.root",)  # type: ignore[attr-defined]
+    assert child.summary == "blocked: a.root is fail"  # type: ignore[attr-defined]
+    assert grandchild.blocked_by == ("b.child",)  # type: ignore[attr-defined]
+    assert results[("d.unrelated", "a", "s1")].status is Status.PASS  # type: ignore[attr-defined]
+
+
+def test_a_warning_does_not_block() -> None:
+    registry = Registry([make("a.root", Outcome.warned("meh")), make("b.child", depends_on=("a.root",))])
+    assert by_key(run(CONFIG, registry))[("b.child", "a", "s1")].status is Status.PASS  # type: ignore[attr-defined]
+
+
+def test_a_raising_check_is_an_error_with_its_message_redacted_and_the_run_goes_on() -> None:
+    REDACTOR.add("DW-ms-runner-canary-000111", "api_key")
+    registry = Registry([make("a.boom", raises=ValueError("bad value DW-ms-runner-canary-000111")),
+                         make("b.fine")])
+    results = by_key(run(CONFIG, registry))
+    boom = results[("a.boom", "a", "s1")]
+    assert boom.status is Status.ERROR  # type: ignore[attr-defined]
+    assert boom.summary == "the check raised ValueError: bad value [REDACTED]"  # type: ignore[attr-defined]
+    assert results[("b.fine", "a", "s1")].status is Status.PASS  # type: ignore[attr-defined]
+
+
+def test_a_check_that_hangs_fails_at_its_timeout() -> None:
+    registry = Registry([make("a.hang", timeout_s=0.2, delay=30)])
+    report = run(CONFIG, registry, Selection(targets=frozenset({"b"})))
+    (result,) = report.results
+    assert result.status is Status.FAIL and result.summary.startswith("did not finish within 0.2 s")
+    assert report.duration_ms < 5000
+
+
+def test_the_run_deadline_stops_everything() -> None:
+    registry = Registry([make("a.slow", timeout_s=30, delay=30), make("b.after", depends_on=("a.slow",))])
+    report = run(CONFIG, registry, options=RunOptions(timeout_s=0.3))
+    assert report.duration_ms < 5000
+    assert {r.status for r in report.results if r.check == "a.slow"} == {Status.FAIL}
+    assert "run deadline" in report.results[0].summary
+
+
+def test_checks_run_concurrently() -> None:
+    registry = Registry([make(f"c.n{i}", delay=0.3) for i in range(10)])
+    report = run(CONFIG, registry)
+    assert len(report.results) == 30 and report.duration_ms < 2500
+
+
+def test_skip_and_only_selection() -> None:
+    registry = Registry([make("a.root"), make("b.child", depends_on=("a.root",)), make("c.other")])
+    skipped = by_key(run(CONFIG, registry, Selection.build(registry, skip=["a.root"])))
+    assert skipped[("a.root", "a", "s1")].summary == "skipped by --skip"  # type: ignore[attr-defined]
+    assert skipped[("b.child", "a", "s1")].blocked_by == ("a.root",)  # type: ignore[attr-defined]
+    only = run(CONFIG, registry, Selection.build(registry, only=["b.child"]))
+    assert {r.check for r in only.results} == {"a.root", "b.child"}
+    with pytest.raises(RegistryError, match="matches no check"):
+        Selection.build(registry, only=["nope"])
+
+
+def test_shared_answers_are_asked_once_per_run() -> None:
+    calls: list[str] = []
+
+    async def ask() -> str:
+        calls.append("asked")
+        await asyncio.sleep(0.05)
+        return "answer"
+
+    @check("s.shared", "Shared", scope="target")
+    async def shared(context: Context) -> Outcome:
+        return Outcome.passed(await context.resources.shared(("question",), ask))
+
+    report = run(CONFIG, Registry([shared]))
+    assert [r.summary for r in report.results] == ["answer", "answer"] and calls == ["asked"]
+
+
+def test_registry_rejects_duplicates_unknown_dependencies_and_cycles() -> None:
+    with pytest.raises(RegistryError, match="registered twice"):
+        Registry([make("a.x"), make("a.x")])
+    with pytest.raises(RegistryError, match="depends on unknown check 'a.missing'"):
+        Registry([make("a.x", depends_on=("a.missing",))])
+    with pytest.raises(RegistryError, match="dependency cycle among: a.x, a.y"):
+        Registry([make("a.x", depends_on=("a.y",)), make("a.y", depends_on=("a.x",))])
+    with pytest.raises(RegistryError, match="cannot depend on service-scoped"):
+        Registry([make("a.x", scope="target", depends_on=("a.y",)), make("a.y")])
+
+
+def test_registry_order_is_deterministic_and_topological() -> None:
+    checks = [make("z.first"), make("a.second", depends_on=("z.first",)), make("m.alone")]
+    assert [c.id for c in Registry(checks).ordered] == ["z.first", "a.second", "m.alone"]
+    assert [c.id for c in Registry(reversed(checks)).ordered] == ["m.alone", "z.first", "a.second"]
