@@ -1,0 +1,7 @@
+"""Built-in checks: auth (filled in by its issue)."""
+
+from __future__ import annotations
+
+from preflight.registry import Check
+
+CHECKS: tuple[Check, ...] = ()
