@@ -277,8 +277,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     if args.list_scenarios:
         for scenario in SCENARIOS.values():
-            cause = scenario.root_cause or "none"
-            print(f"{scenario.name:<22} {scenario.description} (root cause: {cause}, {scenario.root_status})")
+            cause = f"{scenario.root_cause} ({scenario.root_status})" if scenario.root_cause else "none: exit 0"
+            print(f"{scenario.name:<20} {scenario.description}; root cause: {cause}")
         return EXIT_OK
     scenario = get_scenario(args.scenario)
     from preflight.config import parse_config

@@ -94,7 +94,9 @@ class Context:
     dependencies: Mapping[str, CheckResult] = field(default_factory=dict)
     origin: str = "local"
     observations: Mapping[str, Observation] | None = None
+    observation_origin: str = "local"
     deadline: float = float("inf")
+    used_origin: str | None = None
 
     @property
     def region(self) -> str:
@@ -111,12 +113,14 @@ class Context:
         return max(0.0, self.deadline - time.monotonic())
 
     async def observe(self, name: str, collector: Callable[[], Awaitable[Observation]]) -> Observation:
-        """Use an observation gathered elsewhere (in-network) if given, else collect it here, once."""
-        if self.observations is not None:
-            supplied = self.observations.get(name)
-            if supplied is not None:
-                return supplied
-            return {"version": 1, "missing": True, "name": name}
+        """Use an observation gathered elsewhere (in the resource group) if there is one, else collect it here.
+
+        The result's origin follows what was used, so a report never claims an in-network verdict for
+        something observed locally.
+        """
+        if self.observations is not None and name in self.observations:
+            self.used_origin = self.observation_origin
+            return self.observations[name]
         service = self.service.name if self.service is not None else ""
         return await self.resources.shared(("observation", self.target.name, service, name), collector)
 

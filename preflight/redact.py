@@ -21,7 +21,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
      r"\1" + MASK),
     (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{6,}"), "Bearer " + MASK),
     # DataWorks model-service keys start with DW; they are long and never ordinary words.
-    (re.compile(r"\bDW[-_][A-Za-z0-9][A-Za-z0-9_-]{5,}"), MASK),
+    (re.compile(r"\bDW-[A-Za-z0-9][A-Za-z0-9_-]{5,}"), MASK),
     (re.compile(r"(?i)([?&](?:api[_-]?key|key|token|access_token|signature)=)[^&\s\"']+"), r"\1" + MASK),
     (re.compile(r"(?i)(security[_-]?token[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"), r"\1" + MASK),
     (re.compile(r"(?i)(access[_-]?key[_-]?secret[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"), r"\1" + MASK),

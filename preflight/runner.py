@@ -62,8 +62,9 @@ class RunOptions:
     timeout_s: float = DEFAULT_RUN_TIMEOUT_S
     concurrency: int = DEFAULT_CONCURRENCY
     origin: str = "local"
+    # In-network mode: observations per (target, service name or "") and the origin they came from per target.
     observations: Mapping[tuple[str, str], Mapping[str, Observation]] | None = None
-    origins: Mapping[str, str] = field(default_factory=dict)
+    observation_origins: Mapping[str, str] = field(default_factory=dict)
     token_budget: int | None = None
     notes: tuple[str, ...] = ()
 
@@ -121,8 +122,7 @@ class _TargetRun:
         runner = self.runner
         service_name = service.name if service else None
         future = self.futures[(check.id, service_name)]
-        origin = runner.options.origins.get(check.id, runner.options.origin) if runner.options.observations \
-            else runner.options.origin
+        origin = runner.options.origin
         try:
             dependencies = {dep: await self.dependency_future(dep, service) for dep in check.depends_on
                             if (dep, service_name) in self.futures or (dep, None) in self.futures}
@@ -144,9 +144,10 @@ class _TargetRun:
         service_name = service.name if service else None
         now = time.monotonic()
 
-        def settle(outcome: Outcome, start: float = now, blocked_by: tuple[str, ...] = ()) -> CheckResult:
-            return finalise(check, self.target.name, service_name, outcome, origin=origin, start=start,
-                            end=time.monotonic(), run_start=runner.started, blocked_by=blocked_by)
+        def settle(outcome: Outcome, start: float = now, blocked_by: tuple[str, ...] = (),
+                   used_origin: str | None = None) -> CheckResult:
+            return finalise(check, self.target.name, service_name, outcome, origin=used_origin or origin,
+                            start=start, end=time.monotonic(), run_start=runner.started, blocked_by=blocked_by)
 
         if check.id in runner.selection.skip:
             return settle(Outcome.skipped("skipped by --skip"))
@@ -166,6 +167,7 @@ class _TargetRun:
             context = Context(config=runner.config, target=self.target, service=service,
                               resources=runner.resources, dependencies=dependencies, origin=origin,
                               observations=runner.observations_for(self.target.name, service_name),
+                              observation_origin=runner.options.observation_origins.get(self.target.name, origin),
                               deadline=start + budget)
             try:
                 outcome = await asyncio.wait_for(check.run(context), timeout=budget)
@@ -186,7 +188,7 @@ class _TargetRun:
                 outcome = Outcome(Status.ERROR, f"the check returned {type(outcome).__name__}, not an Outcome")
             if outcome.tokens:
                 runner.resources.budget.spend(outcome.tokens)
-            return settle(outcome, start)
+            return settle(outcome, start, used_origin=context.used_origin)
 
 
 class Runner:
@@ -210,7 +212,7 @@ class Runner:
     def observations_for(self, target: str, service: str | None) -> Mapping[str, Observation] | None:
         if self.options.observations is None:
             return None
-        return self.options.observations.get((target, service or ""), {})
+        return self.options.observations.get((target, service or ""))
 
     def targets(self) -> list[TargetConfig]:
         wanted = self.selection.targets
