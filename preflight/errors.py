@@ -5,6 +5,8 @@
     ├── ConfigError           a config file that cannot be used (exit 2)
     ├── RegistryError         check packs that cannot be loaded together (exit 2)
     ├── SimulatorError        the local simulator could not start
+    ├── InNetworkError        an in-network run could not be submitted, followed or read back
+    │   └── LogFormatError    a node log without exactly one complete marked observations line
     └── CloudError            a cloud API call failed (carried into a result, never raised to the CLI)
 """
 
@@ -41,6 +43,14 @@ class RegistryError(PreflightError):
 
 class SimulatorError(PreflightError):
     """The local simulator could not start or was asked for an unknown scenario."""
+
+
+class InNetworkError(PreflightError):
+    """The collector could not be run in the resource group, or its output could not be read."""
+
+
+class LogFormatError(InNetworkError):
+    """A node log does not hold exactly one complete PREFLIGHT-OBSERVATIONS line."""
 
 
 class CloudError(PreflightError):

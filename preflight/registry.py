@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import fnmatch
-import inspect
+import importlib
+import os
+import sys
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -19,6 +21,7 @@ PLANES = ("-", "control", "network", "data")
 SCOPES = ("target", "service")
 
 CheckFunction = Callable[["Context"], Awaitable[Outcome]]
+_CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect at start-up
 
 
 @dataclass(frozen=True)
@@ -56,13 +59,28 @@ def check(id: str, title: str, *, depends_on: Sequence[str] = (), plane: str = "
     """Turn an async function of a context into a Check."""
 
     def wrap(function: CheckFunction) -> Check:
-        if not inspect.iscoroutinefunction(function):
+        if not function.__code__.co_flags & _CO_COROUTINE:
             raise RegistryError(f"check {id}: {function.__qualname__} must be 'async def'")
         return Check(id=id, title=title, run=function, depends_on=tuple(depends_on), plane=plane, scope=scope,
                      tags=tuple(tags), timeout_s=timeout_s, docs=docs, proves=proves, how=how,
                      failure_means=failure_means, fix=fix)
 
     return wrap
+
+
+class PackEntryPoint(NamedTuple):
+    """One `preflight.checks` entry point as found on disk: `name = module:attribute`."""
+
+    name: str
+    value: str
+    distribution: str
+
+    def load(self) -> Any:
+        module_name, _, attribute = self.value.partition(":")
+        target: Any = importlib.import_module(module_name.strip())
+        for part in filter(None, attribute.strip().split(".")):
+            target = getattr(target, part)
+        return target
 
 
 class LoadedPack(NamedTuple):
@@ -73,17 +91,70 @@ class LoadedPack(NamedTuple):
     checks: tuple[Check, ...]
 
 
-def find_entry_points() -> list[Any]:
-    """Every entry point of the group, sorted by name so runs are deterministic."""
-    from importlib.metadata import entry_points
+def _entry_points_in(text: str) -> list[tuple[str, str]]:
+    """The `name = value` lines of the [preflight.checks] section of an entry_points.txt."""
+    found: list[tuple[str, str]] = []
+    in_group = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("["):
+            in_group = line == f"[{ENTRY_POINT_GROUP}]"
+        elif in_group and "=" in line and not line.startswith(("#", ";")):
+            name, _, value = line.partition("=")
+            found.append((name.strip(), value.strip()))
+    return found
 
-    # The built-in pack first, then third-party packs by name, so runs and reports are deterministic.
-    return sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: (ep.name != "builtin", ep.name, ep.value))
+
+def _distribution_name(metadata_dir: str, fallback: str) -> str:
+    for candidate in ("METADATA", "PKG-INFO"):
+        try:
+            with open(os.path.join(metadata_dir, candidate), encoding="utf-8") as handle:
+                for line in handle:
+                    if line.startswith("Name:"):
+                        return line[5:].strip()
+                    if not line.strip():
+                        break
+        except OSError:
+            continue
+    return fallback
 
 
-def import_pack(entry_point: Any) -> LoadedPack:
+def find_entry_points() -> list[PackEntryPoint]:
+    """Every entry point of the group on sys.path, the built-in pack first, then by name.
+
+    This reads the same `*.dist-info/entry_points.txt` files importlib.metadata reads, without importing
+    it: importlib.metadata costs more than the rest of `preflight list` together.
+    """
+    found: dict[tuple[str, str], PackEntryPoint] = {}
+    seen_distributions: set[str] = set()
+    for path in sys.path:
+        try:
+            entries = sorted(os.listdir(path or "."))
+        except OSError:
+            continue
+        for entry in entries:
+            if not entry.endswith((".dist-info", ".egg-info")):
+                continue
+            directory = os.path.join(path or ".", entry)
+            try:
+                with open(os.path.join(directory, "entry_points.txt"), encoding="utf-8") as handle:
+                    text = handle.read()
+            except OSError:
+                continue
+            if f"[{ENTRY_POINT_GROUP}]" not in text:
+                continue
+            distribution = _distribution_name(directory, entry.split("-")[0])
+            key = distribution.lower().replace("_", "-")
+            if key in seen_distributions:  # the first on sys.path wins, as for imports
+                continue
+            seen_distributions.add(key)
+            for name, value in _entry_points_in(text):
+                found.setdefault((name, value), PackEntryPoint(name, value, distribution))
+    return sorted(found.values(), key=lambda ep: (ep.name != "builtin", ep.name, ep.value))
+
+
+def import_pack(entry_point: PackEntryPoint) -> LoadedPack:
     """Load one entry point: a callable returning checks, or an iterable of checks."""
-    distribution = getattr(getattr(entry_point, "dist", None), "name", "") or entry_point.name
     try:
         loaded = entry_point.load()
         produced = loaded() if callable(loaded) else loaded
@@ -94,8 +165,8 @@ def import_pack(entry_point: Any) -> LoadedPack:
     for item in checks:
         if not isinstance(item, Check):
             raise RegistryError(f"check pack '{entry_point.name}' yielded {item!r}, not a Check")
-    return LoadedPack(entry_point.name, distribution,
-                      tuple(_with_pack(item, distribution) for item in checks))
+    return LoadedPack(entry_point.name, entry_point.distribution,
+                      tuple(_with_pack(item, entry_point.distribution) for item in checks))
 
 
 def _with_pack(item: Check, pack: str) -> Check:
@@ -200,5 +271,5 @@ def load_registry(extra: Iterable[Check] = ()) -> Registry:
     return Registry(checks)
 
 
-__all__ = ["ENTRY_POINT_GROUP", "PLANES", "SCOPES", "Check", "CheckFunction", "LoadedPack", "Registry", "check",
-           "find_entry_points", "import_pack", "load_registry"]
+__all__ = ["ENTRY_POINT_GROUP", "PLANES", "SCOPES", "Check", "CheckFunction", "LoadedPack", "PackEntryPoint",
+           "Registry", "check", "find_entry_points", "import_pack", "load_registry"]
