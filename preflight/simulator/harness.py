@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from types import TracebackType
 
-from preflight.simulator.scenarios import Scenario
+from preflight.simulator.scenarios import Scenario, SimModel
 
 KEY_ENV = {"completion": "DW_DEMO_QWEN_KEY", "chat": "DW_DEMO_CHAT_KEY", "embedding": "DW_DEMO_BGE_KEY"}
 SERVICE_NAMES = {"completion": "qwen", "chat": "qwen-chat", "embedding": "bge-m3"}
@@ -74,19 +74,18 @@ class Simulator:
     def endpoint_of(self, service_id: str) -> str:
         return f"http://{service_id}.{self.world.region}.dataworks-model.aliyuncs.com:{self.model_port}"
 
-    def api_key_for(self, kind: str) -> str:
-        model = next(m for m in self.world.models if m.kind == kind)
-        key = model.api_key
+    def api_key_for(self, model: SimModel) -> str:
         override = self.scenario.key_override
-        if override is not None:
-            key = override.replace("{key}", key)
-        return key
+        return model.api_key if override is None else override.replace("{key}", model.api_key)
+
+    def key_env(self, index: int, model: SimModel) -> str:
+        return KEY_ENV[model.kind] if len(self.world.models) <= 3 else f"DW_BENCH_KEY_{index:05d}"
 
     def environ(self) -> dict[str, str]:
         """Environment a run against this simulator needs: the keys and the AccessKey pair."""
         from preflight.simulator.scenarios import ACCESS_KEY_ID, ACCESS_KEY_SECRET
 
-        env = {KEY_ENV[m.kind]: self.api_key_for(m.kind) for m in self.world.models}
+        env = {self.key_env(index, model): self.api_key_for(model) for index, model in enumerate(self.world.models)}
         env.update({
             "ALIBABA_CLOUD_ACCESS_KEY_ID": ACCESS_KEY_ID,
             "ALIBABA_CLOUD_ACCESS_KEY_SECRET": ACCESS_KEY_SECRET,
@@ -106,25 +105,35 @@ class Simulator:
             f"dns: {{nameservers: ['127.0.0.1:{self.dns_port}'], timeout_s: 2}}",
             "http: {connect_timeout_s: 2, read_timeout_s: 5, total_timeout_s: 10}",
             "targets:",
-            "  - name: demo",
-            f"    workspace: {world.workspace_id}",
-            f"    resource_group: {world.resource_group_id}",
-            f"    nodes: [{', '.join(node.node_id for node in world.nodes)}]",
-            "    services:",
         ]
-        for model in world.models:
+        groups = world.resource_group_ids
+        for number in range(world.targets):
+            group = groups[number % len(groups)]
+            # The simulated nodes run on the first group; other groups' targets list none.
+            nodes = [node.node_id for node in world.nodes] if group == world.resource_group_id else []
             lines += [
-                f"      - name: {SERVICE_NAMES[model.kind]}",
-                f"        kind: {model.kind}",
-                f"        endpoint: {self.endpoint_of(model.service_id)}",
-                f"        api_key: ${{{KEY_ENV[model.kind]}}}",
-                f"        model: {model.model}",
+                f"  - name: {'demo' if world.targets == 1 else f'bench-{number:03d}'}",
+                f"    workspace: {world.workspace_id}",
+                f"    resource_group: {group}",
+                f"    nodes: [{', '.join(nodes)}]",
+                "    services:",
             ]
-            if model.kind == "embedding":
-                lines.append("        expect: {dimensions: 1024}")
-            else:
-                lines.append("        expect: {max_ttft_ms: 1000}")
+            for index, model in enumerate(world.models):
+                if index % world.targets == number:
+                    lines += self._service_lines(index, model)
         return "\n".join(lines) + "\n"
+
+    def _service_lines(self, index: int, model: SimModel) -> list[str]:
+        name = SERVICE_NAMES[model.kind] if len(self.world.models) <= 3 else model.service_id
+        expect = "{dimensions: 1024}" if model.kind == "embedding" else "{max_ttft_ms: 1000}"
+        return [
+            f"      - name: {name}",
+            f"        kind: {model.kind}",
+            f"        endpoint: {self.endpoint_of(model.service_id)}",
+            f"        api_key: ${{{self.key_env(index, model)}}}",
+            f"        model: {model.model}",
+            f"        expect: {expect}",
+        ]
 
 
 __all__ = ["KEY_ENV", "SERVICE_NAMES", "Simulator"]

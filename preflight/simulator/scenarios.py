@@ -85,6 +85,25 @@ class World:
     )
     ram_denied: frozenset[str] = frozenset()
     served_models_override: tuple[str, ...] | None = None
+    # More resource groups that look exactly like the first one (benchmarks spread targets over them).
+    extra_resource_groups: tuple[str, ...] = ()
+    targets: int = 1
+
+    @property
+    def resource_group_ids(self) -> tuple[str, ...]:
+        return (self.resource_group_id, *self.extra_resource_groups)
+
+
+def scaled_world(services: int, *, targets: int = 1, resource_groups: int = 1) -> World:
+    """A world with `services` model services (completion, chat and embedding in turn) for benchmarks."""
+    kinds = ("completion", "chat", "embedding")
+    names = {"completion": "qwen3-1.7b", "chat": "qwen3-1.7b-chat", "embedding": "bge-m3"}
+    models = tuple(
+        SimModel(f"ms-bench{index:05d}", names[kinds[index % 3]], kinds[index % 3],
+                 f"DW-ms-bench{index:05d}-k3y5ecret", 1024 if kinds[index % 3] == "embedding" else 0, (FIRST_VPC,))
+        for index in range(services))
+    extra = tuple(f"Serverless_res_group_bench_{index:04d}" for index in range(1, resource_groups))
+    return replace(World(), models=models, extra_resource_groups=extra, targets=max(1, min(targets, services)))
 
 
 @dataclass(frozen=True)
@@ -175,5 +194,20 @@ def get_scenario(name: str) -> Scenario:
         raise SimulatorError(f"unknown scenario '{name}'{tip} (preflight demo --list-scenarios)") from None
 
 
-__all__ = ["ACCESS_KEY_ID", "ACCESS_KEY_SECRET", "FIRST_VPC", "REGION", "RESOURCE_GROUP_ID", "SCENARIOS",
-           "SECOND_VPC", "WORKSPACE_ID", "Scenario", "SimBinding", "SimModel", "SimNode", "World", "get_scenario"]
+__all__ = [
+    "ACCESS_KEY_ID",
+    "ACCESS_KEY_SECRET",
+    "FIRST_VPC",
+    "REGION",
+    "RESOURCE_GROUP_ID",
+    "SCENARIOS",
+    "SECOND_VPC",
+    "WORKSPACE_ID",
+    "Scenario",
+    "SimBinding",
+    "SimModel",
+    "SimNode",
+    "World",
+    "get_scenario",
+    "scaled_world",
+]
