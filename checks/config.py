@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from preflight.context import Context
+from typing import TYPE_CHECKING
+
 from preflight.model import Outcome
 from preflight.registry import check
+
+if TYPE_CHECKING:
+    from preflight.context import Context
 
 
 @check("config.valid", "Config is valid and keys come from the environment", scope="target",
