@@ -1,7 +1,59 @@
-"""Built-in checks: auth (filled in by its issue)."""
+"""Key checks: the key's format, and that the service accepts it."""
 
 from __future__ import annotations
 
-from preflight.registry import Check
+from typing import TYPE_CHECKING
 
-CHECKS: tuple[Check, ...] = ()
+from checks.judges.model import judge_key_format, judge_key_valid, judge_listed
+from checks.judges.network import is_dataworks_host
+from checks.observe import observation
+from preflight.model import Outcome
+from preflight.registry import check
+
+if TYPE_CHECKING:
+    from preflight.context import Context
+
+DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/model-service"
+
+
+@check("auth.key_format", "API key is written the way the service wants it", depends_on=("config.valid",),
+       tags=("auth", "offline"), timeout_s=5, docs=DOCS,
+       proves="The key is present, starts with DW for a DataWorks domain, has no Bearer prefix with auth: raw, and no "
+              "whitespace or quotes.",
+       how="Looks at the key without sending it; evidence shows only its length and first three characters.",
+       failure_means="DataWorks wants Authorization: DW-... (the raw key); 'Bearer DW-...' is refused.",
+       fix="Remove the Bearer prefix, quotes or whitespace from the variable holding the key.")
+async def key_format(context: Context) -> Outcome:
+    service = context.service
+    assert service is not None
+    from preflight.probe.local import Endpoint
+
+    return judge_key_format(service.api_key, service.auth, is_dataworks_host(Endpoint(service.endpoint).host))
+
+
+@check("auth.key_valid", "API key is accepted", depends_on=("endpoint.http", "auth.key_format"), plane="data",
+       tags=("auth", "data"), timeout_s=30, docs=DOCS,
+       proves="GET /v1/models with the key answers 200 (spends no tokens).",
+       how="Sends the key exactly as configured (raw, or Bearer with auth: bearer).",
+       failure_means="401/403: a wrong, disabled or deleted key (disabling takes about 5 minutes to apply); "
+                     "429: quota.",
+       fix="Create or copy the key in DataWorks > Model Service > API keys.")
+async def key_valid(context: Context) -> Outcome:
+    return judge_key_valid(await observation(context, "models"))
+
+
+@check("model.listed", "Configured model is served", depends_on=("auth.key_valid",), plane="data",
+       tags=("model", "data"), timeout_s=30, docs=DOCS,
+       proves="The configured model name is among those GET /v1/models lists.",
+       how="Reuses the answer of auth.key_valid.",
+       failure_means="A typo in model:, or the service runs another model.",
+       fix="Use one of the served names the summary lists.")
+async def model_listed(context: Context) -> Outcome:
+    service = context.service
+    assert service is not None
+    if not service.model:
+        return Outcome.skipped("no model configured for this service (model:), nothing to compare")
+    return judge_listed(await observation(context, "models"), service.model)
+
+
+CHECKS = (key_format, key_valid, model_listed)

@@ -1,7 +1,61 @@
-"""Built-in checks: endpoint (filled in by its issue)."""
+"""Endpoint checks: the URL, name resolution, TCP and an unauthenticated HTTP answer."""
 
 from __future__ import annotations
 
-from preflight.registry import Check
+from typing import TYPE_CHECKING
 
-CHECKS: tuple[Check, ...] = ()
+from checks.judges.network import judge_dns, judge_http, judge_tcp, judge_url
+from checks.observe import observation
+from preflight.model import Outcome
+from preflight.registry import check
+
+if TYPE_CHECKING:
+    from preflight.context import Context
+
+DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/model-service"
+
+
+@check("endpoint.url", "Endpoint URL is a model-service address in the target's region", depends_on=("config.valid",),
+       tags=("endpoint", "offline"), timeout_s=5, docs=DOCS,
+       proves="The URL is well formed and, for a DataWorks model domain, plain HTTP in the target's region.",
+       how="Parses the URL; a DataWorks domain is http://<model-service-id>.<region>.dataworks-model.aliyuncs.com.",
+       failure_means="A typo, or an endpoint copied from another region.",
+       fix="Copy the endpoint from DataWorks > Model Service > the service's invocation details.")
+async def endpoint_url(context: Context) -> Outcome:
+    assert context.service is not None
+    return judge_url(context.service.endpoint, context.region, context.service.auth)
+
+
+@check("endpoint.dns", "Model domain resolves", depends_on=("endpoint.url",), plane="network",
+       tags=("endpoint", "network"), timeout_s=15, docs=DOCS,
+       proves="The host name resolves, and to a private or shared address for a model domain.",
+       how="Asks dns.nameservers when set (in a VPC: 100.100.2.136/138), dns.resolve overrides, else the system "
+           "resolver.",
+       failure_means="The model domain resolves only inside VPCs in the model service's allowlist (PrivateZone).",
+       fix="Run from the resource group (--from resource-group), or add the group's first VPC to the allowlist.")
+async def endpoint_dns(context: Context) -> Outcome:
+    return judge_dns(await observation(context, "dns"))
+
+
+@check("endpoint.tcp", "TCP connection to the endpoint opens", depends_on=("endpoint.dns",), plane="network",
+       tags=("endpoint", "network"), timeout_s=15, docs=DOCS,
+       proves="A TCP connection to the resolved address and port opens, and how long it takes.",
+       how="Connects to each DNS answer in turn with http.connect_timeout_s.",
+       failure_means="refused: nothing listens (service stopped); timeout: a security group or ACL drops packets; "
+                     "unreachable: no route from here.",
+       fix="Check the model service's status and the security group it created in the VPC.")
+async def endpoint_tcp(context: Context) -> Outcome:
+    return judge_tcp(await observation(context, "tcp"))
+
+
+@check("endpoint.http", "Endpoint answers HTTP and is guarded", depends_on=("endpoint.tcp",), plane="network",
+       tags=("endpoint", "network"), timeout_s=15, docs=DOCS,
+       proves="An unauthenticated GET /v1/models is answered; 401/403 means reachable and guarded.",
+       how="Sends GET /v1/models without the key; redirects are never followed.",
+       failure_means="A proxy's error page, a redirect, or a service that is down.",
+       fix="Check proxies between here and the service, and the service's status.")
+async def endpoint_http(context: Context) -> Outcome:
+    return judge_http(await observation(context, "http"))
+
+
+CHECKS = (endpoint_url, endpoint_dns, endpoint_tcp, endpoint_http)

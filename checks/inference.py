@@ -1,7 +1,81 @@
-"""Built-in checks: inference (filled in by its issue)."""
+"""Inference checks: a completion, a stream, a chat answer and embeddings actually come back."""
 
 from __future__ import annotations
 
-from preflight.registry import Check
+from typing import TYPE_CHECKING
 
-CHECKS: tuple[Check, ...] = ()
+from checks.judges.model import judge_chat, judge_completion, judge_embedding, judge_stream
+from checks.observe import observation
+from preflight.model import Outcome
+from preflight.registry import check
+
+if TYPE_CHECKING:
+    from preflight.context import Context
+
+DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/model-service"
+KINDS = {"inference.completion": ("completion",), "inference.stream": ("completion",),
+         "inference.chat": ("chat",), "inference.embedding": ("embedding",)}
+
+
+def _not_applicable(context: Context, check_id: str) -> Outcome | None:
+    service = context.service
+    assert service is not None
+    if service.kind not in KINDS[check_id]:
+        return Outcome.skipped(f"not for a service of kind {service.kind} (only {', '.join(KINDS[check_id])})")
+    budget = context.resources.budget
+    if budget.exhausted():
+        return Outcome.skipped(f"the token budget is spent ({budget.spent} of {budget.limit} tokens, "
+                               "--max-tokens-budget)")
+    return None
+
+
+@check("inference.completion", "A completion comes back", depends_on=("auth.key_valid",), plane="data",
+       tags=("inference", "data"), timeout_s=30, docs=DOCS,
+       proves="POST /v1/completions with a small max_tokens returns text; latency and usage are recorded.",
+       how='Sends {"model", "prompt", "max_tokens": 8, "stream": false}; the budget counts the tokens.',
+       failure_means="5xx: the service is unhealthy; an empty text with finish_reason length: a reasoning model "
+                     "needs a larger max_tokens (warn).",
+       fix="Check the service's status and logs; raise max_tokens for reasoning models.")
+async def completion(context: Context) -> Outcome:
+    return _not_applicable(context, "inference.completion") or judge_completion(
+        await observation(context, "completion"))
+
+
+@check("inference.stream", "A streamed completion arrives as it is made", depends_on=("auth.key_valid",),
+       plane="data", tags=("inference", "data", "stream"), timeout_s=30, docs=DOCS,
+       proves="SSE: text/event-stream, JSON data: chunks with text, data: [DONE] at the end, time to first token.",
+       how="Sends stream: true and reads the stream up to the byte cap, timing every event.",
+       failure_means="No [DONE]: a proxy cut the stream; one burst at the end: a proxy buffers it; slow TTFT: load.",
+       fix="Turn off proxy buffering for the model path; check the service's load.")
+async def stream(context: Context) -> Outcome:
+    service = context.service
+    assert service is not None
+    return _not_applicable(context, "inference.stream") or judge_stream(
+        await observation(context, "stream"), service.expect.max_ttft_ms)
+
+
+@check("inference.chat", "A chat completion comes back", depends_on=("auth.key_valid",), plane="data",
+       tags=("inference", "data"), timeout_s=30, docs=DOCS,
+       proves="POST /v1/chat/completions returns message content (for kind: chat services).",
+       how="Sends one user message with a small max_tokens.",
+       failure_means="The service is not a chat model, or it is unhealthy.",
+       fix="Check the service's kind and status.")
+async def chat(context: Context) -> Outcome:
+    return _not_applicable(context, "inference.chat") or judge_chat(await observation(context, "chat"))
+
+
+@check("inference.embedding", "Embeddings of the expected dimension come back", depends_on=("auth.key_valid",),
+       plane="data", tags=("inference", "data"), timeout_s=30, docs=DOCS,
+       proves="POST /v1/embeddings returns one finite vector per input, in order, of the expected dimension "
+              "(1024 for bge-m3), for one input and for a batch of two.",
+       how="Sends the documented request and a batch of two; vectors are summarised, never stored whole.",
+       failure_means="Another model behind the endpoint, a wrong expect.dimensions, or a broken deployment.",
+       fix="Set expect.dimensions to the model's size, or redeploy the intended model.")
+async def embedding(context: Context) -> Outcome:
+    service = context.service
+    assert service is not None
+    return _not_applicable(context, "inference.embedding") or judge_embedding(
+        await observation(context, "embedding"), service.expected_dimensions)
+
+
+CHECKS = (completion, stream, chat, embedding)

@@ -177,13 +177,13 @@ class _Reader:
 
         if not isinstance(node, yaml.ScalarNode):
             raise self.error(node, field_path, f"expected a single value, got {_kind(node)}")
-        if node.tag == "tag:yaml.org,2002:null" or (node.style is None and node.value in ("", "~", "null")):
+        if node.tag == "tag:yaml.org,2002:null" or (not node.style and node.value in ("", "~", "null")):
             return None
-        if node.style is None and node.tag == "tag:yaml.org,2002:int":
+        if not node.style and node.tag == "tag:yaml.org,2002:int":
             return int(node.value.replace("_", ""), 0) if node.value.isdigit() else int(node.value)
-        if node.style is None and node.tag == "tag:yaml.org,2002:bool":
+        if not node.style and node.tag == "tag:yaml.org,2002:bool":
             return node.value.lower() in ("true", "yes", "on")
-        if node.style is None and node.tag == "tag:yaml.org,2002:float":
+        if not node.style and node.tag == "tag:yaml.org,2002:float":
             return float(node.value)
         return str(node.value)
 

@@ -84,6 +84,7 @@ class World:
         SimNode("700001234568", "daily_embed", RESOURCE_GROUP_ID),
     )
     ram_denied: frozenset[str] = frozenset()
+    auth_mode: str = "raw"  # "raw" as DataWorks wants, or "bearer" like other OpenAI-compatible servers
     served_models_override: tuple[str, ...] | None = None
     # More resource groups that look exactly like the first one (benchmarks spread targets over them).
     extra_resource_groups: tuple[str, ...] = ()

@@ -1,0 +1,16 @@
+"""Pure judges: each turns one observation (local or in-network) into an Outcome, with no I/O."""
+
+from checks.judges.model import (
+    judge_chat,
+    judge_completion,
+    judge_embedding,
+    judge_key_format,
+    judge_key_valid,
+    judge_listed,
+    judge_stream,
+)
+from checks.judges.network import DATAWORKS_DOMAIN, classify_address, judge_dns, judge_http, judge_tcp, judge_url
+
+__all__ = ["DATAWORKS_DOMAIN", "classify_address", "judge_chat", "judge_completion", "judge_dns", "judge_embedding",
+           "judge_http", "judge_key_format", "judge_key_valid", "judge_listed", "judge_stream", "judge_tcp",
+           "judge_url"]

@@ -1,0 +1,329 @@
+"""The local collectors: DNS, TCP and HTTP observations made from where the tool runs, with httpx."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import ssl
+import time
+import urllib.parse
+from typing import TYPE_CHECKING, Any
+
+from preflight.probe import observations as obs
+
+if TYPE_CHECKING:
+    import httpx
+
+    from preflight.config import Config, ServiceConfig
+    from preflight.context import Context, Observation
+
+_UNREACHABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL}
+
+
+class Endpoint:
+    """The parts of a service URL a collector needs."""
+
+    def __init__(self, url: str) -> None:
+        parts = urllib.parse.urlsplit(url)
+        self.scheme = parts.scheme or "http"
+        self.host = (parts.hostname or "").lower()
+        self.port = parts.port or (443 if self.scheme == "https" else 80)
+        self.base_path = parts.path.rstrip("/")
+        default = (self.scheme, self.port) in (("http", 80), ("https", 443))
+        self.host_header = self.host if default else f"{self.host}:{self.port}"
+
+    def url_via(self, address: str | None, path: str) -> str:
+        host = address or self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{self.scheme}://{host}:{self.port}{self.base_path}{path}"
+
+
+def _elapsed(start: float) -> float:
+    return round((time.monotonic() - start) * 1000, 3)
+
+
+class LocalCollector:
+    """Collects observations for services over one shared httpx client."""
+
+    def __init__(self, config: Config, client: httpx.AsyncClient) -> None:
+        self.config = config
+        self.client = client
+
+    # --- DNS and TCP ------------------------------------------------------------------------------
+    async def dns(self, service: ServiceConfig, *, deadline: float | None = None) -> Observation:
+        endpoint = Endpoint(service.endpoint)
+        observation: dict[str, Any] = obs.base("dns")
+        observation.update({"host": endpoint.host, "port": endpoint.port, "resolver": "system", "answers": [],
+                            "error": None, "detail": ""})
+        start = time.monotonic()
+        override = self.config.dns.resolve.get(f"{endpoint.host}:{endpoint.port}")
+        try:
+            if override is not None:
+                observation["resolver"] = "override"
+                observation["answers"] = [override]
+            elif _is_address(endpoint.host):
+                observation["resolver"] = "literal"
+                observation["answers"] = [endpoint.host]
+            elif self.config.dns.nameservers:
+                observation["resolver"] = ",".join(self.config.dns.nameservers)
+                observation["answers"] = await self._ask_nameservers(endpoint.host)
+            else:
+                observation["answers"] = await self._ask_system(endpoint.host, endpoint.port)
+        except _DnsFailure as failure:
+            observation["error"], observation["detail"] = failure.kind, failure.detail
+        if not observation["answers"] and observation["error"] is None:
+            observation["error"], observation["detail"] = "no-answer", "the name exists but has no address"
+        observation["elapsed_ms"] = _elapsed(start)
+        return observation
+
+    async def _ask_nameservers(self, host: str) -> list[str]:
+        import dns.asyncresolver
+        import dns.exception
+        import dns.nameserver
+        import dns.resolver
+
+        resolver = dns.asyncresolver.Resolver(configure=False)
+        servers: list[str | dns.nameserver.Nameserver] = []
+        for entry in self.config.dns.nameservers:
+            address, port = _split_host_port(entry, 53)
+            servers.append(dns.nameserver.Do53Nameserver(address, port))
+        resolver.nameservers = servers
+        resolver.lifetime = self.config.dns.timeout_s
+        resolver.timeout = self.config.dns.timeout_s
+        try:
+            answer = await resolver.resolve(host, "A", raise_on_no_answer=True)
+        except dns.resolver.NXDOMAIN:
+            raise _DnsFailure("nxdomain", f"{host} does not exist (NXDOMAIN)") from None
+        except dns.resolver.NoAnswer:
+            raise _DnsFailure("no-answer", f"{host} has no A record") from None
+        except dns.resolver.NoNameservers as exc:
+            raise _DnsFailure("servfail", f"no resolver gave a usable answer: {exc}") from None
+        except dns.exception.Timeout:
+            raise _DnsFailure("timeout", f"no answer within {self.config.dns.timeout_s:g} s") from None
+        except dns.exception.DNSException as exc:
+            raise _DnsFailure("error", f"{type(exc).__name__}: {exc}") from None
+        return sorted({record.to_text() for record in answer})
+
+    async def _ask_system(self, host: str, port: int) -> list[str]:
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM),
+                                           self.config.dns.timeout_s)
+        except asyncio.TimeoutError:
+            raise _DnsFailure("timeout", f"no answer within {self.config.dns.timeout_s:g} s") from None
+        except socket.gaierror as exc:
+            kind = "nxdomain" if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", -5)) else "error"
+            raise _DnsFailure(kind, f"{host}: {exc.strerror}") from None
+        return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+    async def tcp(self, service: ServiceConfig, dns_obs: Observation, *,
+                  deadline: float | None = None) -> Observation:
+        endpoint = Endpoint(service.endpoint)
+        observation: dict[str, Any] = obs.base("tcp")
+        observation.update({"host": endpoint.host, "address": None, "port": endpoint.port, "connected": False,
+                            "error": None, "detail": ""})
+        start = time.monotonic()
+        answers = list(dns_obs.get("answers") or [])
+        if not answers:
+            observation.update({"error": "no-address", "detail": "DNS gave no address to connect to"})
+        timeout = self._budget(self.config.http.connect_timeout_s, deadline)
+        for address in answers:
+            observation["address"] = address
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(address, endpoint.port), timeout)
+            except asyncio.TimeoutError:
+                observation.update({"error": "timeout", "detail": f"no answer to SYN within {timeout:.1f} s"})
+                continue
+            except ConnectionRefusedError:
+                observation.update({"error": "refused", "detail": "connection refused (RST): nothing listens"})
+                continue
+            except OSError as exc:
+                kind = "unreachable" if exc.errno in _UNREACHABLE else "error"
+                observation.update({"error": kind, "detail": f"{exc.strerror or exc}"})
+                continue
+            writer.close()
+            observation.update({"connected": True, "error": None, "detail": ""})
+            break
+        observation["elapsed_ms"] = _elapsed(start)
+        return observation
+
+    # --- HTTP ---------------------------------------------------------------------------------------
+    def _budget(self, limit: float, deadline: float | None) -> float:
+        if deadline is None:
+            return limit
+        return max(0.05, min(limit, deadline - time.monotonic() - 0.25))
+
+    def _address(self, dns_obs: Observation) -> str | None:
+        answers = dns_obs.get("answers") or []
+        return str(answers[0]) if answers else None
+
+    async def http(self, service: ServiceConfig, dns_obs: Observation, *, deadline: float | None = None
+                   ) -> Observation:
+        return await self._exchange("http", service, dns_obs, with_key=False, deadline=deadline)
+
+    async def models(self, service: ServiceConfig, dns_obs: Observation, *, deadline: float | None = None
+                     ) -> Observation:
+        return await self._exchange("models", service, dns_obs, with_key=True, deadline=deadline)
+
+    async def completion(self, service: ServiceConfig, dns_obs: Observation, *, deadline: float | None = None
+                         ) -> Observation:
+        return await self._exchange("completion", service, dns_obs, with_key=True, deadline=deadline)
+
+    async def chat(self, service: ServiceConfig, dns_obs: Observation, *, deadline: float | None = None
+                   ) -> Observation:
+        return await self._exchange("chat", service, dns_obs, with_key=True, deadline=deadline)
+
+    async def embedding(self, service: ServiceConfig, dns_obs: Observation, *, deadline: float | None = None
+                        ) -> Observation:
+        single, batch = await asyncio.gather(
+            self._exchange("embedding", service, dns_obs, with_key=True, deadline=deadline),
+            self._exchange("embedding", service, dns_obs, with_key=True, deadline=deadline, batch=True))
+        batch["single"] = single
+        return batch
+
+    async def stream(self, service: ServiceConfig, dns_obs: Observation, *, deadline: float | None = None
+                     ) -> Observation:
+        return await self._exchange("stream", service, dns_obs, with_key=True, deadline=deadline)
+
+    async def _exchange(self, name: str, service: ServiceConfig, dns_obs: Observation, *, with_key: bool,
+                        deadline: float | None, batch: bool = False) -> Observation:
+        import httpx
+
+        endpoint = Endpoint(service.endpoint)
+        path = obs.endpoint_path(name)
+        body = obs.request_body(name, service.model, service.prompt, service.max_tokens, batch)
+        method = "GET" if body is None else "POST"
+        display_url = f"{service.endpoint.rstrip('/')}{path}"
+        observation: dict[str, Any] = obs.exchange(name, method, display_url, path, with_key and bool(service.api_key),
+                                                   body)
+        headers = {"Host": endpoint.host_header, "User-Agent": "dw-preflight", "Accept": "*/*"}
+        if with_key and service.api_key:
+            headers["Authorization"] = obs.authorization(service.api_key, service.auth)
+        request = self.client.build_request(method, endpoint.url_via(self._address(dns_obs), path), headers=headers,
+                                            json=body, extensions={"sni_hostname": endpoint.host})
+        start = time.monotonic()
+        total = self._budget(self.config.http.total_timeout_s, deadline)
+        stop_at = start + total
+        reader = obs.SseReader(observation) if name == "stream" else None
+        cap = self.config.http.max_body_bytes
+        data = bytearray()
+        capped = False
+        response: httpx.Response | None = None
+        try:
+            response = await asyncio.wait_for(self.client.send(request, stream=True), total)
+            observation.update({"status": response.status_code, "reason": response.reason_phrase,
+                                "headers": obs.clean_headers(response.headers.multi_items()),
+                                "content_type": response.headers.get("content-type", "")})
+            if 300 <= response.status_code < 400:
+                observation["redirect"] = response.headers.get("location")
+            chunks = response.aiter_raw()
+            while True:
+                remaining = stop_at - time.monotonic()
+                if remaining <= 0:
+                    raise asyncio.TimeoutError
+                try:
+                    chunk = await asyncio.wait_for(chunks.__anext__(), remaining)
+                except StopAsyncIteration:
+                    break
+                room = cap - len(data)
+                if len(chunk) > room:
+                    chunk, capped = chunk[:room], True
+                data.extend(chunk)
+                if reader is not None:
+                    reader.feed(chunk, (time.monotonic() - start) * 1000)
+                if capped:
+                    break
+        except (asyncio.TimeoutError, httpx.TimeoutException) as exc:
+            observation["error"] = "timeout"
+            observation["detail"] = _timeout_detail(exc, response is not None, total,
+                                                    self.config.http.read_timeout_s)
+            if reader is not None and observation.get("events"):
+                observation["stalled"] = True
+        except httpx.ConnectError as exc:
+            tls = isinstance(exc.__context__, ssl.SSLError) or "CERTIFICATE" in str(exc).upper()
+            observation.update({"error": "tls" if tls else "connect", "detail": _short(exc)})
+        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            reset = isinstance(exc.__context__, ConnectionResetError) or "reset" in str(exc).lower()
+            observation.update({"error": "reset" if reset else "protocol", "detail": _short(exc)})
+        except httpx.HTTPError as exc:
+            observation.update({"error": "error", "detail": _short(exc)})
+        finally:
+            if response is not None:
+                await response.aclose()
+        observation["elapsed_ms"] = _elapsed(start)
+        if reader is not None:
+            observation["total_ms"] = observation["elapsed_ms"]
+            observation["capped"] = capped
+            obs.finish_body(observation, bytes(data), capped, name)
+            observation["json"], observation["json_error"] = None, None
+        else:
+            obs.finish_body(observation, bytes(data), capped, name)
+        return observation
+
+
+class _DnsFailure(Exception):
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+
+
+def _is_address(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _split_host_port(entry: str, default_port: int) -> tuple[str, int]:
+    if entry.count(":") == 1:
+        host, _, port = entry.partition(":")
+        return host, int(port)
+    return entry.strip("[]"), default_port
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:300]
+
+
+def _timeout_detail(exc: BaseException, had_headers: bool, total: float, read_timeout: float) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return f"no complete answer within the total deadline of {total:.1f} s"
+    if had_headers:
+        return f"the server went silent for {read_timeout:g} s in the middle of the answer"
+    return _short(exc)
+
+
+def build_client(config: Config) -> httpx.AsyncClient:
+    """One client per run: keep-alive, per-phase timeouts, no redirects, verification on (with a private CA)."""
+    import httpx
+
+    verify: ssl.SSLContext | bool = True
+    if config.http.ca_bundle:
+        verify = ssl.create_default_context(cafile=config.http.ca_bundle)
+    http = config.http
+    timeout = httpx.Timeout(connect=http.connect_timeout_s, read=http.read_timeout_s, write=http.read_timeout_s,
+                            pool=http.total_timeout_s)
+    return httpx.AsyncClient(timeout=timeout, follow_redirects=False, verify=verify, trust_env=False,
+                             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64))
+
+
+async def local_collector(context: Context) -> LocalCollector:
+    """The run's one local collector, built on first use and closed when the run ends."""
+
+    async def factory() -> LocalCollector:
+        return LocalCollector(context.config, build_client(context.config))
+
+    async def closer(collector: LocalCollector) -> None:
+        await collector.client.aclose()
+
+    return await context.resources.get("local-collector", factory, closer)
+
+
+__all__ = ["Endpoint", "LocalCollector", "build_client", "local_collector"]

@@ -1,0 +1,44 @@
+"""Report formats and the one function that writes them to the report folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from preflight.model import RunReport
+from preflight.report.base import ReportError, ReportFormat
+
+FORMAT_NAMES = ("json", "junit", "markdown", "html")
+
+
+def formats() -> list[ReportFormat]:
+    """Every file format, imported on demand."""
+    from preflight.report.html import HtmlFormat
+    from preflight.report.json import JsonFormat
+    from preflight.report.junit import JunitFormat
+    from preflight.report.markdown import MarkdownFormat
+
+    return [JsonFormat(), JunitFormat(), MarkdownFormat(), HtmlFormat()]
+
+
+def write_reports(run: RunReport, directory: Path) -> list[Path]:
+    """Render every format, redact it once more, and replace the previous run's files."""
+    from preflight.redact import redact
+
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ReportError(f"cannot create the report folder {directory}: {exc.strerror or exc}") from None
+    written: list[Path] = []
+    for report_format in formats():
+        path = directory / report_format.filename
+        temporary = path.with_suffix(path.suffix + ".tmp")
+        try:
+            temporary.write_text(redact(report_format.render(run)), encoding="utf-8")
+            temporary.replace(path)
+        except OSError as exc:
+            raise ReportError(f"cannot write {path}: {exc.strerror or exc}") from None
+        written.append(path)
+    return written
+
+
+__all__ = ["FORMAT_NAMES", "ReportError", "ReportFormat", "formats", "write_reports"]

@@ -1,0 +1,367 @@
+"""A loopback OpenAI-compatible model service that behaves like a DataWorks one, with injectable faults."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import math
+import socket
+import ssl
+import struct
+import threading
+import time
+from typing import Any
+
+from preflight.simulator.scenarios import SimModel, World
+
+STREAM_CHUNKS = ("OK", ",", " ready", ".")
+
+
+def unit_vector(text: str, dimensions: int) -> list[float]:
+    """A deterministic unit vector for `text` (the same text always embeds the same way)."""
+    values: list[float] = []
+    counter = 0
+    while len(values) < dimensions:
+        digest = hashlib.sha256(f"{counter}:{text}".encode()).digest()
+        values.extend((byte - 127.5) / 127.5 for byte in digest)
+        counter += 1
+    values = values[:dimensions]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return [round(v / norm, 6) for v in values]
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    # The handler threads look these up; set by ModelService.
+    world: World
+    faults: frozenset[str]
+    latency_s: float
+    stopping: threading.Event
+    redirect_to: str
+    received_authorizations: list[str]
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # the simulator is quiet
+        return None
+
+    # --- plumbing --------------------------------------------------------------------------------
+    def _send(self, status: int, body: bytes, content_type: str = "application/json",
+              headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, payload: Any) -> None:
+        self._send(status, json.dumps(payload).encode())
+
+    def _error(self, status: int, message: str, kind: str) -> None:
+        self._json(status, {"object": "error", "message": message, "type": kind, "code": status})
+
+    def _body(self) -> Any:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            return json.loads(raw or b"{}")
+        except ValueError:
+            return None
+
+    def _model(self) -> SimModel | None:
+        host = (self.headers.get("Host") or "").split(":")[0].lower()
+        label = host.split(".")[0]
+        return next((m for m in self.server.world.models if m.service_id == label), None)
+
+    def _authorised(self, model: SimModel) -> bool:
+        given = self.headers.get("Authorization", "")
+        expected = model.api_key if self.server.world.auth_mode == "raw" else f"Bearer {model.api_key}"
+        return given == expected
+
+    def _sleep(self, seconds: float) -> bool:
+        """Sleep unless the server stops; False when it stopped."""
+        return not self.server.stopping.wait(seconds)
+
+    # --- routing ---------------------------------------------------------------------------------
+    def do_GET(self) -> None:
+        self._route("GET")
+
+    def do_POST(self) -> None:
+        self._route("POST")
+
+    def _route(self, method: str) -> None:
+        faults = self.server.faults
+        body = self._body() if method == "POST" else None
+        if self.server.latency_s:
+            self._sleep(self.server.latency_s)
+        if "proxy-502" in faults:
+            page = b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1>" \
+                   b"</center><hr><center>nginx</center></body></html>"
+            self._send(502, page, "text/html", {"Server": "nginx"})
+            return
+        if "redirect" in faults:
+            self._send(302, b"", "text/plain", {"Location": self.server.redirect_to + self.path})
+            return
+        model = self._model()
+        if model is None:
+            self._error(404, "no model service answers at this host name", "NotFound")
+            return
+        path = self.path.split("?")[0]
+        if not self._authorised(model):
+            self._error(401, "Invalid API key, please check your Authorization header", "AuthenticationError")
+            return
+        routes = {("GET", "/v1/models"): self._models, ("POST", "/v1/completions"): self._completions,
+                  ("POST", "/v1/chat/completions"): self._chat, ("POST", "/v1/embeddings"): self._embeddings}
+        handler = routes.get((method, path))
+        if handler is None:
+            self._error(404, f"{method} {path} is not served", "NotFound")
+            return
+        if body is None and method == "POST":
+            self._error(400, "the request body is not JSON", "BadRequestError")
+            return
+        handler(model, body or {})
+
+    # --- the API ---------------------------------------------------------------------------------
+    def _models(self, model: SimModel, body: dict[str, Any]) -> None:
+        override = self.server.world.served_models_override
+        served = override if override is not None else (model.model,)
+        self._json(200, {"object": "list", "data": [
+            {"id": name, "object": "model", "created": 1767225600, "owned_by": "dataworks"} for name in served]})
+
+    def _wants_stream(self, body: dict[str, Any]) -> bool:
+        value = body.get("stream", False)
+        return value is True or (isinstance(value, str) and value.lower() == "true")
+
+    def _max_tokens(self, body: dict[str, Any]) -> int:
+        value = body.get("max_tokens", 16)
+        return value if isinstance(value, int) and value > 0 else 16
+
+    def _completions(self, model: SimModel, body: dict[str, Any]) -> None:
+        if model.kind == "embedding":
+            self._error(400, f"{model.model} is an embedding model", "BadRequestError")
+            return
+        faults = self.server.faults
+        if self._wants_stream(body):
+            self._stream(model, body, chat=False)
+            return
+        if "completion-500" in faults:
+            self._error(500, "Internal Server Error", "InternalServerError")
+            return
+        if "completion-not-json" in faults:
+            self._send(200, b"OK", "text/plain")
+            return
+        if "completion-not-utf8" in faults:
+            self._send(200, b'{"choices": [{"text": "\xff\xfe\xfa broken"}]}')
+            return
+        if "completion-huge" in faults:
+            filler = b"x" * (10 * 1024 * 1024)
+            self._send(200, b'{"choices": [{"text": "' + filler + b'"}]}')
+            return
+        text = "".join(STREAM_CHUNKS)[: max(1, self._max_tokens(body) * 4)]
+        payload = json.dumps(self._completion_payload(model, text, "stop")).encode()
+        if "completion-trickle" in faults:
+            self._trickle(payload)
+            return
+        if "completion-reset" in faults:
+            self._reset_after_half(payload)
+            return
+        self._send(200, payload)
+
+    def _completion_payload(self, model: SimModel, text: str, finish: str) -> dict[str, Any]:
+        return {"id": "cmpl-sim", "object": "text_completion", "created": int(time.time()), "model": model.model,
+                "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}],
+                "usage": {"prompt_tokens": 4, "completion_tokens": len(STREAM_CHUNKS),
+                          "total_tokens": 4 + len(STREAM_CHUNKS)}}
+
+    def _chat(self, model: SimModel, body: dict[str, Any]) -> None:
+        if model.kind == "embedding":
+            self._error(400, f"{model.model} is an embedding model", "BadRequestError")
+            return
+        if self._wants_stream(body):
+            self._stream(model, body, chat=True)
+            return
+        self._json(200, {"id": "chatcmpl-sim", "object": "chat.completion", "created": int(time.time()),
+                         "model": model.model,
+                         "choices": [{"index": 0, "finish_reason": "stop",
+                                      "message": {"role": "assistant", "content": "".join(STREAM_CHUNKS)}}],
+                         "usage": {"prompt_tokens": 6, "completion_tokens": 4, "total_tokens": 10}})
+
+    def _embeddings(self, model: SimModel, body: dict[str, Any]) -> None:
+        if model.kind != "embedding":
+            self._error(400, f"{model.model} is not an embedding model", "BadRequestError")
+            return
+        given = body.get("input")
+        inputs = [given] if isinstance(given, str) else given
+        if not isinstance(inputs, list) or not inputs or not all(isinstance(i, str) for i in inputs):
+            self._error(400, "input must be a string or a list of strings", "BadRequestError")
+            return
+        data = []
+        for index, text in enumerate(inputs):
+            vector: list[Any] = unit_vector(text, model.dimensions)
+            if "embedding-nan" in self.server.faults:
+                vector[0], vector[1] = float("nan"), float("inf")
+            data.append({"object": "embedding", "index": index, "embedding": vector})
+        tokens = sum(max(1, len(text) // 4) for text in inputs)
+        # json.dumps writes NaN and Infinity, which is exactly the broken output this fault stands for.
+        self._json(200, {"object": "list", "model": model.model, "data": data,
+                         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
+    # --- streams and hostile answers ----------------------------------------------------------------
+    def _event(self, model: SimModel, text: str, chat: bool, finish: str | None = None) -> bytes:
+        if chat:
+            choice: dict[str, Any] = {"index": 0, "delta": {"content": text}, "finish_reason": finish}
+            payload = {"id": "chatcmpl-sim", "object": "chat.completion.chunk", "model": model.model,
+                       "choices": [choice]}
+        else:
+            payload = {"id": "cmpl-sim", "object": "text_completion", "model": model.model,
+                       "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}]}
+        return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def _stream(self, model: SimModel, body: dict[str, Any], *, chat: bool) -> None:
+        faults = self.server.faults
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.wfile.flush()
+        try:
+            if "stream-endless" in faults:
+                event = self._event(model, "more", chat)
+                burst = event * 64
+                while not self.server.stopping.is_set():
+                    self._chunk(burst)
+                return
+            if "slow" in faults and not self._sleep(1.5):
+                return
+            events = [self._event(model, piece, chat) for piece in STREAM_CHUNKS]
+            events[-1] = self._event(model, STREAM_CHUNKS[-1], chat, "stop")
+            if "stream-malformed" in faults:
+                events = [b'data: {"choices": [{"text": "OK"\n\n', b"data: {not json}\n\n"]
+            if "stream-stall" in faults:
+                self._chunk(events[0])
+                self.server.stopping.wait(3600)
+                return
+            tail = [] if "stream-no-done" in faults else [b"data: [DONE]\n\n"]
+            if "stream-buffered" in faults:
+                self._sleep(0.3)
+                self._chunk(b"".join(events + tail))
+            else:
+                for event in events + tail:
+                    self._chunk(event)
+                    self._sleep(0.01)
+            self._chunk(b"")
+        except OSError:  # the client went away, as clients cutting an endless stream do
+            self.close_connection = True
+
+    def _trickle(self, payload: bytes) -> None:
+        head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+                ).encode()
+        try:
+            for byte in head:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                if not self._sleep(1.0):
+                    return
+            self.wfile.write(payload)
+        except OSError:
+            pass
+        self.close_connection = True
+
+    def _reset_after_half(self, payload: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload[: len(payload) // 2])
+        self.wfile.flush()
+        # SO_LINGER with a zero timeout turns close() into a TCP reset.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+
+
+class _RedirectTarget(http.server.ThreadingHTTPServer):
+    """The 'other host' a redirect points at; it remembers any Authorization header that reached it."""
+
+    daemon_threads = True
+    received_authorizations: list[str]
+
+
+class _RecordingHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _RedirectTarget
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+    def do_GET(self) -> None:
+        self.server.received_authorizations.append(self.headers.get("Authorization", ""))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    do_POST = do_GET
+
+
+class ModelService:
+    """The model service on 127.0.0.1 for one World and set of faults."""
+
+    def __init__(self, world: World, *, faults: frozenset[str] = frozenset(), latency_s: float = 0.0,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        self.world = world
+        self.faults = faults
+        self.latency_s = latency_s
+        self.ssl_context = ssl_context
+        self.port = 0
+        self.stopping = threading.Event()
+        self.received_authorizations: list[str] = []
+        self._server: _Server | None = None
+        self._other: _RedirectTarget | None = None
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> int:
+        redirect_to = "http://127.0.0.2:9"
+        if "redirect" in self.faults:
+            self._other = _RedirectTarget(("127.0.0.2", 0), _RecordingHandler)
+            self._other.received_authorizations = self.received_authorizations
+            redirect_to = f"http://127.0.0.2:{self._other.server_address[1]}"
+            self._spawn(self._other)
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.world, server.faults, server.latency_s = self.world, self.faults, self.latency_s
+        server.stopping, server.redirect_to = self.stopping, redirect_to
+        server.received_authorizations = self.received_authorizations
+        if self.ssl_context is not None:
+            server.socket = self.ssl_context.wrap_socket(server.socket, server_side=True)
+        self._server = server
+        self.port = int(server.server_address[1])
+        self._spawn(server)
+        return self.port
+
+    def _spawn(self, server: http.server.ThreadingHTTPServer) -> None:
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for server in (self._server, self._other):
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+        self._server = self._other = None
+
+
+__all__ = ["ModelService", "unit_vector"]

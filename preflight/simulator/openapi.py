@@ -1,0 +1,374 @@
+"""A loopback stand-in for the DataWorks, PrivateZone, PrivateLink and VPC OpenAPIs, signature checked."""
+
+from __future__ import annotations
+
+import http.server
+import itertools
+import json
+import threading
+import urllib.parse
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from preflight.simulator.scenarios import SimModel, World
+from preflight.simulator.signature import SignatureProblem, verify
+from preflight.simulator.workflow import WorkflowRunner
+
+if TYPE_CHECKING:
+    from preflight.simulator.harness import Simulator
+
+PRODUCTS = {"2024-05-18": "dataworks", "2018-01-01": "pvtz", "2020-04-15": "privatelink", "2016-04-28": "vpc"}
+
+
+class ApiError(Exception):
+    """An error answer in the OpenAPI shape."""
+
+    def __init__(self, status: int, code: str, message: str, *, denied: dict[str, str] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.denied = denied
+        self.headers = headers or {}
+
+
+def _page(items: list[Any], params: dict[str, str], default_size: int = 10) -> tuple[list[Any], int, int]:
+    number = max(1, int(params.get("PageNumber") or 1))
+    size = max(1, min(100, int(params.get("PageSize") or default_size)))
+    return items[(number - 1) * size: number * size], number, size
+
+
+def eni_ip(model_index: int, vpc_index: int) -> str:
+    return f"10.{10 + vpc_index}.{model_index // 250}.{10 + model_index % 250}"
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    api: CloudApi
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def _handle(self) -> None:
+        api = self.server.api
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        _path, _, raw_query = self.path.partition("?")
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        request_id = api.next_request_id()
+        if api.latency_s:
+            api.stopping.wait(api.latency_s)
+        try:
+            verify(self.command, raw_query, headers, body, {api.world.access_key_id: api.world.access_key_secret})
+            params = dict(urllib.parse.parse_qsl(raw_query, keep_blank_values=True))
+            if "form" in headers.get("content-type", ""):
+                params.update(urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+            answer = api.dispatch(headers.get("x-acs-version", ""), headers.get("x-acs-action", ""), params)
+        except SignatureProblem as problem:
+            self._error(request_id, ApiError(problem.status, problem.code, str(problem)))
+            return
+        except ApiError as error:
+            self._error(request_id, error)
+            return
+        if isinstance(answer, bytes):
+            self._send(200, answer, "text/html", {})
+            return
+        self._send(200, json.dumps({"RequestId": request_id, **answer}).encode(), "application/json", {})
+
+    def _error(self, request_id: str, error: ApiError) -> None:
+        payload: dict[str, Any] = {"RequestId": request_id, "HostId": "dataworks.simulator", "Code": error.code,
+                                   "Message": error.message,
+                                   "Recommend": f"https://api.aliyun.com/troubleshoot?q={error.code}"}
+        if error.denied:
+            payload["AccessDeniedDetail"] = error.denied
+        if error.status == 200:  # the API's "it failed, but over HTTP 200" answer
+            payload["Success"] = False
+        self._send(error.status, json.dumps(payload).encode(), "application/json", error.headers)
+
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("x-acs-request-id", "sim")
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class CloudApi:
+    """The cloud APIs of one World on 127.0.0.1, with the scenario's faults and RAM denials."""
+
+    def __init__(self, world: World, *, faults: frozenset[str] = frozenset(), latency_s: float = 0.0,
+                 simulator: Simulator | None = None, fail_tasks: bool = False) -> None:
+        self.world = world
+        self.faults = faults
+        self.latency_s = latency_s
+        self.simulator = simulator
+        self.port = 0
+        self.stopping = threading.Event()
+        self.calls: dict[str, int] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._server: _Server | None = None
+        environment = {}
+        if simulator is not None and simulator.dns_port:
+            environment["PREFLIGHT_NAMESERVERS"] = f"127.0.0.1:{simulator.dns_port}"
+        self.workflows = WorkflowRunner(environment, fail_tasks=fail_tasks)
+        self._handlers: dict[tuple[str, str], Callable[[dict[str, str]], Any]] = {
+            ("dataworks", "GetProject"): self.get_project,
+            ("dataworks", "GetResourceGroup"): self.get_resource_group,
+            ("dataworks", "ListResourceGroupAssociateProjects"): self.list_associated_projects,
+            ("dataworks", "ListNetworks"): self.list_networks,
+            ("dataworks", "GetNode"): self.get_node,
+            ("dataworks", "ExecuteAdhocWorkflowInstance"): self.execute_adhoc,
+            ("dataworks", "GetWorkflowInstance"): self.get_workflow_instance,
+            ("dataworks", "ListTaskInstances"): self.list_task_instances,
+            ("dataworks", "GetTaskInstance"): self.get_task_instance,
+            ("dataworks", "GetTaskInstanceLog"): self.get_task_instance_log,
+            ("pvtz", "DescribeZones"): self.describe_zones,
+            ("pvtz", "DescribeZoneInfo"): self.describe_zone_info,
+            ("pvtz", "DescribeZoneRecords"): self.describe_zone_records,
+            ("privatelink", "ListVpcEndpoints"): self.list_vpc_endpoints,
+            ("privatelink", "ListVpcEndpointZones"): self.list_vpc_endpoint_zones,
+            ("vpc", "DescribeVSwitchAttributes"): self.describe_vswitch,
+        }
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> int:
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.api = self
+        self._server = server
+        self.port = int(server.server_address[1])
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self.port
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.workflows.stop()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def next_request_id(self) -> str:
+        return f"5E1C0A6B-0000-4000-8000-{next(self._ids):012d}"
+
+    # --- dispatch ----------------------------------------------------------------------------------
+    def dispatch(self, version: str, action: str, params: dict[str, str]) -> Any:
+        product = PRODUCTS.get(version)
+        handler = self._handlers.get((product or "", action))
+        if handler is None:
+            raise ApiError(404, "InvalidAction.NotFound", f"Specified api {action} ({version}) is not found.")
+        with self._lock:
+            self.calls[action] = self.calls.get(action, 0) + 1
+        auth_action = f"{product}:{action}"
+        if auth_action in self.world.ram_denied:
+            raise ApiError(403, "Forbidden.RAM", f"User not authorized to operate on the specified resource: "
+                           f"{auth_action}", denied={"AuthAction": auth_action, "AuthPrincipalType": "SubUser",
+                                                     "AuthPrincipalDisplayName": "preflight-ci",
+                                                     "NoPermissionType": "ImplicitDeny", "PolicyType": "Account"})
+        self._faults(action)
+        return handler(params)
+
+    def _faults(self, action: str) -> None:
+        faults = self.faults
+        if action == "GetResourceGroup" and "get-resource-group-503" in faults:
+            raise ApiError(503, "ServiceUnavailable", "The request has failed due to a temporary failure of the "
+                           "server.")
+        if action == "ListNetworks" and "list-networks-throttled" in faults:
+            raise ApiError(400, "Throttling.User", "Request was denied due to user flow control.",
+                           headers={"x-acs-retry-after": "200"})
+        if action == "GetProject" and "get-project-timeout" in faults:
+            self.stopping.wait(6.0)
+        if action == "GetProject" and "get-project-success-false" in faults:
+            raise _SuccessFalse()
+
+    # --- DataWorks ---------------------------------------------------------------------------------
+    def _group(self, group_id: str) -> None:
+        if group_id not in self.world.resource_group_ids:
+            raise ApiError(400, "Invalid.ResourceGroup.NotFound", f"The resource group {group_id} does not exist.")
+
+    def get_project(self, params: dict[str, str]) -> dict[str, Any]:
+        world = self.world
+        if not world.workspace_exists or params.get("Id") != world.workspace_id:
+            raise ApiError(400, "Invalid.Tenant.ProjectNotExists", f"The workspace {params.get('Id')} does not exist.")
+        return {"Project": {"Id": int(world.workspace_id), "Name": world.workspace_name,
+                            "DisplayName": world.workspace_name, "Status": world.workspace_status,
+                            "Description": "simulated workspace", "DevEnvironmentEnabled": True}}
+
+    def get_resource_group(self, params: dict[str, str]) -> dict[str, Any]:
+        group = params.get("Id", "")
+        self._group(group)
+        world = self.world
+        first = world.bindings[0] if world.bindings else None
+        return {"ResourceGroup": {"Id": group, "Name": group.split("_")[-1], "ResourceGroupType":
+                                  world.resource_group_type, "Status": world.resource_group_status,
+                                  "PaymentType": "PostPaid", "Spec": 2, "CreateTime": 1740787200000,
+                                  "DefaultVpcId": first.vpc_id if first else None,
+                                  "DefaultVswitchId": first.vswitch_id if first else None}}
+
+    def list_associated_projects(self, params: dict[str, str]) -> Any:
+        if "associate-not-json" in self.faults:
+            return b"<html><body><h1>Service temporarily unavailable</h1></body></html>"
+        self._group(params.get("ResourceGroupId", ""))
+        return {"ProjectIdList": [int(p) for p in self.world.attached_workspaces], "Success": True}
+
+    def list_networks(self, params: dict[str, str]) -> dict[str, Any]:
+        self._group(params.get("ResourceGroupId", ""))
+        newest_first = sorted(self.world.bindings, key=lambda b: b.create_time, reverse=True)
+        networks = [{"Id": b.network_id, "VpcId": b.vpc_id, "VswitchId": b.vswitch_id,
+                     "SecurityGroupId": b.security_group_id, "Status": b.status, "CreateTime":
+                     _epoch_ms(b.create_time), "ResourceGroupId": params.get("ResourceGroupId")}
+                    for b in newest_first]
+        page, number, size = _page(networks, params)
+        return {"PagingInfo": {"NetworkList": page, "PageNumber": number, "PageSize": size,
+                               "TotalCount": len(networks)}, "Success": True}
+
+    def get_node(self, params: dict[str, str]) -> dict[str, Any]:
+        node = next((n for n in self.world.nodes if n.node_id == params.get("Id")), None)
+        if node is None or params.get("ProjectId") != self.world.workspace_id:
+            raise ApiError(400, "Invalid.Node.NotFound", f"The node {params.get('Id')} does not exist.")
+        spec = {"version": "1.1.0", "kind": "CycleWorkflow", "spec": {"nodes": [{
+            "id": node.node_id, "name": node.name, "script": {"runtime": {"command": "DIDE_SHELL"}},
+            "runtimeResource": {"resourceGroup": node.resource_group_id},
+            "trigger": {"type": node.trigger_type, "cron": node.cron}}]}}
+        return {"Node": {"Id": int(node.node_id), "Name": node.name, "Spec": json.dumps(spec)}}
+
+    def execute_adhoc(self, params: dict[str, str]) -> dict[str, Any]:
+        if params.get("ProjectId") != self.world.workspace_id:
+            raise ApiError(400, "Invalid.Tenant.ProjectNotExists", "The workspace does not exist.")
+        try:
+            tasks = json.loads(params.get("Tasks") or "[]")
+            task = tasks[0]
+            script = task["Script"]["Content"]
+            group = task["RuntimeResource"]["ResourceGroupId"]
+        except (ValueError, LookupError, TypeError):
+            raise ApiError(400, "InvalidParameter", "Tasks must hold one task with Script.Content and "
+                           "RuntimeResource.ResourceGroupId.") from None
+        self._group(group)
+        run = self.workflows.submit(str(task.get("Name", "preflight")), group, script,
+                                    int(task.get("Timeout") or 600))
+        return {"WorkflowInstanceId": run.workflow_id}
+
+    def _run_for_workflow(self, params: dict[str, str], key: str) -> Any:
+        run = self.workflows.by_workflow(int(params.get(key) or 0))
+        if run is None:
+            raise ApiError(400, "Invalid.WorkflowInstance.NotFound", "The workflow instance does not exist.")
+        return run
+
+    def get_workflow_instance(self, params: dict[str, str]) -> dict[str, Any]:
+        run = self._run_for_workflow(params, "Id")
+        return {"WorkflowInstance": {"Id": run.workflow_id, "Name": run.name, "Status": run.status,
+                                     "Type": "Manual", "EnvType": "Prod"}}
+
+    def list_task_instances(self, params: dict[str, str]) -> dict[str, Any]:
+        run = self._run_for_workflow(params, "WorkflowInstanceId")
+        instance = {"Id": run.task_id, "Status": run.status, "WorkflowInstanceId": run.workflow_id,
+                    "TaskName": run.name, "RunNumber": 1}
+        return {"PagingInfo": {"TaskInstances": [instance], "PageNumber": 1, "PageSize": 10, "TotalCount": 1}}
+
+    def _task(self, params: dict[str, str]) -> Any:
+        run = self.workflows.tasks.get(int(params.get("Id") or 0))
+        if run is None:
+            raise ApiError(400, "Invalid.TaskInstance.NotFound", "The task instance does not exist.")
+        return run
+
+    def get_task_instance(self, params: dict[str, str]) -> dict[str, Any]:
+        run = self._task(params)
+        return {"TaskInstance": {"Id": run.task_id, "Status": run.status, "WorkflowInstanceId": run.workflow_id,
+                                 "RunNumber": 1}}
+
+    def get_task_instance_log(self, params: dict[str, str]) -> dict[str, Any]:
+        return {"TaskInstanceLog": self._task(params).log}
+
+    # --- PrivateZone, PrivateLink, VPC -------------------------------------------------------------
+    def _models_in(self, vpc_id: str | None) -> list[tuple[int, SimModel]]:
+        return [(index, m) for index, m in enumerate(self.world.models) if vpc_id is None or vpc_id in m.allowed_vpcs]
+
+    def describe_zones(self, params: dict[str, str]) -> dict[str, Any]:
+        keyword = params.get("Keyword") or ""
+        zones = [{"ZoneId": f"zone-{m.service_id}", "ZoneName": m.host, "RecordCount": 1, "IsPtr": False,
+                  "ProxyPattern": "ZONE"} for _, m in self._models_in(params.get("QueryVpcId") or None)
+                 if keyword in m.host]
+        page, number, size = _page(zones, params, 20)
+        return {"Zones": {"Zone": page}, "TotalItems": len(zones), "PageNumber": number, "PageSize": size,
+                "TotalPages": (len(zones) + size - 1) // size}
+
+    def _zone_model(self, params: dict[str, str]) -> SimModel:
+        model = next((m for m in self.world.models if f"zone-{m.service_id}" == params.get("ZoneId")), None)
+        if model is None:
+            raise ApiError(400, "Zone.Invalid.Id", "The zone does not exist.")
+        return model
+
+    def describe_zone_info(self, params: dict[str, str]) -> dict[str, Any]:
+        model = self._zone_model(params)
+        return {"ZoneId": params.get("ZoneId"), "ZoneName": model.host,
+                "BindVpcs": {"Vpc": [{"VpcId": vpc, "RegionId": self.world.region, "VpcName": vpc}
+                                     for vpc in model.allowed_vpcs]}}
+
+    def describe_zone_records(self, params: dict[str, str]) -> dict[str, Any]:
+        model = self._zone_model(params)
+        index = self.world.models.index(model)
+        records = [{"RecordId": index + 1, "Rr": "@", "Type": "A", "Value": eni_ip(index, 0), "Status": "ENABLE",
+                    "Ttl": 60}]
+        return {"Records": {"Record": records}, "TotalItems": 1, "PageNumber": 1, "PageSize": 20}
+
+    def list_vpc_endpoints(self, params: dict[str, str]) -> dict[str, Any]:
+        vpc = params.get("VpcId") or None
+        endpoints = []
+        for _index, model in self._models_in(vpc):
+            for vpc_index, allowed in enumerate(model.allowed_vpcs):
+                if vpc is not None and allowed != vpc:
+                    continue
+                endpoint_id = f"ep-{model.service_id}-{vpc_index}"
+                endpoints.append({"EndpointId": endpoint_id, "VpcId": allowed, "RegionId": self.world.region,
+                                  "EndpointStatus": "Active", "ConnectionStatus": "Connected",
+                                  "ServiceName": f"com.aliyuncs.privatelink.{self.world.region}.dataworks-model."
+                                                 f"{model.service_id}",
+                                  "EndpointDomain": f"{endpoint_id}.{self.world.region}.privatelink.aliyuncs.com",
+                                  "EndpointType": "Interface"})
+        return {"Endpoints": endpoints, "TotalCount": len(endpoints), "MaxResults": 50}
+
+    def list_vpc_endpoint_zones(self, params: dict[str, str]) -> dict[str, Any]:
+        endpoint_id = params.get("EndpointId") or ""
+        for index, model in enumerate(self.world.models):
+            for vpc_index, _ in enumerate(model.allowed_vpcs):
+                if endpoint_id == f"ep-{model.service_id}-{vpc_index}":
+                    return {"Zones": [{"ZoneId": f"{self.world.region}-a", "VSwitchId": "vsw-2ze0first000000001",
+                                       "EniIp": eni_ip(index, vpc_index), "ZoneStatus": "Connected",
+                                       "EniId": f"eni-{model.service_id}"}], "MaxResults": 50}
+        raise ApiError(400, "EndpointNotFound", "The endpoint does not exist.")
+
+    def describe_vswitch(self, params: dict[str, str]) -> dict[str, Any]:
+        binding = next((b for b in self.world.bindings if b.vswitch_id == params.get("VSwitchId")), None)
+        if binding is None:
+            raise ApiError(404, "InvalidVSwitchId.NotFound", "The vSwitch does not exist.")
+        return {"VSwitchId": binding.vswitch_id, "VpcId": binding.vpc_id, "CidrBlock": "172.16.0.0/24",
+                "Status": "Available", "ZoneId": f"{self.world.region}-a"}
+
+
+class _SuccessFalse(ApiError):
+    def __init__(self) -> None:
+        super().__init__(200, "Internal.Error", "The request failed.")
+
+
+def _epoch_ms(iso: str) -> int:
+    import datetime as dt
+
+    return int(dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+__all__ = ["ApiError", "CloudApi", "eni_ip"]
