@@ -1,7 +1,152 @@
-"""Built-in checks: cloud (filled in by its issue)."""
+"""Control-plane checks: credentials, the workspace, and the Serverless resource group."""
 
 from __future__ import annotations
 
-from preflight.registry import Check
+from typing import TYPE_CHECKING, Any
 
-CHECKS: tuple[Check, ...] = ()
+from checks.cloudfail import outcome_of
+from preflight.cloud import call, is_credential_error, session
+from preflight.errors import CloudError
+from preflight.model import Outcome
+from preflight.registry import check
+
+if TYPE_CHECKING:
+    from preflight.context import Context
+
+DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/serverless-resource-groups"
+NO_CONTROL = "no workspace or resource_group configured for this target: control-plane checks skip"
+
+
+async def get_project(context: Context) -> dict[str, Any]:
+    return await call(context, "dataworks", "GetProject", Id=context.target.workspace)
+
+
+async def get_resource_group(context: Context) -> dict[str, Any]:
+    return await call(context, "dataworks", "GetResourceGroup", Id=context.target.resource_group)
+
+
+@check("cloud.credentials", "Cloud credentials are accepted", depends_on=("config.valid",), plane="control",
+       scope="target", tags=("control", "cloud"), timeout_s=30, docs=DOCS,
+       proves="The credential chain yields an AccessKey the DataWorks API accepts (the signature verifies).",
+       how="Resolves the default chain (or cloud.profile) and signs GetProject (else GetResourceGroup); the answer "
+           "is shared with the checks that need it.",
+       failure_means="A wrong or disabled AccessKey, a wrong secret (SignatureDoesNotMatch), a clock far off, or no "
+                     "credentials at all.",
+       fix="Export ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET, or name a profile of ~/.aliyun/config.json in cloud.profile.")
+async def credentials(context: Context) -> Outcome:
+    target = context.target
+    if target.workspace is None and target.resource_group is None:
+        return Outcome.skipped(NO_CONTROL)
+    cloud = await session(context)
+    askers = [("GetProject", get_project)] if target.workspace else []
+    if target.resource_group:
+        askers.append(("GetResourceGroup", get_resource_group))
+    last: CloudError | None = None
+    for action, ask in askers:
+        try:
+            await ask(context)
+        except CloudError as error:
+            if error.code == "NoCredentials":
+                return Outcome.failed(str(error), "Configure credentials: export ALIBABA_CLOUD_ACCESS_KEY_ID and "
+                                      "ALIBABA_CLOUD_ACCESS_KEY_SECRET, or set cloud.profile.", code=error.code)
+            if is_credential_error(error):
+                identity = cloud.identity()
+                outcome = outcome_of(error, f"{action} signed with the key from the {identity.provider} provider "
+                                            f"({identity.access_key_id})")
+                return Outcome(outcome.status, outcome.summary, {**outcome.evidence, "provider": identity.provider,
+                                                                 "access_key_id": identity.access_key_id},
+                               outcome.remediation)
+            last = error
+            continue
+        identity = cloud.identity()
+        return Outcome.passed(f"{action} accepted the key from the {identity.provider} provider "
+                              f"({identity.access_key_id})", provider=identity.provider,
+                              access_key_id=identity.access_key_id, verified_with=action)
+    assert last is not None
+    identity = cloud.identity()
+    return Outcome.passed(f"no credential error from the API ({last.code} on {last.action} is judged by the check that "
+                          f"needs it); key from the {identity.provider} provider ({identity.access_key_id})",
+                          provider=identity.provider, access_key_id=identity.access_key_id, last_code=last.code)
+
+
+@check("workspace.exists", "Workspace exists and is Available", depends_on=("cloud.credentials",), plane="control",
+       scope="target", tags=("control", "workspace"), timeout_s=30, docs=DOCS,
+       proves="GetProject finds the workspace and its status is Available.",
+       how="GetProject with the workspace id (the answer cloud.credentials already asked for).",
+       failure_means="A wrong workspace id, another region or account, or a frozen/forbidden workspace.",
+       fix="Copy the workspace id from DataWorks > Workspaces, and check the target's region.")
+async def workspace_exists(context: Context) -> Outcome:
+    workspace = context.target.workspace
+    if workspace is None:
+        return Outcome.skipped("no workspace configured for this target")
+    try:
+        answer = await get_project(context)
+    except CloudError as error:
+        if error.code.startswith("Invalid.Tenant.ProjectNotExists"):
+            return Outcome.failed(f"workspace {workspace} does not exist in {context.region}",
+                                  "Check the workspace id (DataWorks > Workspaces) and the target's region.",
+                                  code=error.code, request_id=error.request_id)
+        return outcome_of(error, f"GetProject for workspace {workspace}")
+    project = answer.get("Project") or {}
+    status = project.get("Status")
+    evidence = {"id": project.get("Id"), "name": project.get("Name"), "status": status}
+    if status != "Available":
+        return Outcome.failed(f"workspace {project.get('Name')} ({workspace}) is {status}, not Available",
+                              "A Forbidden or Frozen workspace runs no nodes: check billing and the workspace's "
+                              "status in DataWorks > Workspaces.", **evidence)
+    return Outcome.passed(f"workspace {project.get('Name')} ({workspace}) is Available", **evidence)
+
+
+@check("resource_group.ready", "Resource group is Serverless and Normal", depends_on=("cloud.credentials",),
+       plane="control", scope="target", tags=("control", "resource_group"), timeout_s=30, docs=DOCS,
+       proves="GetResourceGroup finds the group, its type is CommonV2 (Serverless) and its status Normal.",
+       how="GetResourceGroup with the resource group id; asked once per group per run.",
+       failure_means="Model services run only on Serverless resource groups; a stopped or frozen group runs nothing.",
+       fix="Use a Serverless resource group (DataWorks > Resource Groups), and start or renew it.")
+async def resource_group_ready(context: Context) -> Outcome:
+    group = context.target.resource_group
+    if group is None:
+        return Outcome.skipped("no resource_group configured for this target")
+    try:
+        answer = await get_resource_group(context)
+    except CloudError as error:
+        return outcome_of(error, f"GetResourceGroup for {group}")
+    info = answer.get("ResourceGroup") or {}
+    evidence = {key: info.get(key) for key in ("Id", "Name", "ResourceGroupType", "Status", "DefaultVpcId",
+                                               "DefaultVswitchId")}
+    if info.get("ResourceGroupType") != "CommonV2":
+        return Outcome.failed(f"{group} is a {info.get('ResourceGroupType')} group, not Serverless (CommonV2)",
+                              "Model services are deployed on and called from Serverless resource groups: create one "
+                              "in DataWorks > Resource Groups and use it for the nodes.", **evidence)
+    if info.get("Status") != "Normal":
+        return Outcome.failed(f"{group} is {info.get('Status')}, not Normal",
+                              "Start or renew the resource group in DataWorks > Resource Groups.", **evidence)
+    return Outcome.passed(f"{group} is Serverless (CommonV2) and Normal", **evidence)
+
+
+@check("resource_group.attached", "Resource group is attached to the workspace",
+       depends_on=("workspace.exists", "resource_group.ready"), plane="control", scope="target",
+       tags=("control", "resource_group"), timeout_s=30, docs=DOCS,
+       proves="The workspace is among the workspaces the resource group is associated with.",
+       how="ListResourceGroupAssociateProjects for the group.",
+       failure_means="Nodes of the workspace cannot run on the group.",
+       fix="DataWorks > Resource Groups > the group > Associate Workspace, and choose the workspace.")
+async def resource_group_attached(context: Context) -> Outcome:
+    target = context.target
+    if target.workspace is None or target.resource_group is None:
+        return Outcome.skipped("needs both workspace and resource_group")
+    try:
+        answer = await call(context, "dataworks", "ListResourceGroupAssociateProjects",
+                            ResourceGroupId=target.resource_group)
+    except CloudError as error:
+        return outcome_of(error, f"ListResourceGroupAssociateProjects for {target.resource_group}")
+    attached = [str(project) for project in answer.get("ProjectIdList") or []]
+    evidence = {"resource_group": target.resource_group, "workspace": target.workspace, "attached": attached}
+    if target.workspace not in attached:
+        return Outcome.failed(f"{target.resource_group} is not associated with workspace {target.workspace}",
+                              "DataWorks console > Resource Groups > the group > Associate Workspace: add workspace "
+                              f"{target.workspace}.", **evidence)
+    return Outcome.passed(f"associated with workspace {target.workspace}", **evidence)
+
+
+CHECKS = (credentials, workspace_exists, resource_group_ready, resource_group_attached)

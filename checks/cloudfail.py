@@ -1,0 +1,56 @@
+"""Turn a failed cloud API call into an Outcome that says what to do."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from preflight.cloud import MANAGED_POLICIES, is_credential_error
+from preflight.errors import CloudError
+from preflight.model import Outcome
+
+
+def error_evidence(error: CloudError) -> dict[str, Any]:
+    return {"action": error.action, "code": error.code, "http_status": error.status_code,
+            "request_id": error.request_id, "auth_action": error.auth_action or None}
+
+
+def outcome_of(error: CloudError, what: str) -> Outcome:
+    """The failure of `what` (a phrase like 'GetResourceGroup for group X') with the fix for its kind."""
+    evidence = error_evidence(error)
+    request = f" (request id {error.request_id})" if error.request_id else ""
+    code = error.code
+    if code == "Forbidden.RAM" or code.startswith("Forbidden"):
+        action = error.auth_action or error.action
+        product = action.split(":")[0]
+        policy = MANAGED_POLICIES.get(product, "a policy that allows it")
+        return Outcome.failed(f"{what}: permission denied: the RAM identity may not call {action}{request}",
+                              f"Grant {action} to the RAM user or role running preflight (RAM console > Users/Roles "
+                              f"> Add Permissions), for example with the managed policy {policy}.", **evidence)
+    if is_credential_error(error):
+        return Outcome.failed(f"{what}: the API refused the credentials ({code}){request}",
+                              "Check ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET or the profile in ~/.aliyun/config.json.",
+                              **evidence)
+    if code.startswith("Throttling"):
+        return Outcome.failed(f"{what}: throttled ({code}) even after one retry{request}",
+                              "Too many API calls for this account: retry later, or run fewer targets at once "
+                              "(--concurrency).", **evidence)
+    if code == "Timeout":
+        return Outcome.failed(f"{what}: the API did not answer in time: {error}",
+                              "Check the network path to the API endpoint (cloud.endpoint, proxies), or raise "
+                              "cloud.read_timeout_ms.", **evidence)
+    if code == "InvalidResponse":
+        return Outcome.failed(f"{what}: the API answered something that is not JSON: {error}",
+                              "A proxy or captive portal answered instead of the API; check cloud.endpoint and "
+                              "proxies.", **evidence)
+    if code == "ConnectionError":
+        return Outcome.failed(f"{what}: the API could not be reached: {error}",
+                              "Check cloud.endpoint / cloud.protocol and the network path to it.", **evidence)
+    if (error.status_code or 0) >= 500 or code in ("InternalError", "ServiceUnavailable"):
+        return Outcome.failed(f"{what}: the API failed on its side ({code}, HTTP {error.status_code}){request}",
+                              "A temporary failure of the service: retry; if it persists, open a ticket quoting the "
+                              "request id.", **evidence)
+    return Outcome.failed(f"{what}: {code}: {error}{request}", "See the error code in the API's documentation.",
+                          **evidence)
+
+
+__all__ = ["error_evidence", "outcome_of"]

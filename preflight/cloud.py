@@ -1,0 +1,227 @@
+"""Calls to the Alibaba Cloud OpenAPIs through the official SDK's generic client, shared and translated."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from preflight.errors import CloudError
+
+if TYPE_CHECKING:
+    from preflight.config import CloudConfig, Config
+    from preflight.context import Context
+
+
+@dataclass(frozen=True)
+class Product:
+    """One OpenAPI product: its version, default endpoint pattern and SDK package (for the optional extra)."""
+
+    name: str
+    version: str
+    endpoint: str
+    package: str | None = None
+
+
+PRODUCTS = {
+    "dataworks": Product("dataworks", "2024-05-18", "dataworks.{region}.aliyuncs.com"),
+    "pvtz": Product("pvtz", "2018-01-01", "pvtz.aliyuncs.com", "alibabacloud_pvtz20180101"),
+    "privatelink": Product("privatelink", "2020-04-15", "privatelink.{region}.aliyuncs.com",
+                           "alibabacloud_privatelink20200415"),
+    "vpc": Product("vpc", "2016-04-28", "vpc.{region}.aliyuncs.com", "alibabacloud_vpc20160428"),
+}
+CREDENTIAL_CODES = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidTimeStamp", "InvalidSecurityToken",
+                    "NoCredentials", "IncompleteSignature", "MissingAuthorization")
+MANAGED_POLICIES = {"dataworks": "AliyunDataWorksReadOnlyAccess (AliyunDataWorksFullAccess for "
+                                 "ExecuteAdhocWorkflowInstance)",
+                    "pvtz": "AliyunPvtzReadOnlyAccess", "privatelink": "AliyunPrivateLinkReadOnlyAccess",
+                    "vpc": "AliyunVPCReadOnlyAccess"}
+MAX_RETRY_AFTER_S = 2.0
+_IMPORTED = threading.Event()
+
+
+def _import_sdk() -> None:
+    import alibabacloud_credentials.client  # noqa: F401
+    import alibabacloud_tea_openapi.client  # noqa: F401
+
+    _IMPORTED.set()
+
+
+def prefetch() -> None:
+    """Start importing the SDK in the background, so the import overlaps network work instead of preceding it."""
+    if not _IMPORTED.is_set():
+        threading.Thread(target=_import_sdk, name="preflight-sdk-import", daemon=True).start()
+
+
+def extra_installed(product: str) -> bool:
+    """Whether the optional SDK package of a network product is installed (`preflight[network]`)."""
+    package = PRODUCTS[product].package
+    return package is None or importlib.util.find_spec(package) is not None
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Where the credentials came from, safe to show: provider name and masked AccessKey id."""
+
+    provider: str
+    access_key_id: str
+
+
+def is_credential_error(error: CloudError) -> bool:
+    return error.code.startswith(CREDENTIAL_CODES)
+
+
+class CloudSession:
+    """The run's credentials and one SDK client per product, built once."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+        self._credentials: tuple[Any, Identity] | None = None
+
+    def identity(self) -> Identity:
+        return self._resolve()[1]
+
+    def _resolve(self) -> tuple[Any, Identity]:
+        with self._lock:
+            if self._credentials is None:
+                self._credentials = _resolve_credentials(self.config.cloud)
+            return self._credentials
+
+    def client(self, product: str, region: str) -> Any:
+        credential, _ = self._resolve()
+        with self._lock:
+            key = (product, region)
+            if key not in self._clients:
+                self._clients[key] = _build_client(self.config.cloud, PRODUCTS[product], region, credential)
+            return self._clients[key]
+
+    def call(self, product: str, action: str, params: Mapping[str, Any], region: str, method: str = "GET"
+             ) -> dict[str, Any]:
+        """One blocking call, with one retry after throttling; errors become CloudError."""
+        from alibabacloud_tea_openapi.utils_models import OpenApiRequest, Params
+        from darabonba.runtime import RuntimeOptions
+
+        info = PRODUCTS[product]
+        cloud = self.config.cloud
+        values = {key: str(value) for key, value in params.items() if value is not None}
+        request = OpenApiRequest(query=values) if method == "GET" else OpenApiRequest(body=values)
+        api = Params(action=action, version=info.version, protocol=cloud.protocol.upper(), pathname="/",
+                     method=method, auth_type="AK", style="RPC", req_body_type="formData", body_type="json")
+        runtime = RuntimeOptions(connect_timeout=cloud.connect_timeout_ms, read_timeout=cloud.read_timeout_ms,
+                                 autoretry=False, max_attempts=0)
+        for attempt in (1, 2):
+            try:
+                client = self.client(product, region)
+                answer = client.call_api(api, request, runtime)
+            except CloudError as exc:
+                exc.action = exc.action or f"{product}:{action}"
+                raise
+            except Exception as exc:
+                error = translate(exc, f"{product}:{action}")
+                retry_after = getattr(exc, "retry_after", None)
+                if attempt == 1 and error.code.startswith("Throttling"):
+                    time.sleep(min(MAX_RETRY_AFTER_S, max(0.05, (retry_after or 200) / 1000)))
+                    continue
+                raise error from None
+            body = answer.get("body") if isinstance(answer, dict) else None
+            if not isinstance(body, dict):
+                raise CloudError(f"{action} answered a body that is not a JSON object", code="InvalidResponse",
+                                 action=f"{product}:{action}")
+            if body.get("Success") is False:
+                raise CloudError(f"{action} answered HTTP 200 with Success: false ({body.get('Code')}: "
+                                 f"{body.get('Message')})", code=str(body.get("Code") or "SuccessFalse"),
+                                 status_code=200, request_id=str(body.get("RequestId") or ""),
+                                 action=f"{product}:{action}")
+            return body
+        raise AssertionError("unreachable")
+
+
+def _resolve_credentials(cloud: CloudConfig) -> tuple[Any, Identity]:
+    from alibabacloud_credentials.client import Client
+
+    from preflight.redact import mask_access_key_id, register_secrets
+
+    try:
+        if cloud.profile:
+            from alibabacloud_credentials.provider.cli_profile import CLIProfileCredentialsProvider
+
+            client = Client(provider=CLIProfileCredentialsProvider(profile_name=cloud.profile))
+        else:
+            client = Client()
+        credential = client.get_credential()
+    except Exception as exc:
+        raise CloudError("no credentials: the default chain (environment ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET, OIDC, "
+                         "~/.aliyun/config.json, ~/.alibabacloud/credentials.ini, ECS RAM role) yielded none: "
+                         f"{str(exc)[:200]}", code="NoCredentials") from None
+    register_secrets([(credential.access_key_secret, "access_key_secret"),
+                      (credential.security_token, "security_token")])
+    provider = str(getattr(credential, "provider_name", "") or "default")
+    return credential, Identity(provider, mask_access_key_id(credential.access_key_id or ""))
+
+
+def _build_client(cloud: CloudConfig, product: Product, region: str, credential: Any) -> Any:
+    from alibabacloud_tea_openapi.client import Client
+    from alibabacloud_tea_openapi.utils_models import Config as SdkConfig
+
+    override = cloud.network_endpoints.get(product.name) if product.name != "dataworks" else cloud.endpoint
+    endpoint = override or product.endpoint.format(region=region)
+    return Client(SdkConfig(access_key_id=credential.access_key_id, access_key_secret=credential.access_key_secret,
+                            security_token=credential.security_token or None, region_id=region, endpoint=endpoint,
+                            protocol=cloud.protocol, connect_timeout=cloud.connect_timeout_ms,
+                            read_timeout=cloud.read_timeout_ms))
+
+
+def translate(exc: BaseException, action: str) -> CloudError:
+    """Any SDK exception as a CloudError that says what happened to which call."""
+    inner = getattr(exc, "inner_exception", None)
+    code = str(getattr(exc, "code", "") or "")
+    if not code:
+        name = type(inner or exc).__name__
+        text = str(inner or exc)
+        if "timed out" in text.lower() or "timeout" in name.lower():
+            code = "Timeout"
+        elif "json" in text.lower() or "expecting value" in text.lower() or "decode" in text.lower():
+            code = "InvalidResponse"
+        else:
+            code = "ConnectionError"
+        return CloudError(f"{action.split(':')[1]} failed: {name}: {text[:300]}", code=code, action=action)
+    detail = getattr(exc, "access_denied_detail", None) or {}
+    data = getattr(exc, "data", None)
+    if not detail and isinstance(data, dict):
+        detail = data.get("AccessDeniedDetail") or {}
+    message = str(getattr(exc, "message", "") or exc)
+    return CloudError(message[:400], code=code, status_code=getattr(exc, "status_code", None),
+                      request_id=str(getattr(exc, "request_id", "") or ""), action=action,
+                      auth_action=str(detail.get("AuthAction", "") if isinstance(detail, dict) else ""))
+
+
+async def session(context: Context) -> CloudSession:
+    async def factory() -> CloudSession:
+        prefetch()
+        return CloudSession(context.config)
+
+    return await context.resources.get("cloud-session", factory)
+
+
+async def call(context: Context, product: str, action: str, method: str = "GET", **params: Any) -> dict[str, Any]:
+    """Ask a question once per run (targets asking the same share the answer), off the event loop."""
+    cloud = await session(context)
+    region = context.region
+    key = ("cloud", product, region, action, tuple(sorted((k, str(v)) for k, v in params.items())))
+
+    async def ask() -> dict[str, Any]:
+        context.resources.count(f"{product}:{action}")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, lambda: cloud.call(product, action, params, region, method))
+
+    return await context.resources.shared(key, ask)
+
+
+__all__ = ["MANAGED_POLICIES", "PRODUCTS", "CloudSession", "Identity", "call", "extra_installed",
+           "is_credential_error", "prefetch", "session", "translate"]
