@@ -313,6 +313,9 @@ def _compose(text: str, path: str) -> Any:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         problem = exc.problem or exc.context or "not valid YAML"
+        if "nesting depth" in problem:
+            raise ConfigError("the document nests too deeply to be a config (more than 64 levels)", path=path,
+                              line=line) from None
         raise ConfigError(f"not valid YAML: {problem}", path=path, line=line) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {str(exc).splitlines()[0]}", path=path) from None
