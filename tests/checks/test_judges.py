@@ -1,0 +1,186 @@
+"""Judges on recorded observations, hostile ones included: the verdict depends only on what was observed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from checks.judges.model import (
+    judge_completion,
+    judge_embedding,
+    judge_key_format,
+    judge_key_valid,
+    judge_listed,
+    judge_stream,
+)
+from checks.judges.network import classify_address, judge_dns, judge_http, judge_tcp, judge_url
+from preflight.model import Status
+from preflight.probe import observations as obs
+
+HOST = "ms-abc.cn-beijing.dataworks-model.aliyuncs.com"
+
+
+def exchange(name: str, status: int | None = 200, body: bytes = b"{}", content_type: str = "application/json",
+             **changes: Any) -> dict[str, Any]:
+    observation = obs.exchange(name, "POST", f"http://{HOST}/v1/x", "/v1/x", True, None)
+    observation.update({"status": status, "content_type": content_type})
+    obs.finish_body(observation, body, changes.pop("capped", False), name)
+    observation.update(changes)
+    return observation
+
+
+def stream(chunks: list[tuple[float, bytes]], **changes: Any) -> dict[str, Any]:
+    observation = exchange("stream", content_type="text/event-stream", body=b"")
+    reader = obs.SseReader(observation)
+    for at, data in chunks:
+        reader.feed(data, at)
+    observation["total_ms"] = chunks[-1][0] if chunks else 0.0
+    observation.update(changes)
+    return observation
+
+
+def event(text: str, finish: str | None = None) -> bytes:
+    import json
+
+    return b"data: " + json.dumps({"choices": [{"text": text, "finish_reason": finish}]}).encode() + b"\n\n"
+
+
+@pytest.mark.parametrize(("url", "region", "status", "words"), [
+    (f"http://{HOST}", "cn-beijing", Status.PASS, "ms-abc"),
+    (f"http://{HOST}", "cn-hangzhou", Status.FAIL, "region cn-beijing"),
+    (f"https://{HOST}", "cn-beijing", Status.WARN, "plain HTTP"),
+    ("http://litellm.internal:4000", "cn-beijing", Status.WARN, "generic OpenAI-compatible"),
+    ("ftp://x", "cn-beijing", Status.FAIL, "malformed"),
+    ("http://host:99999", "cn-beijing", Status.FAIL, "malformed"),
+])
+def test_url(url: str, region: str, status: Status, words: str) -> None:
+    outcome = judge_url(url, region, "raw")
+    assert outcome.status is status and words in outcome.summary
+
+
+@pytest.mark.parametrize(("address", "kind"), [("10.1.2.3", "private"), ("172.16.0.1", "private"),
+                                               ("100.100.2.136", "shared"), ("127.0.0.1", "loopback"),
+                                               ("47.93.1.1", "public"), ("fd00::1", "private")])
+def test_addresses_are_classified(address: str, kind: str) -> None:
+    assert classify_address(address) == kind
+
+
+def test_nxdomain_on_a_model_domain_explains_the_allowlist() -> None:
+    outcome = judge_dns({"host": HOST, "answers": [], "resolver": "100.100.2.136", "error": "nxdomain",
+                         "detail": "", "elapsed_ms": 3.0})
+    assert outcome.status is Status.FAIL and "NXDOMAIN" in outcome.summary
+    assert "allowlist" in outcome.remediation and "100.100.2.136 and 100.100.2.138" in outcome.remediation
+
+
+def test_a_public_answer_for_a_model_domain_is_a_warning() -> None:
+    outcome = judge_dns({"host": HOST, "answers": ["47.93.1.1"], "resolver": "system", "error": None})
+    assert outcome.status is Status.WARN
+
+
+@pytest.mark.parametrize(("error", "words"), [("refused", "nothing listens"), ("timeout", "security group"),
+                                              ("unreachable", "no route")])
+def test_tcp_failures_each_have_their_own_fix(error: str, words: str) -> None:
+    outcome = judge_tcp({"host": HOST, "address": "10.0.0.5", "port": 80, "connected": False, "error": error,
+                         "detail": "x"})
+    assert outcome.status is Status.FAIL and words in outcome.remediation
+
+
+def test_http_tells_guarded_open_and_proxy_pages_apart() -> None:
+    assert judge_http(exchange("http", 401)).status is Status.PASS
+    assert judge_http(exchange("http", 200)).status is Status.WARN
+    page = exchange("http", 502, b"<html><body>502 Bad Gateway</body></html>", "text/html",
+                    headers={"server": "nginx"})
+    outcome = judge_http(page)
+    assert outcome.status is Status.FAIL and "nginx answered HTTP 502" in outcome.summary
+    redirected = exchange("http", 302, b"", redirect="http://evil.example/v1/models")
+    assert "not followed" in judge_http(redirected).summary
+
+
+@pytest.mark.parametrize(("key", "auth", "status", "words"), [
+    ("DW-ms-abc-0123456789", "raw", Status.PASS, "starts with DW-"),
+    ("Bearer DW-ms-abc-0123456789", "raw", Status.FAIL, "Bearer"),
+    ("DW-ms-abc 0123456789", "raw", Status.FAIL, "whitespace"),
+    ("DW-ms-abc-0123456789\n", "raw", Status.FAIL, "whitespace"),
+    ('"DW-ms-abc-0123456789"', "raw", Status.FAIL, "quotes"),
+    ("sk-0123456789", "raw", Status.FAIL, "starts with 'DW'"),
+    (None, "raw", Status.FAIL, "no API key"),
+])
+def test_key_format(key: str | None, auth: str, status: Status, words: str) -> None:
+    outcome = judge_key_format(key, auth, dataworks=True)
+    assert outcome.status is status and words in outcome.summary
+    assert "0123456789" not in repr(outcome)
+
+
+def test_key_valid_statuses() -> None:
+    assert judge_key_valid(exchange("models", 200, b'{"data": []}')).status is Status.PASS
+    refused = judge_key_valid(exchange("models", 401, b'{"message": "bad key"}'))
+    assert refused.status is Status.FAIL and "5 minutes" in refused.remediation
+    assert judge_key_valid(exchange("models", 429, b"{}")).status is Status.WARN
+    assert judge_key_valid(exchange("models", 503, b"{}")).status is Status.FAIL
+
+
+def test_listed_names_what_is_served() -> None:
+    answer = exchange("models", 200, b'{"data": [{"id": "qwen2.5-7b"}, {"id": "bge-large"}]}')
+    outcome = judge_listed(answer, "qwen3-1.7b")
+    assert outcome.status is Status.FAIL and "qwen2.5-7b, bge-large" in outcome.summary
+
+
+def test_completion_hostile_bodies() -> None:
+    truncated = exchange("completion", 200, b'{"choices": [{"text": "O')
+    assert "not JSON" in judge_completion(truncated).summary
+    broken_utf8 = exchange("completion", 200, b'{"choices": [{"text": "\xff\xfe"}]}')
+    assert "not UTF-8" in judge_completion(broken_utf8).summary
+    capped = exchange("completion", 200, b'{"choices": [' + b" " * 100, capped=True)
+    assert "cap" in judge_completion(capped).summary
+
+
+def test_reasoning_model_cut_at_max_tokens_is_a_warning_with_advice() -> None:
+    answer = exchange("completion", 200, b'{"choices": [{"text": "", "finish_reason": "length"}], '
+                                         b'"usage": {"total_tokens": 12}}')
+    outcome = judge_completion(answer)
+    assert outcome.status is Status.WARN and "max_tokens" in outcome.remediation and outcome.tokens == 12
+
+
+def test_a_good_stream_passes_and_counts() -> None:
+    chunks = [(20.0, event("O")), (30.0, event("K")), (40.0, event(".", "stop")), (41.0, b"data: [DONE]\n\n")]
+    outcome = judge_stream(stream(chunks), 5000)
+    assert outcome.status is Status.PASS and "first token after 20 ms" in outcome.summary
+
+
+@pytest.mark.parametrize(("chunks", "changes", "status", "words"), [
+    ([(20.0, event("O")), (30.0, event("K"))], {}, Status.FAIL, "without data: [DONE]"),
+    ([(900.0, event("O") + event("K") + event(".") + b"data: [DONE]\n\n")], {}, Status.WARN, "buffers"),
+    ([(20.0, event("O")), (30.0, b"data: [DONE]\n\n")], {}, Status.WARN, "max_ttft_ms"),
+    ([(20.0, b'data: {"choices": [{"text": "O"\n\n'), (30.0, b"data: [DONE]\n\n")], {}, Status.FAIL, "not valid JSON"),
+    ([(20.0, event("more") * 50)], {"capped": True}, Status.FAIL, "never ended"),
+    ([(20.0, event("O"))], {"stalled": True, "error": "timeout"}, Status.FAIL, "stalled"),
+])
+def test_stream_faults(chunks: list[tuple[float, bytes]], changes: dict[str, Any], status: Status,
+                       words: str) -> None:
+    outcome = judge_stream(stream(chunks, **changes), 10)
+    assert outcome.status is status and words in outcome.summary, outcome.summary
+
+
+def embeddings(vectors: list[Any], status: int = 200) -> dict[str, Any]:
+    import json
+
+    data = [{"index": i, "embedding": v} for i, v in enumerate(vectors)]
+    return exchange("embedding", status, json.dumps({"data": data}).encode())
+
+
+def test_embedding_dimensions_types_and_finiteness() -> None:
+    good = embeddings([[0.1] * 4, [0.2] * 4])
+    good["single"] = embeddings([[0.3] * 4])
+    assert judge_embedding(good, 4).status is Status.PASS
+    wrong_size = {**good, "single": embeddings([[0.3] * 3])}
+    assert "3 dimensions, 4 expected" in judge_embedding(wrong_size, 4).summary
+    nan = {**good, "single": embeddings([[0.3, float("nan"), float("inf"), 1.0]])}
+    assert "2 NaN or infinite" in judge_embedding(nan, 4).summary
+    text = {**good, "single": embeddings(["not a vector"])}
+    assert "a str where vector 0 should be" in judge_embedding(text, 4).summary
+    missing = {**good, "single": embeddings([None])}
+    assert "a null where" in judge_embedding(missing, 4).summary
+    one_for_two = embeddings([[0.1] * 4])
+    one_for_two["single"] = embeddings([[0.3] * 4])
+    assert "1 vector(s) for 2 input(s)" in judge_embedding(one_for_two, 4).summary
