@@ -60,7 +60,10 @@ def prefetch() -> None:
 def extra_installed(product: str) -> bool:
     """Whether the optional SDK package of a network product is installed (`preflight[network]`)."""
     package = PRODUCTS[product].package
-    return package is None or importlib.util.find_spec(package) is not None
+    try:
+        return package is None or importlib.util.find_spec(package) is not None
+    except ImportError:  # a broken or blocked installation counts as absent
+        return False
 
 
 @dataclass(frozen=True)
@@ -143,9 +146,16 @@ class CloudSession:
 
 
 def _resolve_credentials(cloud: CloudConfig) -> tuple[Any, Identity]:
+    import importlib
+
     from alibabacloud_credentials.client import Client
+    from alibabacloud_credentials.utils import auth_util
 
     from preflight.redact import mask_access_key_id, register_secrets
+
+    # The chain snapshots its environment variables when first imported; read them as they are now, so a caller
+    # that sets them later (a demo, an embedding program) is honoured.
+    importlib.reload(auth_util)
 
     try:
         if cloud.profile:

@@ -216,7 +216,8 @@ class CloudApi:
         first = world.bindings[0] if world.bindings else None
         return {"ResourceGroup": {"Id": group, "Name": group.split("_")[-1], "ResourceGroupType":
                                   world.resource_group_type, "Status": world.resource_group_status,
-                                  "PaymentType": "PostPaid", "Spec": 2, "CreateTime": 1740787200000,
+                                  "PaymentType": "PostPaid", "Spec": {"Amount": 2, "Standard": "2CU"},
+                                  "CreateTime": 1740787200000,
                                   "DefaultVpcId": first.vpc_id if first else None,
                                   "DefaultVswitchId": first.vswitch_id if first else None}}
 

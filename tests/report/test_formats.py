@@ -64,7 +64,7 @@ def test_junit_parses_with_a_standard_parser(tmp_path: Path) -> None:
     assert set(suites) == {"prod", "prod/qwen"}
     qwen = suites["prod/qwen"]
     assert (qwen.tests, qwen.failures, qwen.skipped) == (3, 1, 1)
-    failed = [case for case in qwen if case.name == "auth.key_valid"][0]
+    failed = next(case for case in qwen if case.name == "auth.key_valid")
     assert failed.result[0].message == "HTTP 401: the service refused the key"
     assert "Check the key." in (failed.result[0].text or "")
 

@@ -1,0 +1,163 @@
+"""The real SDKs against the cloud simulator: conformance, signatures, the credential chain, retries, extras."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from preflight.cli import main
+from preflight.config import parse_config
+from preflight.simulator.harness import Simulator
+from preflight.simulator.scenarios import (
+    ACCESS_KEY_ID,
+    ACCESS_KEY_SECRET,
+    FIRST_VPC,
+    RESOURCE_GROUP_ID,
+    WORKSPACE_ID,
+    get_scenario,
+)
+
+
+@pytest.fixture
+def healthy() -> Iterator[Simulator]:
+    with Simulator(get_scenario("healthy")) as simulator:
+        yield simulator
+
+
+def generated_config(port: int, secret: str = ACCESS_KEY_SECRET) -> object:
+    from alibabacloud_tea_openapi.utils_models import Config
+
+    return Config(access_key_id=ACCESS_KEY_ID, access_key_secret=secret, endpoint=f"127.0.0.1:{port}",
+                  protocol="http", region_id="cn-beijing")
+
+
+def test_the_generated_dataworks_client_reads_the_simulator(healthy: Simulator) -> None:
+    from alibabacloud_dataworks_public20240518 import models
+    from alibabacloud_dataworks_public20240518.client import Client
+
+    client = Client(generated_config(healthy.cloud_port))
+    project = client.get_project(models.GetProjectRequest(id=int(WORKSPACE_ID))).body.project
+    assert (project.name, project.status) == ("llm_demo", "Available")
+    group = client.get_resource_group(models.GetResourceGroupRequest(id=RESOURCE_GROUP_ID)).body.resource_group
+    assert (group.resource_group_type, group.status) == ("CommonV2", "Normal")
+    networks = client.list_networks(models.ListNetworksRequest(resource_group_id=RESOURCE_GROUP_ID,
+                                                               page_size=1, page_number=2)).body.paging_info
+    assert networks.total_count == 2 and [n.vpc_id for n in networks.network_list] == [FIRST_VPC]
+    attached = client.list_resource_group_associate_projects(
+        models.ListResourceGroupAssociateProjectsRequest(resource_group_id=RESOURCE_GROUP_ID)).body
+    assert attached.project_id_list == [int(WORKSPACE_ID)]
+
+
+def test_the_generated_network_clients_read_the_simulator(healthy: Simulator) -> None:
+    from alibabacloud_privatelink20200415 import models as pl_models
+    from alibabacloud_privatelink20200415.client import Client as PrivateLink
+    from alibabacloud_pvtz20180101 import models as pvtz_models
+    from alibabacloud_pvtz20180101.client import Client as Pvtz
+
+    zones = Pvtz(generated_config(healthy.cloud_port)).describe_zones(
+        pvtz_models.DescribeZonesRequest(query_vpc_id=FIRST_VPC)).body.zones.zone
+    assert len(zones) == 3 and all(zone.zone_name.endswith("dataworks-model.aliyuncs.com") for zone in zones)
+    endpoints = PrivateLink(generated_config(healthy.cloud_port)).list_vpc_endpoints(
+        pl_models.ListVpcEndpointsRequest(region_id="cn-beijing", vpc_id=FIRST_VPC)).body.endpoints
+    assert {e.endpoint_status for e in endpoints} == {"Active"}
+
+
+def test_a_wrong_secret_is_refused_by_the_signature_check(healthy: Simulator) -> None:
+    from alibabacloud_dataworks_public20240518 import models
+    from alibabacloud_dataworks_public20240518.client import Client
+    from alibabacloud_tea_openapi.exceptions import ClientException
+
+    client = Client(generated_config(healthy.cloud_port, secret="not-the-secret-0000000000"))
+    with pytest.raises(ClientException) as caught:
+        client.get_project(models.GetProjectRequest(id=int(WORKSPACE_ID)))
+    assert caught.value.code == "SignatureDoesNotMatch"
+
+
+def run_preflight(simulator: Simulator, env: dict[str, str], *args: str, config_text: str | None = None,
+                  tmp: Path) -> dict[str, object]:
+    config = tmp / "preflight.yaml"
+    config.write_text(config_text or simulator.config_text())
+    result = subprocess.run([sys.executable, "-m", "preflight", "run", "-c", str(config), "--format", "json",
+                             "--no-reports", *args], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode in (0, 1), result.stderr
+    report: dict[str, object] = json.loads(result.stdout)
+    return report
+
+
+def base_env(tmp: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ALIBABA_CLOUD_")}
+    env.update({"HOME": str(tmp), "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true", "CI": "true"})
+    return env
+
+
+def test_credentials_from_the_environment_name_their_provider(healthy: Simulator, tmp_path: Path) -> None:
+    env = {**base_env(tmp_path), **healthy.environ()}
+    report = run_preflight(healthy, env, "--only", "cloud.credentials", tmp=tmp_path)
+    (result,) = [r for r in report["results"] if r["check"] == "cloud.credentials"]  # type: ignore[union-attr]
+    assert result["status"] == "pass" and "env" in result["summary"] and "LTAI****" in result["summary"]
+    assert ACCESS_KEY_SECRET not in json.dumps(report)
+
+
+def test_credentials_from_a_named_cli_profile(healthy: Simulator, tmp_path: Path) -> None:
+    (tmp_path / ".aliyun").mkdir()
+    (tmp_path / ".aliyun" / "config.json").write_text(json.dumps({"current": "default", "profiles": [
+        {"name": "ci", "mode": "AK", "access_key_id": ACCESS_KEY_ID, "access_key_secret": ACCESS_KEY_SECRET,
+         "region_id": "cn-beijing"}]}))
+    env = {**base_env(tmp_path), **{k: v for k, v in healthy.environ().items() if k.startswith("DW_")}}
+    text = healthy.config_text().replace("cloud: {", "cloud: {profile: ci, ", 1)
+    report = run_preflight(healthy, env, "--only", "cloud.credentials", config_text=text, tmp=tmp_path)
+    (result,) = [r for r in report["results"] if r["check"] == "cloud.credentials"]  # type: ignore[union-attr]
+    assert result["status"] == "pass" and "profile" in result["summary"].lower(), result
+
+
+def test_no_credentials_at_all_is_a_clear_failure(healthy: Simulator, tmp_path: Path) -> None:
+    keys = {k: v for k, v in healthy.environ().items() if k.startswith("DW_")}
+    report = run_preflight(healthy, {**base_env(tmp_path), **keys}, "--only", "cloud.credentials", tmp=tmp_path)
+    (result,) = [r for r in report["results"] if r["check"] == "cloud.credentials"]  # type: ignore[union-attr]
+    assert result["status"] == "fail" and "no credentials" in result["summary"]
+
+
+def test_throttling_is_retried_once(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    with Simulator(get_scenario("cloud-throttled")) as simulator:
+        for name, value in simulator.environ().items():
+            monkeypatch.setenv(name, value)
+        config = parse_config(simulator.config_text(), "sim.yaml")
+        assert config.targets
+        path = tmp_path / "sim.yaml"
+        path.write_text(simulator.config_text())
+        code = main(["run", "-c", str(path), "--only", "network.first_vpc", "--format", "json", "--no-reports"])
+        calls = simulator._servers[-1].calls  # type: ignore[attr-defined]
+    captured = capsys.readouterr()
+    assert code == 1, captured.err
+    report = json.loads(captured.out)
+    assert calls.get("ListNetworks") == 2, (calls, [(r["check"], r["summary"]) for r in report["results"]])
+    (result,) = [r for r in report["results"] if r["check"] == "network.first_vpc"]
+    assert "throttled" in result["summary"] and result["evidence"]["request_id"]
+
+
+def test_without_the_network_extra_the_optional_checks_skip(healthy: Simulator, tmp_path: Path) -> None:
+    # A site directory whose sitecustomize hides the optional SDK packages, as if they were not installed.
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class Hide:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('alibabacloud_pvtz20180101', 'alibabacloud_privatelink20200415',\n"
+        "                                  'alibabacloud_vpc20160428'):\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Hide())\n")
+    env = {**base_env(tmp_path), **healthy.environ(), "PYTHONPATH": str(site)}
+    report = run_preflight(healthy, env, "--only", "network.*", tmp=tmp_path)
+    statuses = {(r["check"], r["status"]) for r in report["results"] if r["service"] == "qwen"}  # type: ignore
+    assert ("network.model_allowlist", "warn") in statuses
+    optional = [r for r in report["results"] if r["check"] in ("network.private_dns", "network.privatelink")]  # type: ignore
+    assert optional and all(r["status"] == "skip" and "extra" in r["summary"] for r in optional)
