@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from checks.judges.model import judge_key_format, judge_key_valid, judge_listed
 from checks.judges.network import is_dataworks_host
-from checks.observe import observation
+from checks.observe import observed
 from preflight.model import Outcome
 from preflight.registry import check
 
@@ -39,7 +39,7 @@ async def key_format(context: Context) -> Outcome:
                      "429: quota.",
        fix="Create or copy the key in DataWorks > Model Service > API keys.")
 async def key_valid(context: Context) -> Outcome:
-    return judge_key_valid(await observation(context, "models"))
+    return await observed(context, "models", judge_key_valid)
 
 
 @check("model.listed", "Configured model is served", depends_on=("auth.key_valid",), plane="data",
@@ -53,7 +53,8 @@ async def model_listed(context: Context) -> Outcome:
     assert service is not None
     if not service.model:
         return Outcome.skipped("no model configured for this service (model:), nothing to compare")
-    return judge_listed(await observation(context, "models"), service.model)
+    model = service.model
+    return await observed(context, "models", lambda answer: judge_listed(answer, model))
 
 
 CHECKS = (key_format, key_valid, model_listed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from checks.judges.network import judge_dns, judge_http, judge_tcp, judge_url
-from checks.observe import observation
+from checks.observe import observed
 from preflight.model import Outcome
 from preflight.registry import check
 
@@ -34,7 +34,7 @@ async def endpoint_url(context: Context) -> Outcome:
        failure_means="The model domain resolves only inside VPCs in the model service's allowlist (PrivateZone).",
        fix="Run from the resource group (--from resource-group), or add the group's first VPC to the allowlist.")
 async def endpoint_dns(context: Context) -> Outcome:
-    return judge_dns(await observation(context, "dns"))
+    return await observed(context, "dns", judge_dns)
 
 
 @check("endpoint.tcp", "TCP connection to the endpoint opens", depends_on=("endpoint.dns",), plane="network",
@@ -45,7 +45,7 @@ async def endpoint_dns(context: Context) -> Outcome:
                      "unreachable: no route from here.",
        fix="Check the model service's status and the security group it created in the VPC.")
 async def endpoint_tcp(context: Context) -> Outcome:
-    return judge_tcp(await observation(context, "tcp"))
+    return await observed(context, "tcp", judge_tcp)
 
 
 @check("endpoint.http", "Endpoint answers HTTP and is guarded", depends_on=("endpoint.tcp",), plane="network",
@@ -55,7 +55,7 @@ async def endpoint_tcp(context: Context) -> Outcome:
        failure_means="A proxy's error page, a redirect, or a service that is down.",
        fix="Check proxies between here and the service, and the service's status.")
 async def endpoint_http(context: Context) -> Outcome:
-    return judge_http(await observation(context, "http"))
+    return await observed(context, "http", judge_http)
 
 
 CHECKS = (endpoint_url, endpoint_dns, endpoint_tcp, endpoint_http)

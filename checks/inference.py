@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from checks.judges.model import judge_chat, judge_completion, judge_embedding, judge_stream
-from checks.observe import observation
+from checks.observe import observed
 from preflight.model import Outcome
 from preflight.registry import check
 
@@ -37,8 +37,8 @@ def _not_applicable(context: Context, check_id: str) -> Outcome | None:
                      "needs a larger max_tokens (warn).",
        fix="Check the service's status and logs; raise max_tokens for reasoning models.")
 async def completion(context: Context) -> Outcome:
-    return _not_applicable(context, "inference.completion") or judge_completion(
-        await observation(context, "completion"))
+    return _not_applicable(context, "inference.completion") or await observed(context, "completion",
+                                                                                judge_completion)
 
 
 @check("inference.stream", "A streamed completion arrives as it is made", depends_on=("auth.key_valid",),
@@ -50,8 +50,9 @@ async def completion(context: Context) -> Outcome:
 async def stream(context: Context) -> Outcome:
     service = context.service
     assert service is not None
-    return _not_applicable(context, "inference.stream") or judge_stream(
-        await observation(context, "stream"), service.expect.max_ttft_ms)
+    limit = service.expect.max_ttft_ms
+    return _not_applicable(context, "inference.stream") or await observed(
+        context, "stream", lambda answer: judge_stream(answer, limit))
 
 
 @check("inference.chat", "A chat completion comes back", depends_on=("auth.key_valid",), plane="data",
@@ -61,7 +62,7 @@ async def stream(context: Context) -> Outcome:
        failure_means="The service is not a chat model, or it is unhealthy.",
        fix="Check the service's kind and status.")
 async def chat(context: Context) -> Outcome:
-    return _not_applicable(context, "inference.chat") or judge_chat(await observation(context, "chat"))
+    return _not_applicable(context, "inference.chat") or await observed(context, "chat", judge_chat)
 
 
 @check("inference.embedding", "Embeddings of the expected dimension come back", depends_on=("auth.key_valid",),
@@ -74,8 +75,9 @@ async def chat(context: Context) -> Outcome:
 async def embedding(context: Context) -> Outcome:
     service = context.service
     assert service is not None
-    return _not_applicable(context, "inference.embedding") or judge_embedding(
-        await observation(context, "embedding"), service.expected_dimensions)
+    dimensions = service.expected_dimensions
+    return _not_applicable(context, "inference.embedding") or await observed(
+        context, "embedding", lambda answer: judge_embedding(answer, dimensions))
 
 
 CHECKS = (completion, stream, chat, embedding)

@@ -53,6 +53,16 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
                         help="stop inference checks once N tokens are spent")
     parser.add_argument("--concurrency", type=int, default=64, metavar="N", help="checks running at once")
     parser.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    parser.add_argument("--ca-bundle", metavar="FILE", help="trust this private CA for https endpoints (verification "
+                        "stays on)")
+
+
+def _add_from_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--from", dest="origin", choices=("local", "resource-group"), default="local",
+                        help="where the network and data checks observe from (default: here)")
+    parser.add_argument("--send-key", action="store_true",
+                        help="with --from resource-group: send the API keys inside the submitted script so the "
+                             "key and model checks also run there (the script is stored with the instance)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     single.add_argument("--resource-group", metavar="ID")
     single.add_argument("--region", metavar="REGION")
     _add_output_options(run)
+    _add_from_options(run)
 
     listing = commands.add_parser("list", help="list every registered check")
     listing.add_argument("--format", choices=("table", "json", "markdown"), default="table")
@@ -86,6 +97,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--scenario", default="healthy", metavar="NAME")
     demo.add_argument("--list-scenarios", action="store_true", help="print one scenario a line, name first")
     _add_output_options(demo)
+    _add_from_options(demo)
+
+    script = commands.add_parser("probe-script", help="print the in-network collector to paste into a node")
+    script.add_argument("-c", "--config", default="preflight.yaml", metavar="FILE")
+    script.add_argument("--target", required=True, metavar="NAME")
+    form = script.add_mutually_exclusive_group()
+    form.add_argument("--shell", dest="form", action="store_const", const="shell", help="a Shell node (default)")
+    form.add_argument("--python", dest="form", action="store_const", const="python", help="a Python node")
+    script.add_argument("--send-key", action="store_true", help="put the API keys into the script")
+
+    ingest = commands.add_parser("ingest", help="judge the observations in a saved node log and write reports")
+    ingest.add_argument("logfile", metavar="LOGFILE")
+    ingest.add_argument("-c", "--config", default="preflight.yaml", metavar="FILE")
+    _add_output_options(ingest)
 
     simulate = commands.add_parser("simulate", help="run the simulator in the foreground")
     simulate.add_argument("--scenario", default="healthy", metavar="NAME")
@@ -176,13 +201,23 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] = (),
-            stdout: TextIO | None = None) -> int:
+            stdout: TextIO | None = None, collected: Any = None) -> int:
     """Run a loaded config with the output options of `run`/`demo`, write reports, return the exit code."""
     from preflight.redact import register_secrets
     from preflight.runner import Runner, RunOptions, Selection
 
     out = stdout or sys.stdout
+    if args.ca_bundle:
+        import dataclasses
+
+        if not Path(args.ca_bundle).is_file():
+            from preflight.errors import UsageError
+
+            raise UsageError(f"--ca-bundle: {args.ca_bundle} is not a readable file")
+        config = dataclasses.replace(config, http=dataclasses.replace(config.http, ca_bundle=args.ca_bundle))
     register_secrets(config.secrets())
+    register_secrets([(os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET"), "access_key_secret"),
+                      (os.environ.get("ALIBABA_CLOUD_SECURITY_TOKEN"), "security_token")])
     registry = _registry()
     selection = Selection.build(registry, args.only, args.skip, args.target)
     unknown = (selection.targets or frozenset()) - {target.name for target in config.targets}
@@ -194,12 +229,29 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
         from preflight.errors import UsageError
 
         raise UsageError("--concurrency and --timeout must be positive")
-    options = RunOptions(timeout_s=args.timeout, concurrency=args.concurrency,
-                         token_budget=args.max_tokens_budget, notes=notes + config.warnings)
     progress = _progress(args, config, registry, selection)
     import asyncio
+    import time
+
+    from_group = getattr(args, "origin", "local") == "resource-group"
+    if from_group:
+        notes += ("network and data checks observed from inside each target's resource group"
+                  + ("" if args.send_key else "; the API key was not sent there (--send-key), so key and model "
+                     "checks ran from here where they could"),)
 
     async def go() -> RunReport:
+        found = collected
+        if from_group:
+            from preflight.innetwork import collect
+
+            targets = [t for t in config.targets if selection.targets is None or t.name in selection.targets]
+            stage = getattr(progress, "stage", None) or _stage_to_stderr
+            found = await collect(config, targets, send_key=args.send_key,
+                                  deadline=time.monotonic() + args.timeout * 0.8, stage=stage)
+        options = RunOptions(timeout_s=args.timeout, concurrency=args.concurrency,
+                             token_budget=args.max_tokens_budget, notes=notes + config.warnings,
+                             observations=found.observations if found is not None else None,
+                             observation_origins=found.origins if found is not None else {})
         runner = Runner(config, registry, selection, options, progress)
         return await runner.run()
 
@@ -210,6 +262,13 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
         if close is not None:
             close()
     return _finish(report, args, out)
+
+
+def _stage_to_stderr(subject: str, message: str) -> None:
+    if os.environ.get("PREFLIGHT_QUIET_STAGES") is None:
+        from preflight.redact import redact
+
+        print(redact(f"{subject}: {message}"), file=sys.stderr)
 
 
 def _progress(args: argparse.Namespace, config: Config, registry: Registry, selection: Any) -> Any:
@@ -323,12 +382,51 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_probe_script(args: argparse.Namespace) -> int:
+    from preflight.config import load_config
+    from preflight.errors import UsageError
+    from preflight.probe.script import build_collector_source, build_plan, build_shell_script
+
+    config = load_config(args.config, os.environ)
+    target = next((t for t in config.targets if t.name == args.target), None)
+    if target is None:
+        names = ", ".join(t.name for t in config.targets)
+        raise UsageError(f"--target: no target named {args.target} in {args.config} (targets: {names})")
+    plan = build_plan(config, target, send_key=args.send_key)
+    text = build_collector_source(plan) if args.form == "python" else build_shell_script(plan, config.in_network.python)
+    sys.stdout.write(text)
+    if not args.send_key:
+        print("# no API key inside: the key and model checks will run from where you run `preflight ingest`",
+              file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from preflight.config import load_config
+    from preflight.errors import UsageError
+    from preflight.innetwork import ingest
+
+    config = load_config(args.config, os.environ)
+    path = Path(args.logfile)
+    try:
+        log = path.read_bytes().decode("utf-8", "replace")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    collected = ingest(log, config, str(path))
+    if not args.only:
+        args.only = ["network", "data", "config.valid"]
+    note = f"observations ingested from {path}"
+    return execute(config, args, notes=(note,), collected=collected)
+
+
 _COMMANDS = {
     "run": cmd_run,
     "list": cmd_list,
     "explain": cmd_explain,
     "demo": cmd_demo,
     "simulate": cmd_simulate,
+    "probe-script": cmd_probe_script,
+    "ingest": cmd_ingest,
 }
 
 __all__ = ["EXIT_CODES", "build_parser", "execute", "main"]

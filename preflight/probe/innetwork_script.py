@@ -1,0 +1,321 @@
+"""The stdlib-only collector that runs inside the resource group (Python 3.6+); its helpers come from observations.
+
+This file is not imported by the tool: script.py pastes it, after observations.py, into the script a Shell node
+runs. It reads PLAN (set by script.py), observes every service and prints one marked line.
+"""
+
+import base64
+import hashlib
+import http.client
+import json
+import os
+import random
+import socket
+import ssl
+import struct
+import sys
+import threading
+import time
+import zlib
+
+MARKER = "PREFLIGHT-OBSERVATIONS"
+
+
+def _ms(start):
+    return round((time.monotonic() - start) * 1000, 3)
+
+
+def _split(entry, default_port):
+    if entry.count(":") == 1:
+        host, port = entry.split(":")
+        return host, int(port)
+    return entry.strip("[]"), default_port
+
+
+def _dns_query(host, server, port, timeout):
+    """One A query over UDP to a chosen resolver; returns (rcode, addresses)."""
+    ident = random.randint(0, 0xFFFF)
+    question = b"".join(bytes([len(label)]) + label.encode("idna") for label in host.rstrip(".").split("."))
+    packet = struct.pack(">HHHHHH", ident, 0x0100, 1, 0, 0, 0) + question + b"\x00" + struct.pack(">HH", 1, 1)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(timeout)
+    try:
+        sock.sendto(packet, (server, port))
+        while True:
+            data, _ = sock.recvfrom(4096)
+            if len(data) >= 12 and struct.unpack(">H", data[:2])[0] == ident:
+                break
+    finally:
+        sock.close()
+    flags, qdcount, ancount = struct.unpack(">HHH", data[2:8])
+    offset = 12
+    for _ in range(qdcount):
+        offset = _skip_name(data, offset) + 4
+    addresses = []
+    for _ in range(ancount):
+        offset = _skip_name(data, offset)
+        rtype, _, _, length = struct.unpack(">HHIH", data[offset:offset + 10])
+        offset += 10
+        if rtype == 1 and length == 4:
+            addresses.append(socket.inet_ntoa(data[offset:offset + 4]))
+        offset += length
+    return flags & 0x000F, sorted(set(addresses))
+
+
+def _skip_name(data, offset):
+    while True:
+        length = data[offset]
+        if length & 0xC0 == 0xC0:
+            return offset + 2
+        if length == 0:
+            return offset + 1
+        offset += length + 1
+
+
+def _endpoint(url):
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    scheme = parts.scheme or "http"
+    port = parts.port or (443 if scheme == "https" else 80)
+    host = (parts.hostname or "").lower()
+    default = (scheme, port) in (("http", 80), ("https", 443))
+    return {"scheme": scheme, "host": host, "port": port, "base": parts.path.rstrip("/"),
+            "host_header": host if default else "%s:%d" % (host, port)}
+
+
+class Collector(object):
+    """Observes services with sockets and http.client, the way the local httpx collector does."""
+
+    def __init__(self, plan):
+        self.plan = plan
+        self.http = plan["http"]
+        override = os.environ.get("PREFLIGHT_NAMESERVERS", "")
+        self.nameservers = [s for s in override.split(",") if s] or list(plan["dns"]["nameservers"])
+
+    def dns(self, service):
+        end = _endpoint(service["endpoint"])
+        obs = base("dns")
+        obs.update({"host": end["host"], "port": end["port"], "resolver": "system", "answers": [], "error": None,
+                    "detail": ""})
+        start = time.monotonic()
+        override = self.plan["dns"]["resolve"].get("%s:%d" % (end["host"], end["port"]))
+        timeout = self.plan["dns"]["timeout_s"]
+        try:
+            if override:
+                obs["resolver"], obs["answers"] = "override", [override]
+            elif self.nameservers:
+                obs["resolver"] = ",".join(self.nameservers)
+                rcode, answers = None, []
+                for entry in self.nameservers:
+                    server, port = _split(entry, 53)
+                    try:
+                        rcode, answers = _dns_query(end["host"], server, port, timeout)
+                        break
+                    except socket.timeout:
+                        rcode = "timeout"
+                if rcode == "timeout":
+                    obs["error"], obs["detail"] = "timeout", "no answer within %g s" % timeout
+                elif rcode == 3:
+                    obs["error"], obs["detail"] = "nxdomain", "%s does not exist (NXDOMAIN)" % end["host"]
+                elif rcode == 2:
+                    obs["error"], obs["detail"] = "servfail", "the resolver answered SERVFAIL"
+                elif rcode not in (0, None):
+                    obs["error"], obs["detail"] = "error", "the resolver answered rcode %s" % rcode
+                obs["answers"] = answers
+            else:
+                infos = socket.getaddrinfo(end["host"], end["port"], 0, socket.SOCK_STREAM)
+                obs["answers"] = list(dict.fromkeys(info[4][0] for info in infos))
+        except socket.gaierror as exc:
+            obs["error"] = "nxdomain" if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", -5)) \
+                else "error"
+            obs["detail"] = "%s: %s" % (end["host"], exc.strerror)
+        except Exception as exc:  # a collector reports, it never crashes
+            obs["error"], obs["detail"] = "error", "%s: %s" % (type(exc).__name__, exc)
+        if not obs["answers"] and obs["error"] is None:
+            obs["error"], obs["detail"] = "no-answer", "the name exists but has no address"
+        obs["elapsed_ms"] = _ms(start)
+        return obs
+
+    def tcp(self, service, dns_obs):
+        end = _endpoint(service["endpoint"])
+        obs = base("tcp")
+        obs.update({"host": end["host"], "address": None, "port": end["port"], "connected": False, "error": None,
+                    "detail": ""})
+        start = time.monotonic()
+        if not dns_obs.get("answers"):
+            obs.update({"error": "no-address", "detail": "DNS gave no address to connect to"})
+        for address in dns_obs.get("answers") or []:
+            obs["address"] = address
+            try:
+                socket.create_connection((address, end["port"]), timeout=self.http["connect_timeout_s"]).close()
+            except socket.timeout:
+                obs.update({"error": "timeout", "detail": "no answer to SYN within %.1f s"
+                            % self.http["connect_timeout_s"]})
+                continue
+            except ConnectionRefusedError:
+                obs.update({"error": "refused", "detail": "connection refused (RST): nothing listens"})
+                continue
+            except OSError as exc:
+                unreachable = exc.errno in (101, 113, 99)
+                obs.update({"error": "unreachable" if unreachable else "error", "detail": str(exc.strerror or exc)})
+                continue
+            obs.update({"connected": True, "error": None, "detail": ""})
+            break
+        obs["elapsed_ms"] = _ms(start)
+        return obs
+
+    def exchange(self, name, service, dns_obs, with_key, batch=False):
+        end = _endpoint(service["endpoint"])
+        path = endpoint_path(name)
+        body = request_body(name, service["model"], service["prompt"], service["max_tokens"], batch)
+        method = "GET" if body is None else "POST"
+        key = service.get("api_key") if with_key else None
+        obs = exchange(name, method, service["endpoint"].rstrip("/") + path, path, bool(key), body)
+        reader = SseReader(obs) if name == "stream" else None
+        total = self.http["total_timeout_s"]
+        start = time.monotonic()
+        state = {"data": bytearray(), "capped": False, "connection": None}
+
+        def work():
+            try:
+                self._exchange(end, method, path, body, key, service, dns_obs, obs, reader, state, start)
+            except Exception as exc:
+                obs["error"], obs["detail"] = _classify(exc)
+                if reader is not None and obs.get("events") and obs["error"] == "timeout":
+                    obs["stalled"] = True
+
+        worker = threading.Thread(target=work)
+        worker.daemon = True
+        worker.start()
+        worker.join(total)
+        if worker.is_alive():
+            obs["error"] = "timeout"
+            obs["detail"] = "no complete answer within the total deadline of %.1f s" % total
+            if reader is not None and obs.get("events"):
+                obs["stalled"] = True
+            if state["connection"] is not None:
+                try:
+                    state["connection"].sock.close()
+                except Exception:
+                    pass
+        obs["elapsed_ms"] = _ms(start)
+        data = bytes(state["data"])
+        finish_body(obs, data, state["capped"], name)
+        if reader is not None:
+            obs["total_ms"], obs["capped"] = obs["elapsed_ms"], state["capped"]
+            obs["json"], obs["json_error"] = None, None
+        return obs
+
+    def _exchange(self, end, method, path, body, key, service, dns_obs, obs, reader, state, start):
+        address = (dns_obs.get("answers") or [end["host"]])[0]
+        timeout = self.http["read_timeout_s"]
+        if end["scheme"] == "https":
+            context = ssl.create_default_context(cafile=self.http.get("ca_bundle") or None)
+            connection = _TlsConnection(address, end["port"], end["host"], context, timeout)
+        else:
+            connection = http.client.HTTPConnection(address, end["port"], timeout=timeout)
+        state["connection"] = connection
+        headers = {"Host": end["host_header"], "User-Agent": "dw-preflight", "Accept": "*/*"}
+        payload = None
+        if body is not None:
+            payload = json.dumps(body).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        if key:
+            headers["Authorization"] = authorization(key, service["auth"])
+        connection.request(method, end["base"] + path, body=payload, headers=headers)
+        response = connection.getresponse()
+        obs.update({"status": response.status, "reason": response.reason,
+                    "headers": clean_headers(response.getheaders()),
+                    "content_type": response.getheader("Content-Type", "") or ""})
+        if 300 <= response.status < 400:
+            obs["redirect"] = response.getheader("Location")
+        cap = self.http["max_body_bytes"]
+        read = getattr(response, "read1", None) or response.read
+        while True:
+            chunk = read(65536)
+            if not chunk:
+                break
+            room = cap - len(state["data"])
+            if len(chunk) > room:
+                chunk, state["capped"] = chunk[:room], True
+            state["data"].extend(chunk)
+            if reader is not None:
+                reader.feed(chunk, (time.monotonic() - start) * 1000)
+            if state["capped"]:
+                break
+        connection.close()
+
+
+class _TlsConnection(http.client.HTTPSConnection):
+    """HTTPS to an address while verifying the certificate for the host name (SNI and checks)."""
+
+    def __init__(self, address, port, hostname, context, timeout):
+        http.client.HTTPSConnection.__init__(self, address, port, timeout=timeout, context=context)
+        self._hostname = hostname
+        self._tls = context
+
+    def connect(self):
+        raw = socket.create_connection((self.host, self.port), self.timeout)
+        self.sock = self._tls.wrap_socket(raw, server_hostname=self._hostname)
+
+
+def _classify(exc):
+    text = "%s: %s" % (type(exc).__name__, exc)
+    if isinstance(exc, socket.timeout):
+        return "timeout", "the server went silent in the middle of the answer"
+    if isinstance(exc, ssl.SSLError) or "CERTIFICATE" in text.upper():
+        return "tls", text[:300]
+    if isinstance(exc, ConnectionResetError):
+        return "reset", text[:300]
+    if isinstance(exc, (http.client.IncompleteRead, http.client.RemoteDisconnected, http.client.BadStatusLine)):
+        return "protocol", text[:300]
+    if isinstance(exc, ConnectionError):
+        return "connect", text[:300]
+    return "error", text[:300]
+
+
+def observe_service(collector, service, names):
+    observed = {}
+    dns = collector.dns(service)
+    observed["dns"] = dns
+    if "tcp" in names:
+        observed["tcp"] = collector.tcp(service, dns)
+        if not observed["tcp"]["connected"]:
+            return observed
+    if "http" in names:
+        observed["http"] = collector.exchange("http", service, dns, False)
+    if not service.get("api_key"):
+        return observed
+    for name in ("models", "completion", "stream", "chat"):
+        if name in names:
+            observed[name] = collector.exchange(name, service, dns, True)
+    if "embedding" in names:
+        batch = collector.exchange("embedding", service, dns, True, batch=True)
+        batch["single"] = collector.exchange("embedding", service, dns, True)
+        observed["embedding"] = batch
+    return observed
+
+
+def encode(payload):
+    data = base64.b64encode(zlib.compress(json.dumps(payload, separators=(",", ":")).encode("utf-8"))).decode()
+    digest = hashlib.sha256(data.encode()).hexdigest()[:16]
+    return "%s v1 %d %s %s" % (MARKER, len(data), digest, data)
+
+
+def main(plan):
+    collector = Collector(plan)
+    deadline = time.monotonic() + plan["budget_s"]
+    targets = {}
+    for target in plan["targets"]:
+        services = targets.setdefault(target["name"], {})
+        for service in target["services"]:
+            if time.monotonic() > deadline:
+                print("preflight: time budget spent before %s/%s" % (target["name"], service["name"]))
+                continue
+            services[service["name"]] = observe_service(collector, service, service["observe"])
+            print("preflight: observed %s/%s" % (target["name"], service["name"]))
+    payload = {"version": 1, "origin": plan["origin"], "targets": targets,
+               "python": "%d.%d.%d" % sys.version_info[:3]}
+    sys.stdout.write(encode(payload) + "\n")
+    sys.stdout.flush()
