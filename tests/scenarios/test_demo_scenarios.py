@@ -11,7 +11,7 @@ from preflight.cli import main
 from preflight.simulator.scenarios import SCENARIOS, Scenario
 
 # Results that are neither the root cause nor blocked by it may still skip for a stated reason.
-EXPECTED_SKIP_WORDS = ("kind", "not a", "only for", "no model", "extra")
+EXPECTED_SKIP_WORDS = ("kind", "not a", "only for", "no model", "extra", "--from resource-group")
 
 
 def demo(scenario: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, dict]:
@@ -66,7 +66,10 @@ def test_healthy_demo_runs_every_check_and_writes_four_reports(tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     code, report = demo("healthy", tmp_path, capsys)
     assert code == 0
-    ran = {r["check"] for r in report["results"] if r["status"] == "pass"}
+    in_network_code, in_network = demo("healthy", tmp_path.parent / f"{tmp_path.name}-rg", capsys, "--from",
+                                       "resource-group", "--send-key")
+    assert in_network_code == 0
+    ran = {r["check"] for r in report["results"] + in_network["results"] if r["status"] == "pass"}
     listed = main(["list", "--format", "json"])
     catalogue = {item["id"] for item in json.loads(capsys.readouterr().out)}
     assert listed == 0 and ran == catalogue
