@@ -112,7 +112,7 @@ class CloudApi:
     """The cloud APIs of one World on 127.0.0.1, with the scenario's faults and RAM denials."""
 
     def __init__(self, world: World, *, faults: frozenset[str] = frozenset(), latency_s: float = 0.0,
-                 simulator: Simulator | None = None, fail_tasks: bool = False) -> None:
+                 simulator: Simulator | None = None) -> None:
         self.world = world
         self.faults = faults
         self.latency_s = latency_s
@@ -126,7 +126,7 @@ class CloudApi:
         environment = {}
         if simulator is not None and simulator.dns_port:
             environment["PREFLIGHT_NAMESERVERS"] = f"127.0.0.1:{simulator.dns_port}"
-        self.workflows = WorkflowRunner(environment, fail_tasks=fail_tasks)
+        self.workflows = WorkflowRunner(environment, mode=world.task_mode)
         self._handlers: dict[tuple[str, str], Callable[[dict[str, str]], Any]] = {
             ("dataworks", "GetProject"): self.get_project,
             ("dataworks", "GetResourceGroup"): self.get_resource_group,

@@ -29,11 +29,12 @@ class TaskRun:
 class WorkflowRunner:
     """Runs submitted scripts one thread each, walking NotRun -> WaitResource -> Running -> Success/Failure."""
 
-    def __init__(self, environment: dict[str, str], *, wait_resource_s: float = 0.05, fail_tasks: bool = False
-                 ) -> None:
+    def __init__(self, environment: dict[str, str], *, wait_resource_s: float = 0.05, mode: str = "run") -> None:
         self.environment = environment
         self.wait_resource_s = wait_resource_s
-        self.fail_tasks = fail_tasks
+        # run: as DataWorks would; fail: no python3 on the group; hang: never gets resources;
+        # cut-lines: the log store cuts long lines, as some do.
+        self.mode = mode
         self.tasks: dict[int, TaskRun] = {}
         self._next = 800000001
         self._lock = threading.Lock()
@@ -59,11 +60,11 @@ class WorkflowRunner:
     def _run(self, run: TaskRun) -> None:
         run.status = "WaitResource"
         self._log(run, f"Waiting for resources of {run.resource_group_id}")
-        if self._stop.wait(self.wait_resource_s):
+        if self._stop.wait(3600 if self.mode == "hang" else self.wait_resource_s):
             return
         run.status = "Running"
         self._log(run, "Running shell task")
-        if self.fail_tasks:
+        if self.mode == "fail":
             self._log(run, "python3: command not found")
             run.status = "Failure"
             return
@@ -85,7 +86,10 @@ class WorkflowRunner:
                 self._log(run, f"Task timed out after {run.timeout_s} s and was killed")
                 run.status = "Failure"
                 return
-        self._log(run, output.decode("utf-8", "replace"))
+        text = output.decode("utf-8", "replace")
+        if self.mode == "cut-lines":
+            text = "\n".join(line[:1024] for line in text.splitlines())
+        self._log(run, text)
         self._log(run, f"Exit code {process.returncode}")
         run.status = "Success" if process.returncode == 0 else "Failure"
 
