@@ -84,8 +84,8 @@ class World:
         SimNode("700001234568", "daily_embed", RESOURCE_GROUP_ID),
     )
     ram_denied: frozenset[str] = frozenset()
-    auth_mode: str = "raw"
-    task_mode: str = "run"  # how ad hoc tasks behave: run, fail, hang or cut-lines (see simulator/workflow.py)  # "raw" as DataWorks wants, or "bearer" like other OpenAI-compatible servers
+    auth_mode: str = "raw"  # "raw" as DataWorks wants, or "bearer" like other OpenAI-compatible servers
+    task_mode: str = "run"  # how ad hoc tasks behave: run, fail, hang or cut-lines (see simulator/workflow.py)
     served_models_override: tuple[str, ...] | None = None
     # More resource groups that look exactly like the first one (benchmarks spread targets over them).
     extra_resource_groups: tuple[str, ...] = ()

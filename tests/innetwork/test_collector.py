@@ -35,7 +35,8 @@ def plan_for(simulator: Simulator, *, send_key: bool) -> dict[str, object]:
     return build_plan(config, config.targets[0], send_key=send_key)
 
 
-def run_script(simulator: Simulator, source: str, python: str, *, shell: bool = False) -> subprocess.CompletedProcess[str]:
+def run_script(simulator: Simulator, source: str, python: str, *,
+               shell: bool = False) -> subprocess.CompletedProcess[str]:
     env = {"PREFLIGHT_NAMESERVERS": f"127.0.0.1:{simulator.dns_port}"}  # nothing else: env -i
     argv = ["/bin/sh", "-c", source] if shell else [python, "-c", source]
     if shell:

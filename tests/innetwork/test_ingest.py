@@ -25,10 +25,11 @@ def saved_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Pa
     config_path.write_text(simulator.config_text())
     config = parse_config(simulator.config_text(), str(config_path))
     script = build_shell_script(build_plan(config, config.targets[0], send_key=False))
-    result = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, timeout=60,
-                            env={"PATH": os.environ["PATH"], "PREFLIGHT_NAMESERVERS": f"127.0.0.1:{simulator.dns_port}"})
+    env = {"PATH": os.environ["PATH"], "PREFLIGHT_NAMESERVERS": f"127.0.0.1:{simulator.dns_port}"}
+    result = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, timeout=60, env=env)
     log = tmp_path / "node.log"
-    log.write_text("".join(f"2026-11-24 10:00:0{n} INFO {line}\n" for n, line in enumerate(result.stdout.splitlines())))
+    lines = result.stdout.splitlines()
+    log.write_text("".join(f"2026-11-24 10:00:0{n} INFO {line}\n" for n, line in enumerate(lines)))
     return log, config_path, simulator
 
 
