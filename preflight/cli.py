@@ -107,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     form.add_argument("--python", dest="form", action="store_const", const="python", help="a Python node")
     script.add_argument("--send-key", action="store_true", help="put the API keys into the script")
 
+    bundle = commands.add_parser("bundle", help="zip the last run's reports, masked config and versions for support")
+    bundle.add_argument("-o", "--output", metavar="FILE", help="default: preflight-bundle-<UTC time>.zip")
+    bundle.add_argument("--report-dir", default="reports", metavar="DIR")
+    bundle.add_argument("-c", "--config", default=None, metavar="FILE",
+                        help="the config to include, masked (default: preflight.yaml when it exists)")
+
     ingest = commands.add_parser("ingest", help="judge the observations in a saved node log and write reports")
     ingest.add_argument("logfile", metavar="LOGFILE")
     ingest.add_argument("-c", "--config", default="preflight.yaml", metavar="FILE")
@@ -419,6 +425,32 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return execute(config, args, notes=(note,), collected=collected)
 
 
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from preflight.bundle import build_bundle, default_name
+    from preflight.config import load_config
+    from preflight.redact import register_secrets
+
+    config_path = Path(args.config) if args.config else Path("preflight.yaml")
+    if not config_path.exists():
+        if args.config:
+            from preflight.errors import UsageError
+
+            raise UsageError(f"{config_path}: no such file")
+        config_path = None  # type: ignore[assignment]
+    if config_path is not None:
+        try:  # knowing the keys lets the bundle mask them wherever a report or a server echo shows them
+            config = load_config(config_path, os.environ)
+            register_secrets(config.secrets())
+        except PreflightError:
+            pass
+    register_secrets([(os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET"), "access_key_secret"),
+                      (os.environ.get("ALIBABA_CLOUD_SECURITY_TOKEN"), "security_token")])
+    path, records = build_bundle(Path(args.output) if args.output else default_name(), Path(args.report_dir),
+                                 config_path)
+    print(f"{path} ({len(records)} redaction note(s) in REDACTIONS.txt)")
+    return EXIT_OK
+
+
 _COMMANDS = {
     "run": cmd_run,
     "list": cmd_list,
@@ -427,6 +459,7 @@ _COMMANDS = {
     "simulate": cmd_simulate,
     "probe-script": cmd_probe_script,
     "ingest": cmd_ingest,
+    "bundle": cmd_bundle,
 }
 
 __all__ = ["EXIT_CODES", "build_parser", "execute", "main"]

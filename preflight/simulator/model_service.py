@@ -116,7 +116,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         path = self.path.split("?")[0]
         if not self._authorised(model):
-            self._error(401, "Invalid API key, please check your Authorization header", "AuthenticationError")
+            # Some servers echo what they were given; the tool must mask it wherever it shows the answer.
+            given = self.headers.get("Authorization", "")
+            self._error(401, f"Invalid API key {given!r}, please check your Authorization header",
+                        "AuthenticationError")
             return
         routes = {("GET", "/v1/models"): self._models, ("POST", "/v1/completions"): self._completions,
                   ("POST", "/v1/chat/completions"): self._chat, ("POST", "/v1/embeddings"): self._embeddings}
