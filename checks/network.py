@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from checks.cloudfail import error_evidence, outcome_of
@@ -75,8 +76,8 @@ async def zone_for(context: Context, host: str) -> dict[str, Any] | None:
         if not zones:
             return None
         zone = max(zones, key=lambda z: len(str(z.get("ZoneName"))))
-        info = await call(context, "pvtz", "DescribeZoneInfo", ZoneId=zone.get("ZoneId"))
-        records = await call(context, "pvtz", "DescribeZoneRecords", ZoneId=zone.get("ZoneId"))
+        info, records = await asyncio.gather(call(context, "pvtz", "DescribeZoneInfo", ZoneId=zone.get("ZoneId")),
+                                             call(context, "pvtz", "DescribeZoneRecords", ZoneId=zone.get("ZoneId")))
         bound = [v.get("VpcId") for v in (info.get("BindVpcs") or {}).get("Vpc") or []]
         rows = [{"rr": r.get("Rr"), "type": r.get("Type"), "value": r.get("Value"), "status": r.get("Status")}
                 for r in (records.get("Records") or {}).get("Record") or []]

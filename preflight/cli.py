@@ -124,6 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--dns-latency-ms", type=float, default=0.0, help="added to every DNS answer")
     simulate.add_argument("--config-out", metavar="FILE", help="also write the config to FILE")
     simulate.add_argument("--env-out", metavar="FILE", help="write the environment (KEY=value lines) to FILE")
+    simulate.add_argument("--services", type=int, default=0, metavar="N",
+                          help="serve a scaled world of N model services (for benchmarks)")
+    simulate.add_argument("--targets", type=int, default=1, metavar="N", help="with --services: spread over N targets")
+    simulate.add_argument("--resource-groups", type=int, default=1, metavar="N",
+                          help="with --services: and over N resource groups")
+    simulate.add_argument("--stats-out", metavar="FILE",
+                          help="on exit, write the requests the simulator received (per path, action, DNS)")
     return parser
 
 
@@ -366,6 +373,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from preflight.simulator.scenarios import get_scenario
 
     scenario = get_scenario(args.scenario)
+    if args.services > 0:
+        import dataclasses
+
+        from preflight.simulator.scenarios import scaled_world
+
+        world = scaled_world(args.services, targets=args.targets, resource_groups=args.resource_groups)
+        scenario = dataclasses.replace(scenario, name=f"{scenario.name} x{args.services}", world=world)
     stop = threading.Event()
     with Simulator(scenario, latency_ms=args.latency_ms, dns_latency_ms=args.dns_latency_ms) as simulator:
         text = simulator.config_text()
@@ -385,6 +399,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 pass
         except KeyboardInterrupt:
             pass
+        if args.stats_out:
+            import json
+
+            Path(args.stats_out).write_text(json.dumps(simulator.stats(), indent=2), encoding="utf-8")
     return EXIT_OK
 
 

@@ -59,6 +59,19 @@ class Simulator:
             raise
         return self
 
+    def stats(self) -> dict[str, dict[str, int]]:
+        """What the servers received: model requests per path, cloud calls per action, DNS queries."""
+        found: dict[str, dict[str, int]] = {"model": {}, "cloud": {}, "dns": {}}
+        for server in self._servers:
+            name = type(server).__name__
+            if name == "ModelService":
+                found["model"] = dict(server.requests)  # type: ignore[attr-defined]
+            elif name == "CloudApi":
+                found["cloud"] = dict(server.calls)  # type: ignore[attr-defined]
+            elif name == "DnsServer":
+                found["dns"] = {"queries": server.queries}  # type: ignore[attr-defined]
+        return found
+
     def stop(self) -> None:
         for server in reversed(self._servers):
             server.stop()  # type: ignore[attr-defined]

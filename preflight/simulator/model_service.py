@@ -41,6 +41,8 @@ class _Server(http.server.ThreadingHTTPServer):
     stopping: threading.Event
     redirect_to: str
     received_authorizations: list[str]
+    requests: dict[str, int]
+    lock: threading.Lock
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -99,6 +101,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _route(self, method: str) -> None:
         faults = self.server.faults
+        with self.server.lock:
+            key = f"{method} {self.path.split('?')[0]}"
+            self.server.requests[key] = self.server.requests.get(key, 0) + 1
         body = self._body() if method == "POST" else None
         if self.server.latency_s:
             self._sleep(self.server.latency_s)
@@ -331,6 +336,7 @@ class ModelService:
         self.port = 0
         self.stopping = threading.Event()
         self.received_authorizations: list[str] = []
+        self.requests: dict[str, int] = {}
         self._server: _Server | None = None
         self._other: _RedirectTarget | None = None
         self._threads: list[threading.Thread] = []
@@ -346,6 +352,7 @@ class ModelService:
         server.world, server.faults, server.latency_s = self.world, self.faults, self.latency_s
         server.stopping, server.redirect_to = self.stopping, redirect_to
         server.received_authorizations = self.received_authorizations
+        server.requests, server.lock = self.requests, threading.Lock()
         if self.ssl_context is not None:
             server.socket = self.ssl_context.wrap_socket(server.socket, server_side=True)
         self._server = server
