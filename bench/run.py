@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -79,15 +80,17 @@ def bench_startup(bench: Bench, repeats: int) -> None:
 
 
 class Simulator:
-    """`preflight simulate` in a child process, with its config and environment files."""
+    """`preflight simulate` in a child process, with its config, environment and request-statistics files."""
 
     def __init__(self, directory: Path, *args: str) -> None:
         self.config = directory / "sim.yaml"
         self.env_file = directory / "sim.env"
-        for path in (self.config, self.env_file):
+        self.stats_file = directory / "sim-stats.json"
+        for path in (self.config, self.env_file, self.stats_file):
             path.unlink(missing_ok=True)
         self.process = subprocess.Popen([*PREFLIGHT, "simulate", "--config-out", str(self.config), "--env-out",
-                                         str(self.env_file), *args], stdout=subprocess.DEVNULL, cwd=ROOT)
+                                         str(self.env_file), "--stats-out", str(self.stats_file), *args],
+                                        stdout=subprocess.DEVNULL, cwd=ROOT)
         deadline = time.monotonic() + 30
         while not (self.config.exists() and self.env_file.exists()):
             if time.monotonic() > deadline or self.process.poll() is not None:
@@ -102,9 +105,123 @@ class Simulator:
         env["CI"] = "true"
         return env
 
-    def stop(self) -> None:
+    def stop(self) -> dict[str, dict[str, int]]:
+        """Stop the simulator; return what it received."""
         self.process.terminate()
         self.process.wait(timeout=10)
+        stats: dict[str, dict[str, int]] = json.loads(self.stats_file.read_text())
+        return stats
+
+
+# What each check waits for, in order: "api" (one cloud API round trip), "model" (one model-service request),
+# "dns" (one DNS answer), or a number of seconds the server itself takes (the simulated stream's pacing).
+# Requests a check shares with an earlier one (the same question, memoised for the run) cost it nothing.
+CHECK_WAITS: dict[str, tuple[str | float, ...]] = {
+    "config.valid": (), "cloud.credentials": ("api",), "workspace.exists": (), "resource_group.ready": ("api",),
+    "resource_group.attached": ("api",), "network.first_vpc": ("api",),
+    "network.model_allowlist": ("api", "api"),  # DescribeZones, then DescribeZoneInfo + DescribeZoneRecords
+    "network.private_dns": (), "network.privatelink": ("api", "api"),  # ListVpcEndpoints, ListVpcEndpointZones
+    "schedule.node_resource_group": ("api",), "resource_group.probe": (), "endpoint.url": (), "endpoint.dns": ("dns",),
+    "endpoint.tcp": (), "endpoint.http": ("model",), "auth.key_format": (), "auth.key_valid": ("model",),
+    "model.listed": (), "inference.completion": ("model",), "inference.stream": ("model", 0.05),
+    "inference.chat": ("model",), "inference.embedding": ("model",),  # one input and the batch, together
+}
+
+
+def critical_path(latency_s: float, dns_latency_s: float) -> tuple[float, list[str]]:
+    """The longest chain of waits through the check graph (from `preflight list`), in seconds, and the chain."""
+    listed = json.loads(subprocess.run([*PREFLIGHT, "list", "--format", "json"], capture_output=True, text=True,
+                                       check=True, cwd=ROOT).stdout)
+    unknown = [item["id"] for item in listed if item["id"] not in CHECK_WAITS]
+    if unknown:
+        raise SystemExit(f"bench/run.py does not know what these checks wait for: {unknown}")
+    cost = {"api": latency_s, "model": latency_s, "dns": dns_latency_s}
+    finish: dict[str, tuple[float, list[str]]] = {}
+    for item in listed:  # `preflight list` is in dependency order
+        before = max((finish[dep] for dep in item["depends_on"]), default=(0.0, []), key=lambda pair: pair[0])
+        own = sum(cost[w] if isinstance(w, str) else w for w in CHECK_WAITS[item["id"]])
+        finish[item["id"]] = (before[0] + own, [*before[1], item["id"]])
+    return max(finish.values(), key=lambda pair: pair[0])
+
+
+def bench_critical_path(bench: Bench, sizes: list[tuple[int, int, int]], latency_ms: float, dns_latency_ms: float,
+                        repeats: int) -> dict[int, dict[str, dict[str, int]]]:
+    path_s, chain = critical_path(latency_ms / 1000, dns_latency_ms / 1000)
+    print(f"\nCritical path at {latency_ms:g} ms per API/model request and {dns_latency_ms:g} ms per DNS answer: "
+          f"{path_s * 1000:.0f} ms\n  {' -> '.join(chain)}")
+    all_stats = {}
+    targets = {1: 1.2, 10: 1.35, 100: 1.5}
+    with tempfile.TemporaryDirectory() as directory:
+        for services, target_count, groups in sizes:
+            simulator = Simulator(Path(directory), "--services", str(services), "--targets", str(target_count),
+                                  "--resource-groups", str(groups), "--latency-ms", str(latency_ms),
+                                  "--dns-latency-ms", str(dns_latency_ms))
+            try:
+                env = simulator.environ()
+                argv = [*PREFLIGHT, "run", "-c", str(simulator.config), "--report-dir", str(Path(directory) / "r"),
+                        "--format", "json"]
+                runs = [run_child(argv, env) for _ in range(repeats)]
+            finally:
+                stats = simulator.stop()
+            all_stats[services] = stats
+            failed = [code for _, code, _, _ in runs if code != 0]
+            if failed:
+                raise SystemExit(f"the {services}-service run failed (exit {failed[0]}): {runs[0][3][:500]}")
+            wall = statistics.median(run[0] for run in runs)
+            rss_mb = max(run[2] for run in runs) / 1024
+            ratio = wall / path_s
+            limit = targets.get(services, 1.5)
+            bench.add(Row(f"wall / critical path, {services} service(s)", f"{ratio:.2f}x", f"<= {limit}",
+                          ratio <= limit, f"({wall * 1000:.0f} ms; {target_count} target(s), {groups} group(s); "
+                          f"peak RSS {rss_mb:.0f} MB)"))
+            if services == 100:
+                bench.add(Row("peak RSS, 100 services", f"{rss_mb:.0f} MB", "<= 150 MB", rss_mb <= 150))
+    return all_stats
+
+
+def bench_requests(bench: Bench, stats: dict[int, dict[str, dict[str, int]]], sizes: list[tuple[int, int, int]]
+                   ) -> None:
+    print("\nRequests the simulator received per run (shared control-plane questions are asked once)")
+    for services, _target_count, groups in sizes:
+        if services not in stats:
+            continue
+        cloud, model = stats[services]["cloud"], stats[services]["model"]
+        runs = max(1, stats[services]["cloud"].get("GetResourceGroup", 1) // groups)
+        per_group = {action: count / runs / groups for action, count in cloud.items()
+                     if action in ("GetResourceGroup", "ListNetworks", "ListResourceGroupAssociateProjects")}
+        per_service = sum(model.values()) / runs / services
+        print(f"  {services:>3} services: model requests per service {per_service:.1f}; cloud calls "
+              f"{ {a: round(c / runs, 1) for a, c in sorted(cloud.items())} }; DNS queries "
+              f"{stats[services]['dns'].get('queries', 0) / runs / services:.1f} per service")
+        once = all(value == 1 for value in per_group.values())
+        bench.add(Row(f"shared questions once per group, {services} service(s)",
+                      ", ".join(f"{k} {v:g}" for k, v in per_group.items()), "1 each", once))
+        bench.add(Row(f"model requests per service, {services} service(s)", f"{per_service:.1f}", "<= 7",
+                      per_service <= 7))
+
+
+def bench_endless_stream(bench: Bench) -> None:
+    print("\nAn endless full-speed stream is cut at the byte cap")
+    with tempfile.TemporaryDirectory() as directory:
+        results = {}
+        for scenario in ("healthy", "stream-endless"):
+            simulator = Simulator(Path(directory), "--scenario", scenario)
+            try:
+                _wall, _code, rss, out = run_child([*PREFLIGHT, "run", "-c", str(simulator.config), "--only",
+                                                  "inference.stream", "--format", "json", "--no-reports"],
+                                                 simulator.environ())
+            finally:
+                simulator.stop()
+            report = json.loads(out)
+            stream = next(r for r in report["results"] if r["check"] == "inference.stream" and r["service"] == "qwen")
+            results[scenario] = (rss / 1024, stream)
+        growth = results["stream-endless"][0] - results["healthy"][0]
+        stream = results["stream-endless"][1]
+        seconds = stream["timings"]["duration_ms"] / 1000
+        bench.add(Row("endless stream: verdict", stream["status"], "fail", stream["status"] == "fail",
+                      stream["summary"][:70]))
+        bench.add(Row("endless stream: check time", f"{seconds:.2f} s", "<= 31 s", seconds <= 31.0))
+        bench.add(Row("endless stream: peak RSS growth", f"{growth:.1f} MB", "<= 50 MB", growth <= 50))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,6 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}")
     bench = Bench()
     bench_startup(bench, 10 if args.quick else 20)
+    sizes = [(1, 1, 1), (10, 2, 2), (100, 10, 4)]
+    stats = bench_critical_path(bench, sizes, args.latency_ms, args.dns_latency_ms, 1 if args.quick else 3)
+    bench_requests(bench, stats, sizes)
+    bench_endless_stream(bench)
     missed = [row for row in bench.rows if not row.ok]
     print(f"\n{len(bench.rows) - len(missed)} of {len(bench.rows)} targets met")
     return 1 if missed else 0

@@ -38,6 +38,12 @@ async def credentials(context: Context) -> Outcome:
     if target.workspace is None and target.resource_group is None:
         return Outcome.skipped(NO_CONTROL)
     cloud = await session(context)
+    import asyncio
+
+    from checks.warm import warm
+
+    # Not awaited here: the questions run while this check and others wait; the run's memo hands out the answers.
+    context.resources.background(asyncio.ensure_future(warm(context)))
     askers = [("GetProject", get_project)] if target.workspace else []
     if target.resource_group:
         askers.append(("GetResourceGroup", get_resource_group))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 from checks.cloudfail import error_evidence, outcome_of
@@ -70,6 +69,8 @@ async def zone_for(context: Context, host: str) -> dict[str, Any] | None:
     """The PrivateZone zone covering the model domain, with the VPCs it is bound to and its records."""
 
     async def discover() -> dict[str, Any] | None:
+        import asyncio
+
         answer = await call(context, "pvtz", "DescribeZones", Keyword=host, PageSize=100)
         zones = [z for z in (answer.get("Zones") or {}).get("Zone") or []
                  if host == z.get("ZoneName") or host.endswith("." + str(z.get("ZoneName")))]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +42,8 @@ async def node_resource_group(context: Context) -> Outcome:
     target = context.target
     if not target.nodes:
         return Outcome.skipped("no nodes listed for this target (nodes: [...])")
+    import asyncio
+
     try:
         answers = await asyncio.gather(*(call(context, "dataworks", "GetNode", Id=node, ProjectId=target.workspace)
                                          for node in target.nodes))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import threading
 import time
@@ -226,6 +225,8 @@ async def call(context: Context, product: str, action: str, method: str = "GET",
     key = ("cloud", product, region, action, tuple(sorted((k, str(v)) for k, v in params.items())))
 
     async def ask() -> dict[str, Any]:
+        import asyncio
+
         context.resources.count(f"{product}:{action}")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, lambda: cloud.call(product, action, params, region, method))

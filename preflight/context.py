@@ -45,6 +45,7 @@ class Resources:
         self._memo: dict[Any, asyncio.Future[Any]] = {}
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._lock = asyncio.Lock()
+        self._background: list[asyncio.Future[Any]] = []
         self.counters: dict[str, int] = {}
 
     def count(self, name: str) -> None:
@@ -76,7 +77,15 @@ class Resources:
         result: T = await asyncio.shield(future)
         return result
 
+    def background(self, task: asyncio.Future[Any]) -> None:
+        """Keep a task that nobody awaits until the run ends, then cancel it if it is still going."""
+        self._background.append(task)
+
     async def aclose(self) -> None:
+        for task in self._background:
+            if not task.done():
+                task.cancel()
+        self._background.clear()
         for closer in reversed(self._closers):
             with contextlib.suppress(Exception):  # closing is best effort at the end of a run
                 await closer()

@@ -19,7 +19,8 @@ from preflight.model import CheckResult, Outcome, RunReport, Status, Timings
 from preflight.redact import REDACTOR
 from preflight.registry import Check, Registry
 
-DEFAULT_CONCURRENCY = 64
+DEFAULT_CONCURRENCY = 256
+MAX_SDK_THREADS = 128
 DEFAULT_RUN_TIMEOUT_S = 300.0
 
 
@@ -221,7 +222,8 @@ class Runner:
     async def run(self) -> RunReport:
         loop = asyncio.get_running_loop()
         # SDK calls block; give them enough threads for many targets instead of cpu_count + 4.
-        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=self.options.concurrency,
+        threads = min(MAX_SDK_THREADS, max(8, self.options.concurrency))
+        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=threads,
                                                                         thread_name_prefix="preflight"))
         started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         self.started = time.monotonic()

@@ -34,6 +34,9 @@ def unit_vector(text: str, dimensions: int) -> list[float]:
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 drops SYNs when a hundred clients connect at once, and each
+    # dropped SYN costs the client a one-second retransmit: a stall no real service has.
+    request_queue_size = 1024
     # The handler threads look these up; set by ModelService.
     world: World
     faults: frozenset[str]

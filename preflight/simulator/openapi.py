@@ -44,6 +44,9 @@ def eni_ip(model_index: int, vpc_index: int) -> str:
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 drops SYNs when a hundred clients connect at once, and each
+    # dropped SYN costs the client a one-second retransmit: a stall no real service has.
+    request_queue_size = 1024
     api: CloudApi
 
 

@@ -1,0 +1,62 @@
+"""Ask a target's control-plane questions early, so answers are ready when the checks that need them run."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
+
+from preflight.errors import CloudError
+
+if TYPE_CHECKING:
+    from preflight.context import Context
+
+
+async def warm(context: Context) -> None:
+    """Fire every read-only question whose parameters the config already gives, all at once.
+
+    Each question goes through the run's memo, so the check that later asks it waits for this same request
+    instead of sending another: nothing is asked twice, and the chain of round trips gets shorter. Errors stay in
+    the memo for the check that asks, which reports them.
+    """
+    import asyncio
+
+    from checks.judges.network import DATAWORKS_DOMAIN
+    from checks.network import bindings, endpoints_in, zone_for
+    from preflight.cloud import call, extra_installed
+    from preflight.probe.local import Endpoint
+
+    target = context.target
+    questions: list[Awaitable[Any]] = []
+    if target.workspace:
+        questions.append(call(context, "dataworks", "GetProject", Id=target.workspace))
+    if target.resource_group:
+        questions.append(call(context, "dataworks", "GetResourceGroup", Id=target.resource_group))
+        if target.workspace:
+            questions.append(call(context, "dataworks", "ListResourceGroupAssociateProjects",
+                                  ResourceGroupId=target.resource_group))
+            questions += [call(context, "dataworks", "GetNode", Id=node, ProjectId=target.workspace)
+                          for node in target.nodes]
+    services = []
+    for service in target.services:
+        host = Endpoint(service.endpoint).host
+        match = DATAWORKS_DOMAIN.match(host)
+        if match and not service.allowed_vpcs:
+            services.append(match.group("id"))
+            if extra_installed("pvtz"):
+                questions.append(zone_for(context, host))
+
+    async def endpoints() -> None:
+        found = await bindings(context)
+        if found and extra_installed("privatelink"):
+            first_vpc = str(found[0].get("VpcId"))
+            await asyncio.gather(*(endpoints_in(context, first_vpc, service_id) for service_id in services),
+                                 return_exceptions=True)
+
+    if target.resource_group:
+        questions.append(endpoints())
+    with contextlib.suppress(CloudError):
+        await asyncio.gather(*questions, return_exceptions=True)
+
+
+__all__ = ["warm"]
