@@ -28,11 +28,13 @@ def as_table(registry: Registry) -> str:
 
 
 def as_markdown(registry: Registry) -> str:
-    lines = [README_BEGIN, "", "| id | plane | scope | depends on | what it proves |", "|---|---|---|---|---|"]
+    lines = [README_BEGIN, "", "| id | plane | scope | depends on | what it proves | how to fix a failure |",
+             "|---|---|---|---|---|---|"]
     for check in registry.ordered:
         proves = (check.proves or check.title).replace("|", "\\|").replace("\n", " ")
+        fix = (check.fix or "-").replace("|", "\\|").replace("\n", " ")
         deps = ", ".join(f"`{dep}`" for dep in check.depends_on) or "-"
-        lines.append(f"| `{check.id}` | {check.plane} | {check.scope} | {deps} | {proves} |")
+        lines.append(f"| `{check.id}` | {check.plane} | {check.scope} | {deps} | {proves} | {fix} |")
     lines += ["", README_END]
     return "\n".join(lines) + "\n"
 
@@ -54,10 +56,6 @@ def explain(check: Check) -> str:
         if body:
             out.append(f"{heading}:\n  {body}")
     return "\n".join(out) + "\n"
-
-
-
-
 
 def sync_readme(path: str, registry: Registry | None = None) -> bool:
     """Rewrite the catalogue between the README's markers; return whether anything changed."""

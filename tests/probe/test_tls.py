@@ -1,0 +1,51 @@
+"""https with a certificate nobody trusts fails with verification on; --ca-bundle trusts a private CA."""
+
+from __future__ import annotations
+
+import json
+import ssl
+from pathlib import Path
+
+import pytest
+import trustme
+
+from preflight.cli import main
+from preflight.simulator.model_service import ModelService
+from preflight.simulator.scenarios import World
+
+QWEN = World().models[0]
+
+
+def test_self_signed_fails_and_a_private_ca_is_trusted(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    authority = trustme.CA()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    authority.issue_cert(QWEN.host).configure_cert(context)
+    service = ModelService(World(), ssl_context=context)
+    port = service.start()
+    ca_file = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(ca_file))
+    monkeypatch.setenv("DW_TLS_KEY", QWEN.api_key)
+    config = tmp_path / "preflight.yaml"
+    config.write_text(f"""region: cn-beijing
+dns: {{resolve: {{"{QWEN.host}:{port}": 127.0.0.1}}}}
+targets:
+  - name: tls
+    services:
+      - {{name: qwen, kind: completion, endpoint: "https://{QWEN.host}:{port}", api_key: "${{DW_TLS_KEY}}",
+         model: {QWEN.model}}}
+""")
+    try:
+        untrusted = main(["run", "-c", str(config), "--only", "auth.key_valid", "--format", "json", "--no-reports"])
+        first = json.loads(capsys.readouterr().out)
+        trusted = main(["run", "-c", str(config), "--only", "auth.key_valid", "--format", "json", "--no-reports",
+                        "--ca-bundle", str(ca_file)])
+        second = json.loads(capsys.readouterr().out)
+    finally:
+        service.stop()
+    http = next(r for r in first["results"] if r["check"] == "endpoint.http")
+    assert untrusted == 1 and http["status"] == "fail" and "TLS verification failed" in http["summary"]
+    assert "--ca-bundle" in http["remediation"]
+    statuses = {r["check"]: r["status"] for r in second["results"]}
+    assert trusted == 0 and statuses["endpoint.http"] == "pass" and statuses["auth.key_valid"] == "pass"
+    assert statuses["endpoint.url"] == "warn"  # https on a DataWorks domain: the real service is plain HTTP
