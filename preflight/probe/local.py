@@ -8,6 +8,7 @@ import socket
 import ssl
 import time
 import urllib.parse
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from preflight.probe import observations as obs
@@ -51,18 +52,19 @@ class LocalCollector:
     request, so a single pool serving a hundred services spends more time scanning than the network takes.
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, client_factory: Callable[[], httpx.AsyncClient] | None = None) -> None:
         self.config = config
         self.clients: dict[str, httpx.AsyncClient] = {}
-        self._verify: ssl.SSLContext | None = None
+        self._factory = client_factory
 
     def client_for(self, endpoint: Endpoint) -> httpx.AsyncClient:
         key = f"{endpoint.scheme}://{endpoint.host}:{endpoint.port}"
         client = self.clients.get(key)
         if client is None:
-            if self._verify is None:  # one trust store for every pool: loading it is the costly part
-                self._verify = tls_context(self.config)
-            client = self.clients[key] = build_client(self.config, self._verify)
+            if self._factory is None:
+                verify = tls_context(self.config)  # one trust store for every pool: loading it is the costly part
+                self._factory = lambda: build_client(self.config, verify)
+            client = self.clients[key] = self._factory()
         return client
 
     async def aclose(self) -> None:
@@ -238,7 +240,7 @@ class LocalCollector:
                                 "content_type": response.headers.get("content-type", "")})
             if 300 <= response.status_code < 400:
                 observation["redirect"] = response.headers.get("location")
-            chunks = response.aiter_raw()
+            chunks = response.aiter_bytes()
             while True:
                 remaining = stop_at - time.monotonic()
                 if remaining <= 0:
