@@ -3,83 +3,167 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
+import socketserver
+import struct
 import threading
+import time
+from collections.abc import Callable
 
 MODEL_SUFFIX = "dataworks-model.aliyuncs.com."
 
 
+def answer_query(records: dict[str, str], data: bytes) -> bytes | None:
+    """The wire answer to one wire query, or None when `data` is not DNS (a real server stays silent then)."""
+    # dnspython is imported here so that starting the CLI does not pay for it.
+    import dns.flags
+    import dns.message
+    import dns.rcode
+    import dns.rdataclass
+    import dns.rdatatype
+    import dns.rrset
+
+    try:
+        query = dns.message.from_wire(data)
+    except Exception:  # any parse error: the sender is not speaking DNS
+        return None
+    response = dns.message.make_response(query)
+    response.flags |= dns.flags.AA  # authoritative, like a private zone
+    for question in query.question:
+        name = question.name.to_text().lower()
+        if name in records:
+            # A known name without an A record of that type is NOERROR with no answer, as zones do for AAAA.
+            if question.rdtype == dns.rdatatype.A:
+                response.answer.append(dns.rrset.from_text(question.name, 60, dns.rdataclass.IN,
+                                                           dns.rdatatype.A, records[name]))
+        elif name.endswith(MODEL_SUFFIX):
+            response.set_rcode(dns.rcode.NXDOMAIN)
+        else:
+            response.set_rcode(dns.rcode.REFUSED)
+    wire: bytes = response.to_wire()
+    return wire
+
+
+class _TcpServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    owner: DnsServer
+
+
+class _TcpHandler(socketserver.BaseRequestHandler):
+    """DNS over TCP: each message is preceded by its two-byte length (RFC 1035 4.2.2)."""
+
+    server: _TcpServer
+
+    def handle(self) -> None:
+        owner = self.server.owner
+        self.request.settimeout(5)
+        with contextlib.suppress(OSError, struct.error):
+            while not owner.stopping.is_set():
+                prefix = self._read(2)
+                if not prefix:
+                    return
+                data = self._read(struct.unpack("!H", prefix)[0])
+                owner.count_query()
+                if owner.latency_s and owner.stopping.wait(owner.latency_s):
+                    return
+                wire = answer_query(owner.records, data)
+                if wire is None:
+                    return
+                self.request.sendall(struct.pack("!H", len(wire)) + wire)
+
+    def _read(self, size: int) -> bytes:
+        chunks = b""
+        while len(chunks) < size:
+            piece = self.request.recv(size - len(chunks))
+            if not piece:
+                return b""
+            chunks += piece
+        return chunks
+
+
 class DnsServer:
-    """UDP DNS on 127.0.0.1: A records for the given names, NXDOMAIN elsewhere in the model domain."""
+    """DNS on 127.0.0.1, UDP and TCP on one port: A records for the given names, NXDOMAIN elsewhere in the
+    model domain, REFUSED for any other name."""
 
     def __init__(self, records: dict[str, str], *, latency_s: float = 0.0) -> None:
         self.records = {name.lower().rstrip(".") + ".": address for name, address in records.items()}
         self.latency_s = latency_s
         self.port = 0
         self.queries = 0
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
         self._socket: socket.socket | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._tcp: _TcpServer | None = None
+        self._threads: list[threading.Thread] = []
+
+    def count_query(self) -> None:
+        with self._lock:
+            self.queries += 1
 
     def start(self) -> int:
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._socket.bind(("127.0.0.1", 0))
-        self._socket.settimeout(0.1)
-        self.port = int(self._socket.getsockname()[1])
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-        return self.port
-
-    def _serve(self) -> None:
-        assert self._socket is not None
-        while not self._stop.is_set():
+        # The TCP listener must share the UDP port; another process may hold it, so a few tries.
+        for _ in range(20):
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            udp.bind(("127.0.0.1", 0))
+            port = int(udp.getsockname()[1])
             try:
-                data, peer = self._socket.recvfrom(4096)
+                tcp = _TcpServer(("127.0.0.1", port), _TcpHandler)
+            except OSError:
+                udp.close()
+                continue
+            tcp.owner = self
+            udp.settimeout(0.1)
+            self._socket, self._tcp, self.port = udp, tcp, port
+            self._spawn(self._serve_udp)
+            # serve_forever must run even if stop() comes first: shutdown() waits for it to return.
+            self._spawn(functools.partial(tcp.serve_forever, poll_interval=0.05))
+            return port
+        raise OSError("no loopback port free for both UDP and TCP")
+
+    def _spawn(self, target: Callable[[], object]) -> None:
+        thread = threading.Thread(target=target, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _serve_udp(self) -> None:
+        sock = self._socket
+        while sock is not None and not self.stopping.is_set():
+            try:
+                data, peer = sock.recvfrom(4096)
             except TimeoutError:
                 continue
             except OSError:
                 return
-            self.queries += 1
+            self.count_query()
             if self.latency_s:
-                threading.Timer(self.latency_s, self._answer, (data, peer)).start()
+                # A timer per query so that one slow answer does not delay the next question.
+                timer = threading.Timer(self.latency_s, self._answer_udp, (data, peer))
+                timer.daemon = True
+                timer.start()
             else:
-                self._answer(data, peer)
+                self._answer_udp(data, peer)
 
-    def _answer(self, data: bytes, peer: tuple[str, int]) -> None:
-        import dns.message
-        import dns.rcode
-        import dns.rdataclass
-        import dns.rdatatype
-        import dns.rrset
-
-        try:
-            query = dns.message.from_wire(data)
-        except Exception:  # not DNS: ignore, as a real server would
-            return
-        response = dns.message.make_response(query)
-        response.flags |= 0x0400  # authoritative, like a private zone
-        for question in query.question:
-            name = question.name.to_text().lower()
-            if name in self.records:
-                if question.rdtype == dns.rdatatype.A:
-                    response.answer.append(dns.rrset.from_text(question.name, 60, dns.rdataclass.IN,
-                                                               dns.rdatatype.A, self.records[name]))
-            elif name.endswith(MODEL_SUFFIX):
-                response.set_rcode(dns.rcode.NXDOMAIN)
-            else:
-                response.set_rcode(dns.rcode.REFUSED)
+    def _answer_udp(self, data: bytes, peer: tuple[str, int]) -> None:
+        wire = answer_query(self.records, data)
         sock = self._socket
-        if sock is not None and not self._stop.is_set():
+        if wire is not None and sock is not None and not self.stopping.is_set():
             with contextlib.suppress(OSError):
-                sock.sendto(response.to_wire(), peer)
+                sock.sendto(wire, peer)
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
+        self.stopping.set()
+        if self._tcp is not None:
+            self._tcp.shutdown()
+            self._tcp.server_close()
+            self._tcp = None
+        deadline = time.monotonic() + 2
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._threads.clear()
         if self._socket is not None:
             self._socket.close()
             self._socket = None
 
 
-__all__ = ["DnsServer"]
+__all__ = ["DnsServer", "answer_query"]

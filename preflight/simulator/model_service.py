@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.server
 import json
@@ -10,12 +11,14 @@ import socket
 import ssl
 import struct
 import threading
-import time
 from typing import Any
 
 from preflight.simulator.scenarios import SimModel, World
+from preflight.simulator.server import LoopbackServer
 
 STREAM_CHUNKS = ("OK", ",", " ready", ".")
+# A fixed timestamp keeps answers byte-identical from run to run, so observations of them can be compared.
+CREATED = 1767225600
 
 
 def unit_vector(text: str, dimensions: int) -> list[float]:
@@ -31,12 +34,7 @@ def unit_vector(text: str, dimensions: int) -> list[float]:
     return [round(v / norm, 6) for v in values]
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    # socketserver's default backlog of 5 drops SYNs when a hundred clients connect at once, and each
-    # dropped SYN costs the client a one-second retransmit: a stall no real service has.
-    request_queue_size = 1024
+class _Server(LoopbackServer):
     # The handler threads look these up; set by ModelService.
     world: World
     faults: frozenset[str]
@@ -56,6 +54,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # the simulator is quiet
         return None
 
+    def version_string(self) -> str:
+        # The Server header: what vLLM answers with, or the proxy that stands in front of it.
+        return "nginx" if "proxy-502" in self.server.faults else "uvicorn"
+
     # --- plumbing --------------------------------------------------------------------------------
     def _send(self, status: int, body: bytes, content_type: str = "application/json",
               headers: dict[str, str] | None = None) -> None:
@@ -74,8 +76,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._json(status, {"object": "error", "message": message, "type": kind, "code": status})
 
     def _body(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return None
+        raw = self.rfile.read(length) if length > 0 else b""
         try:
             return json.loads(raw or b"{}")
         except ValueError:
@@ -113,7 +118,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if "proxy-502" in faults:
             page = b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1>" \
                    b"</center><hr><center>nginx</center></body></html>"
-            self._send(502, page, "text/html", {"Server": "nginx"})
+            self._send(502, page, "text/html")
             return
         if "redirect" in faults:
             self._send(302, b"", "text/plain", {"Location": self.server.redirect_to + self.path})
@@ -145,7 +150,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         override = self.server.world.served_models_override
         served = override if override is not None else (model.model,)
         self._json(200, {"object": "list", "data": [
-            {"id": name, "object": "model", "created": 1767225600, "owned_by": "dataworks"} for name in served]})
+            {"id": name, "object": "model", "created": CREATED, "owned_by": "dataworks"} for name in served]})
 
     def _wants_stream(self, body: dict[str, Any]) -> bool:
         value = body.get("stream", False)
@@ -187,7 +192,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._send(200, payload)
 
     def _completion_payload(self, model: SimModel, text: str, finish: str) -> dict[str, Any]:
-        return {"id": "cmpl-sim", "object": "text_completion", "created": int(time.time()), "model": model.model,
+        return {"id": "cmpl-sim", "object": "text_completion", "created": CREATED, "model": model.model,
                 "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}],
                 "usage": {"prompt_tokens": 4, "completion_tokens": len(STREAM_CHUNKS),
                           "total_tokens": 4 + len(STREAM_CHUNKS)}}
@@ -199,7 +204,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self._wants_stream(body):
             self._stream(model, body, chat=True)
             return
-        self._json(200, {"id": "chatcmpl-sim", "object": "chat.completion", "created": int(time.time()),
+        self._json(200, {"id": "chatcmpl-sim", "object": "chat.completion", "created": CREATED,
                          "model": model.model,
                          "choices": [{"index": 0, "finish_reason": "stop",
                                       "message": {"role": "assistant", "content": "".join(STREAM_CHUNKS)}}],
@@ -219,7 +224,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             vector: list[Any] = unit_vector(text, model.dimensions)
             if "embedding-nan" in self.server.faults:
                 vector[0], vector[1] = float("nan"), float("inf")
-            data.append({"object": "embedding", "index": index, "embedding": vector})
+            embedding: Any = vector
+            if body.get("encoding_format") == "base64":
+                # What vLLM sends when asked (the openai client asks by default): little-endian float32.
+                embedding = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+            data.append({"object": "embedding", "index": index, "embedding": embedding})
         tokens = sum(max(1, len(text) // 4) for text in inputs)
         # json.dumps writes NaN and Infinity, which is exactly the broken output this fault stands for.
         self._json(200, {"object": "list", "model": model.model, "data": data,
@@ -276,6 +285,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._chunk(b"")
         except OSError:  # the client went away, as clients cutting an endless stream do
             self.close_connection = True
+        finally:
+            if self.server.stopping.is_set():
+                # A stream cut short by stop() is unterminated; closing is what tells the client it is over,
+                # where keep-alive would leave it waiting for the rest.
+                self.close_connection = True
 
     def _trickle(self, payload: bytes) -> None:
         head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
@@ -303,10 +317,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.close_connection = True
 
 
-class _RedirectTarget(http.server.ThreadingHTTPServer):
+class _RedirectTarget(LoopbackServer):
     """The 'other host' a redirect points at; it remembers any Authorization header that reached it."""
 
-    daemon_threads = True
     received_authorizations: list[str]
 
 
@@ -357,13 +370,16 @@ class ModelService:
         server.received_authorizations = self.received_authorizations
         server.requests, server.lock = self.requests, threading.Lock()
         if self.ssl_context is not None:
-            server.socket = self.ssl_context.wrap_socket(server.socket, server_side=True)
+            # The handshake then happens on the first read in the handler's thread, so a client that never
+            # finishes it holds up only itself, not the accept loop.
+            server.socket = self.ssl_context.wrap_socket(server.socket, server_side=True,
+                                                         do_handshake_on_connect=False)
         self._server = server
         self.port = int(server.server_address[1])
         self._spawn(server)
         return self.port
 
-    def _spawn(self, server: http.server.ThreadingHTTPServer) -> None:
+    def _spawn(self, server: LoopbackServer) -> None:
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         thread.start()
         self._threads.append(thread)

@@ -11,12 +11,17 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from preflight.simulator.scenarios import SimModel, World
+from preflight.simulator.server import LoopbackServer
 from preflight.simulator.signature import SignatureProblem, verify
-from preflight.simulator.workflow import WorkflowRunner
+from preflight.simulator.workflow import TaskRun, WorkflowRunner
 
 if TYPE_CHECKING:
     from preflight.simulator.harness import Simulator
 
+# Ad hoc task scripts are the largest bodies the SDK sends; nothing legitimate comes near this.
+MAX_BODY_BYTES = 8 * 1024 * 1024
+# The task types whose Script.Content the simulator runs with /bin/sh.
+SHELL_TASK_TYPES = frozenset({"DIDE_SHELL"})
 PRODUCTS = {"2024-05-18": "dataworks", "2018-01-01": "pvtz", "2020-04-15": "privatelink", "2016-04-28": "vpc"}
 
 
@@ -32,8 +37,11 @@ class ApiError(Exception):
 
 
 def _page(items: list[Any], params: dict[str, str], default_size: int = 10) -> tuple[list[Any], int, int]:
-    number = max(1, int(params.get("PageNumber") or 1))
-    size = max(1, min(100, int(params.get("PageSize") or default_size)))
+    try:
+        number = max(1, int(params.get("PageNumber") or 1))
+        size = max(1, min(100, int(params.get("PageSize") or default_size)))
+    except ValueError:
+        raise ApiError(400, "InvalidParameter", "PageNumber and PageSize must be integers.") from None
     return items[(number - 1) * size: number * size], number, size
 
 
@@ -41,12 +49,7 @@ def eni_ip(model_index: int, vpc_index: int) -> str:
     return f"10.{10 + vpc_index}.{model_index // 250}.{10 + model_index % 250}"
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    # socketserver's default backlog of 5 drops SYNs when a hundred clients connect at once, and each
-    # dropped SYN costs the client a one-second retransmit: a stall no real service has.
-    request_queue_size = 1024
+class _Server(LoopbackServer):
     api: CloudApi
 
 
@@ -66,7 +69,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         api = self.server.api
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY_BYTES:
+            self.close_connection = True
+            self._error(api.next_request_id(), ApiError(400, "InvalidParameter", "Content-Length is missing a "
+                                                        "sane value."))
+            return
         body = self.rfile.read(length) if length else b""
         _path, _, raw_query = self.path.partition("?")
         headers = {name.lower(): value for name, value in self.headers.items()}
@@ -84,6 +95,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         except ApiError as error:
             self._error(request_id, error)
+            return
+        except Exception:  # a simulator bug must still answer, as the real gateway's 500 does
+            self._error(request_id, ApiError(500, "InternalError", "The request processing has failed due to "
+                                             "some unknown error."))
             return
         if isinstance(answer, bytes):
             self._send(200, answer, "text/html", {})
@@ -135,7 +150,9 @@ class CloudApi:
             ("dataworks", "GetResourceGroup"): self.get_resource_group,
             ("dataworks", "ListResourceGroupAssociateProjects"): self.list_associated_projects,
             ("dataworks", "ListNetworks"): self.list_networks,
+            ("dataworks", "ListRoutes"): self.list_routes,
             ("dataworks", "GetNode"): self.get_node,
+            ("dataworks", "ListNodes"): self.list_nodes,
             ("dataworks", "ExecuteAdhocWorkflowInstance"): self.execute_adhoc,
             ("dataworks", "GetWorkflowInstance"): self.get_workflow_instance,
             ("dataworks", "ListTaskInstances"): self.list_task_instances,
@@ -241,62 +258,113 @@ class CloudApi:
         return {"PagingInfo": {"NetworkList": page, "PageNumber": number, "PageSize": size,
                                "TotalCount": len(networks)}, "Success": True}
 
+    def list_routes(self, params: dict[str, str]) -> dict[str, Any]:
+        group = params.get("ResourceGroupId", "")
+        self._group(group)
+        wanted = params.get("NetworkId") or None
+        # Each binding routes the private 10/8 range (where model endpoints' ENIs live) into its VPC.
+        routes = [{"Id": 5000 + index, "NetworkId": b.network_id, "DestinationCidr": "10.0.0.0/8",
+                   "ResourceGroupId": group, "ResourceId": b.vpc_id, "CreateTime": _epoch_ms(b.create_time)}
+                  for index, b in enumerate(self.world.bindings) if wanted is None or str(b.network_id) == wanted]
+        page, number, size = _page(routes, params)
+        return {"PagingInfo": {"RouteList": page, "PageNumber": number, "PageSize": size,
+                               "TotalCount": len(routes)}, "Success": True}
+
+    def _project(self, params: dict[str, str]) -> None:
+        if not self.world.workspace_exists or params.get("ProjectId") != self.world.workspace_id:
+            raise ApiError(400, "Invalid.Tenant.ProjectNotExists",
+                           f"The workspace {params.get('ProjectId')} does not exist.")
+
     def get_node(self, params: dict[str, str]) -> dict[str, Any]:
+        self._project(params)
         node = next((n for n in self.world.nodes if n.node_id == params.get("Id")), None)
-        if node is None or params.get("ProjectId") != self.world.workspace_id:
+        if node is None:
             raise ApiError(400, "Invalid.Node.NotFound", f"The node {params.get('Id')} does not exist.")
         spec = {"version": "1.1.0", "kind": "CycleWorkflow", "spec": {"nodes": [{
-            "id": node.node_id, "name": node.name, "script": {"runtime": {"command": "DIDE_SHELL"}},
+            "id": node.node_id, "name": node.name, "recurrence": "Normal", "timeout": 0,
+            "script": {"language": "shell-script", "runtime": {"command": "DIDE_SHELL"}},
             "runtimeResource": {"resourceGroup": node.resource_group_id},
             "trigger": {"type": node.trigger_type, "cron": node.cron}}]}}
-        return {"Node": {"Id": int(node.node_id), "Name": node.name, "Spec": json.dumps(spec)}}
+        return {"Node": {"Id": node.node_id, "Name": node.name, "ProjectId": int(self.world.workspace_id),
+                         "Owner": "preflight-ci", "TaskId": int(node.node_id) + 1, "Spec": json.dumps(spec)}}
+
+    def list_nodes(self, params: dict[str, str]) -> dict[str, Any]:
+        self._project(params)
+        nodes = [{"Id": n.node_id, "Name": n.name, "ProjectId": int(self.world.workspace_id), "Owner": "preflight-ci",
+                  "Recurrence": "Normal", "TaskId": int(n.node_id) + 1,
+                  "RuntimeResource": {"ResourceGroupId": n.resource_group_id},
+                  "Trigger": {"Type": n.trigger_type, "Cron": n.cron},
+                  "Script": {"Runtime": {"Command": "DIDE_SHELL"}}}
+                 for n in self.world.nodes if params.get("Name", "") in n.name]
+        page, number, size = _page(nodes, params)
+        return {"PagingInfo": {"Nodes": page, "PageNumber": number, "PageSize": size, "TotalCount": len(nodes)}}
 
     def execute_adhoc(self, params: dict[str, str]) -> dict[str, Any]:
-        if params.get("ProjectId") != self.world.workspace_id:
-            raise ApiError(400, "Invalid.Tenant.ProjectNotExists", "The workspace does not exist.")
+        self._project(params)
         try:
             tasks = json.loads(params.get("Tasks") or "[]")
             task = tasks[0]
             script = task["Script"]["Content"]
             group = task["RuntimeResource"]["ResourceGroupId"]
+            timeout_s = int(task.get("Timeout") or 600)
+            if not isinstance(script, str) or not isinstance(group, str) or len(tasks) != 1:
+                raise TypeError("one task with a string script and group")
         except (ValueError, LookupError, TypeError):
-            raise ApiError(400, "InvalidParameter", "Tasks must hold one task with Script.Content and "
-                           "RuntimeResource.ResourceGroupId.") from None
+            raise ApiError(400, "InvalidParameter", "Tasks must hold one task with Script.Content, "
+                           "RuntimeResource.ResourceGroupId and a numeric Timeout.") from None
+        if task.get("Type") not in SHELL_TASK_TYPES:
+            raise ApiError(400, "InvalidParameter", f"Task type {task.get('Type')!r} cannot run here; the "
+                           f"simulator runs {', '.join(sorted(SHELL_TASK_TYPES))} tasks.")
         self._group(group)
-        run = self.workflows.submit(str(task.get("Name", "preflight")), group, script,
-                                    int(task.get("Timeout") or 600))
+        run = self.workflows.submit(str(task.get("Name") or "adhoc"), group, script, timeout_s)
         return {"WorkflowInstanceId": run.workflow_id}
 
-    def _run_for_workflow(self, params: dict[str, str], key: str) -> Any:
-        run = self.workflows.by_workflow(int(params.get(key) or 0))
+    def _run_for_workflow(self, params: dict[str, str], key: str) -> TaskRun:
+        run = self.workflows.by_workflow(_int(params.get(key)))
         if run is None:
             raise ApiError(400, "Invalid.WorkflowInstance.NotFound", "The workflow instance does not exist.")
         return run
 
+    def _instance(self, run: TaskRun) -> dict[str, Any]:
+        """The fields a workflow instance and its task instance share, times in epoch milliseconds."""
+        fields: dict[str, Any] = {"Status": run.status, "ProjectId": int(self.world.workspace_id),
+                                  "Owner": "preflight-ci", "CreateTime": int(run.created * 1000)}
+        if run.started is not None:
+            fields["StartedTime"] = int(run.started * 1000)
+        if run.finished is not None:
+            fields["FinishedTime"] = int(run.finished * 1000)
+        return fields
+
+    def _task_instance(self, run: TaskRun) -> dict[str, Any]:
+        return {"Id": run.task_id, "WorkflowInstanceId": run.workflow_id, "TaskName": run.name, "TaskType":
+                "DIDE_SHELL", "RunNumber": 1, "TriggerType": "Manual", "WorkflowInstanceType": "Manual",
+                "RuntimeResource": {"ResourceGroupId": run.resource_group_id}, "Timeout": run.timeout_s,
+                **self._instance(run)}
+
     def get_workflow_instance(self, params: dict[str, str]) -> dict[str, Any]:
         run = self._run_for_workflow(params, "Id")
-        return {"WorkflowInstance": {"Id": run.workflow_id, "Name": run.name, "Status": run.status,
-                                     "Type": "Manual", "EnvType": "Prod"}}
+        return {"WorkflowInstance": {"Id": run.workflow_id, "Name": run.name, "Type": "Manual", "EnvType": "Prod",
+                                     **self._instance(run)}}
 
     def list_task_instances(self, params: dict[str, str]) -> dict[str, Any]:
         run = self._run_for_workflow(params, "WorkflowInstanceId")
-        instance = {"Id": run.task_id, "Status": run.status, "WorkflowInstanceId": run.workflow_id,
-                    "TaskName": run.name, "RunNumber": 1}
-        return {"PagingInfo": {"TaskInstances": [instance], "PageNumber": 1, "PageSize": 10, "TotalCount": 1}}
+        page, number, size = _page([self._task_instance(run)], params)
+        return {"PagingInfo": {"TaskInstances": page, "PageNumber": number, "PageSize": size, "TotalCount": 1}}
 
-    def _task(self, params: dict[str, str]) -> Any:
-        run = self.workflows.tasks.get(int(params.get("Id") or 0))
+    def _task(self, params: dict[str, str]) -> TaskRun:
+        run = self.workflows.tasks.get(_int(params.get("Id")))
         if run is None:
             raise ApiError(400, "Invalid.TaskInstance.NotFound", "The task instance does not exist.")
         return run
 
     def get_task_instance(self, params: dict[str, str]) -> dict[str, Any]:
-        run = self._task(params)
-        return {"TaskInstance": {"Id": run.task_id, "Status": run.status, "WorkflowInstanceId": run.workflow_id,
-                                 "RunNumber": 1}}
+        return {"TaskInstance": self._task_instance(self._task(params))}
 
     def get_task_instance_log(self, params: dict[str, str]) -> dict[str, Any]:
-        return {"TaskInstanceLog": self._task(params).log}
+        run = self._task(params)
+        if params.get("RunNumber") not in (None, "", "1"):
+            raise ApiError(400, "Invalid.TaskInstance.RunNumber", f"Run {params['RunNumber']} does not exist.")
+        return {"TaskInstanceLog": run.log}
 
     # --- PrivateZone, PrivateLink, VPC -------------------------------------------------------------
     def _models_in(self, vpc_id: str | None) -> list[tuple[int, SimModel]]:
@@ -367,6 +435,13 @@ class CloudApi:
 class _SuccessFalse(ApiError):
     def __init__(self) -> None:
         super().__init__(200, "Internal.Error", "The request failed.")
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0
 
 
 def _epoch_ms(iso: str) -> int:

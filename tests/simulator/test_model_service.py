@@ -1,24 +1,30 @@
-"""The model-service simulator speaks the protocol: the official OpenAI client, the documented curl, DNS, redirects."""
+"""Each route and fault of the model-service simulator, over real loopback sockets with httpx."""
 
 from __future__ import annotations
 
+import base64
 import json
+import math
+import socket
+import ssl
+import struct
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Any
 
-import dns.message
-import dns.query
-import dns.rcode
 import httpx
-import openai
 import pytest
+import trustme
 
-from preflight.simulator.dns_server import DnsServer
-from preflight.simulator.model_service import ModelService
-from preflight.simulator.scenarios import World
+from preflight.simulator.model_service import ModelService, unit_vector
+from preflight.simulator.scenarios import SCENARIOS, SimModel, World
 
 WORLD = World()
-QWEN, _, BGE = WORLD.models
+QWEN, CHAT, BGE = WORLD.models
+PROMPT = {"model": QWEN.model, "prompt": "Say OK.", "max_tokens": 8}
 
 
 @pytest.fixture(scope="module")
@@ -29,88 +35,428 @@ def service() -> Iterator[ModelService]:
     server.stop()
 
 
-def client_for(service: ModelService, model_host: str, key: str) -> openai.OpenAI:
-    # The official client, its traffic pointed at loopback while the Host header names the model service.
-    http_client = httpx.Client(headers={"Host": model_host}, trust_env=False)
-    return openai.OpenAI(base_url=f"http://127.0.0.1:{service.port}/v1", api_key="unused", http_client=http_client,
-                         default_headers={"Authorization": key}, max_retries=0)
+@pytest.fixture
+def faulty(request: pytest.FixtureRequest) -> Iterator[ModelService]:
+    server = ModelService(WORLD, faults=frozenset({request.param}))
+    server.start()
+    yield server
+    server.stop()
 
 
-def test_official_client_completion_stream_and_embeddings(service: ModelService) -> None:
-    qwen = client_for(service, QWEN.host, QWEN.api_key)
-    completion = qwen.completions.create(model=QWEN.model, prompt="Say OK.", max_tokens=8)
-    assert completion.choices[0].text and completion.usage is not None
-    pieces = [chunk.choices[0].text for chunk in qwen.completions.create(model=QWEN.model, prompt="Hi", max_tokens=8,
-                                                                        stream=True)]
-    assert "".join(pieces) == "OK, ready."
-    bge = client_for(service, BGE.host, BGE.api_key)
-    vectors = bge.embeddings.create(model=BGE.model, input=["one", "two"]).data
-    assert [v.index for v in vectors] == [0, 1] and {len(v.embedding) for v in vectors} == {1024}
-    assert abs(sum(x * x for x in vectors[0].embedding) - 1.0) < 1e-3
+def call(port: int, model: SimModel, method: str, path: str, *, body: Any = None, key: str | None = None,
+         timeout: float = 5.0) -> httpx.Response:
+    headers = {"Host": model.host, "Authorization": model.api_key if key is None else key}
+    return httpx.request(method, f"http://127.0.0.1:{port}{path}", json=body, headers=headers, timeout=timeout,
+                         trust_env=False)
 
 
-def test_documented_curl_with_stream_as_a_string(service: ModelService) -> None:
-    body = '{"prompt": "Say OK.", "stream": "false", "max_tokens": 8}'
-    answer = httpx.post(f"http://127.0.0.1:{service.port}/v1/completions", content=body, trust_env=False,
-                        headers={"Host": QWEN.host, "Authorization": QWEN.api_key,
-                                 "Content-Type": "application/json"})
-    assert answer.status_code == 200 and answer.json()["choices"][0]["text"]
+def events(text: str) -> list[str]:
+    return [line[len("data: "):] for line in text.split("\n\n") if line.startswith("data: ")]
 
 
-def test_raw_key_wanted_bearer_refused_and_switchable() -> None:
-    url_path = "/v1/models"
-    raw = ModelService(WORLD)
-    bearer = ModelService(replace(WORLD, auth_mode="bearer"))
-    try:
-        for server, good, bad in ((raw, QWEN.api_key, f"Bearer {QWEN.api_key}"),
-                                  (bearer, f"Bearer {QWEN.api_key}", QWEN.api_key)):
-            port = server.start()
-            url = f"http://127.0.0.1:{port}{url_path}"
-            assert httpx.get(url, headers={"Host": QWEN.host, "Authorization": good}, trust_env=False).status_code \
-                == 200
-            assert httpx.get(url, headers={"Host": QWEN.host, "Authorization": bad}, trust_env=False).status_code \
-                == 401
-    finally:
-        raw.stop()
-        bearer.stop()
+def open_stream(client: httpx.Client, port: int, model: SimModel = QWEN) -> httpx.Response:
+    request = client.build_request("POST", f"http://127.0.0.1:{port}/v1/completions",
+                                   json={**PROMPT, "stream": True},
+                                   headers={"Host": model.host, "Authorization": model.api_key})
+    return client.send(request, stream=True)
 
 
-def test_redirect_target_never_sees_the_key() -> None:
-    server = ModelService(WORLD, faults=frozenset({"redirect"}))
+# --- routes ----------------------------------------------------------------------------------------
+
+
+def test_models_lists_the_services_model(service: ModelService) -> None:
+    answer = call(service.port, QWEN, "GET", "/v1/models")
+    assert answer.status_code == 200 and answer.json()["object"] == "list"
+    assert [(m["id"], m["object"]) for m in answer.json()["data"]] == [(QWEN.model, "model")]
+
+
+def test_served_models_override_replaces_the_ids() -> None:
+    server = ModelService(replace(WORLD, served_models_override=("other-a", "other-b")))
     port = server.start()
     try:
-        answer = httpx.get(f"http://127.0.0.1:{port}/v1/models", trust_env=False,
-                           headers={"Host": QWEN.host, "Authorization": QWEN.api_key})
-        assert answer.status_code == 302 and answer.headers["location"].startswith("http://127.0.0.2:")
-        httpx.get(answer.headers["location"], trust_env=False)  # what a careful client may do: no key
-        assert server.received_authorizations == [""]
+        assert [m["id"] for m in call(port, QWEN, "GET", "/v1/models").json()["data"]] == ["other-a", "other-b"]
     finally:
         server.stop()
 
 
-def test_dns_answers_the_model_domain_and_nothing_else() -> None:
-    server = DnsServer({QWEN.host: "127.0.0.1"})
+def test_each_host_is_its_own_service(service: ModelService) -> None:
+    assert call(service.port, BGE, "GET", "/v1/models").json()["data"][0]["id"] == BGE.model
+    # Another service's key does not open this one.
+    assert call(service.port, QWEN, "GET", "/v1/models", key=BGE.api_key).status_code == 401
+
+
+def test_unknown_host_is_a_json_404(service: ModelService) -> None:
+    answer = httpx.get(f"http://127.0.0.1:{service.port}/v1/models", trust_env=False,
+                       headers={"Host": "ms-nobody.cn-beijing.dataworks-model.aliyuncs.com",
+                                "Authorization": QWEN.api_key})
+    assert answer.status_code == 404 and answer.json()["object"] == "error"
+
+
+@pytest.mark.parametrize("key", ["", "DW-wrong", f"Bearer {QWEN.api_key}", QWEN.api_key.upper()])
+def test_anything_but_the_raw_key_is_a_json_401(service: ModelService, key: str) -> None:
+    answer = call(service.port, QWEN, "POST", "/v1/completions", body=PROMPT, key=key)
+    assert answer.status_code == 401 and answer.json()["type"] == "AuthenticationError"
+
+
+def test_bearer_mode_wants_the_prefix() -> None:
+    server = ModelService(replace(WORLD, auth_mode="bearer"))
     port = server.start()
     try:
-        answer = dns.query.udp(dns.message.make_query(QWEN.host, "A"), "127.0.0.1", port=port, timeout=2)
-        assert [item.to_text() for rrset in answer.answer for item in rrset] == ["127.0.0.1"]
-        missing = dns.query.udp(dns.message.make_query("ms-none.cn-beijing.dataworks-model.aliyuncs.com", "A"),
-                                "127.0.0.1", port=port, timeout=2)
-        assert missing.rcode() == dns.rcode.NXDOMAIN
-        other = dns.query.udp(dns.message.make_query("example.com", "A"), "127.0.0.1", port=port, timeout=2)
-        assert other.rcode() == dns.rcode.REFUSED
+        assert call(port, QWEN, "GET", "/v1/models", key=f"Bearer {QWEN.api_key}").status_code == 200
+        assert call(port, QWEN, "GET", "/v1/models").status_code == 401
     finally:
         server.stop()
 
 
-def test_embedding_nan_is_really_sent(service: ModelService) -> None:
-    server = ModelService(WORLD, faults=frozenset({"embedding-nan"}))
+@pytest.mark.parametrize("max_tokens", [1, 2, 8, 512])
+def test_completion_text_is_never_empty(service: ModelService, max_tokens: int) -> None:
+    answer = call(service.port, QWEN, "POST", "/v1/completions", body={**PROMPT, "max_tokens": max_tokens}).json()
+    choice = answer["choices"][0]
+    assert choice["text"] and choice["finish_reason"] == "stop" and answer["usage"]["total_tokens"] > 0
+
+
+def test_streamed_completion_is_sse_ending_in_done(service: ModelService) -> None:
+    answer = call(service.port, QWEN, "POST", "/v1/completions", body={**PROMPT, "stream": True})
+    assert answer.headers["content-type"].startswith("text/event-stream")
+    *chunks, done = events(answer.text)
+    assert done == "[DONE]" and "".join(json.loads(c)["choices"][0]["text"] for c in chunks) == "OK, ready."
+
+
+def test_chat_plain_and_streamed(service: ModelService) -> None:
+    body = {"model": CHAT.model, "messages": [{"role": "user", "content": "Say OK."}]}
+    plain = call(service.port, CHAT, "POST", "/v1/chat/completions", body=body).json()
+    assert plain["choices"][0]["message"]["content"]
+    *chunks, done = events(call(service.port, CHAT, "POST", "/v1/chat/completions",
+                                body={**body, "stream": True}).text)
+    assert done == "[DONE]" and [json.loads(c)["object"] for c in chunks] == ["chat.completion.chunk"] * 4
+
+
+def test_embeddings_of_a_string_and_of_a_list(service: ModelService) -> None:
+    one = call(service.port, BGE, "POST", "/v1/embeddings", body={"model": "bge-m3", "input": "alpha"}).json()
+    many = call(service.port, BGE, "POST", "/v1/embeddings",
+                body={"model": "bge-m3", "input": ["alpha", "beta", "gamma"]}).json()
+    assert [d["index"] for d in many["data"]] == [0, 1, 2] and many["usage"]["total_tokens"] > 0
+    vectors = [d["embedding"] for d in many["data"]]
+    assert one["data"][0]["embedding"] == vectors[0] == unit_vector("alpha", 1024)
+    assert len({json.dumps(v) for v in vectors}) == 3
+    assert all(len(v) == 1024 and abs(math.fsum(x * x for x in v) - 1.0) < 1e-3 for v in vectors)
+
+
+def test_embeddings_in_base64_are_little_endian_float32(service: ModelService) -> None:
+    answer = call(service.port, BGE, "POST", "/v1/embeddings",
+                  body={"model": "bge-m3", "input": "alpha", "encoding_format": "base64"}).json()
+    packed = base64.b64decode(answer["data"][0]["embedding"])
+    decoded = struct.unpack(f"<{len(packed) // 4}f", packed)
+    assert len(decoded) == 1024
+    assert max(abs(a - b) for a, b in zip(decoded, unit_vector("alpha", 1024), strict=True)) < 1e-6
+
+
+def test_dimensions_follow_the_model() -> None:
+    small = replace(BGE, dimensions=768)
+    server = ModelService(replace(WORLD, models=(QWEN, CHAT, small)))
     port = server.start()
     try:
-        answer = httpx.post(f"http://127.0.0.1:{port}/v1/embeddings", trust_env=False,
-                            headers={"Host": BGE.host, "Authorization": BGE.api_key},
-                            json={"model": "bge-m3", "input": "x"})
-        assert "NaN" in answer.text and "Infinity" in answer.text
-        assert json.loads(answer.text)["data"][0]["embedding"][0] != json.loads(answer.text)["data"][0]["embedding"][0]
+        answer = call(port, small, "POST", "/v1/embeddings", body={"model": "bge-m3", "input": "x"}).json()
+        assert len(answer["data"][0]["embedding"]) == 768
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(("model", "path", "body"), [
+    (QWEN, "/v1/embeddings", {"input": "x"}),
+    (BGE, "/v1/completions", PROMPT),
+    (BGE, "/v1/chat/completions", {"messages": []}),
+    (BGE, "/v1/embeddings", {"input": 42}),
+])
+def test_kind_mismatch_and_bad_input_are_json_400(service: ModelService, model: SimModel, path: str,
+                                                  body: Any) -> None:
+    answer = call(service.port, model, "POST", path, body=body)
+    assert answer.status_code == 400 and answer.json()["type"] == "BadRequestError"
+
+
+def test_unknown_path_and_non_json_body(service: ModelService) -> None:
+    assert call(service.port, QWEN, "GET", "/v1/nothing").status_code == 404
+    answer = httpx.post(f"http://127.0.0.1:{service.port}/v1/completions", content=b"{not json", trust_env=False,
+                        headers={"Host": QWEN.host, "Authorization": QWEN.api_key})
+    assert answer.status_code == 400 and answer.json()["object"] == "error"
+
+
+# --- transport behaviour ---------------------------------------------------------------------------
+
+
+def test_keep_alive_without_delayed_ack_stalls(service: ModelService) -> None:
+    # Nagle plus delayed ACK would cost about 40 ms per request on a reused connection.
+    with httpx.Client(trust_env=False, headers={"Host": QWEN.host, "Authorization": QWEN.api_key}) as client:
+        url = f"http://127.0.0.1:{service.port}/v1/completions"
+        client.post(url, json=PROMPT)
+        started = time.perf_counter()
+        for _ in range(30):
+            assert client.post(url, json=PROMPT).status_code == 200
+        assert (time.perf_counter() - started) / 30 < 0.02
+
+
+def test_latency_is_added_to_every_request() -> None:
+    server = ModelService(WORLD, latency_s=0.2)
+    port = server.start()
+    try:
+        for path, body in (("/v1/models", None), ("/v1/completions", PROMPT)):
+            started = time.monotonic()
+            call(port, QWEN, "GET" if body is None else "POST", path, body=body)
+            assert 0.2 <= time.monotonic() - started < 1.0
+    finally:
+        server.stop()
+
+
+def test_a_hundred_concurrent_clients() -> None:
+    # With 100 ms per request, a hundred answered one after another would take ten seconds.
+    server = ModelService(WORLD, latency_s=0.1)
+    port = server.start()
+    try:
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=100) as pool:
+            codes = list(pool.map(lambda _: call(port, QWEN, "POST", "/v1/completions", body=PROMPT).status_code,
+                                  range(100)))
+        assert codes == [200] * 100 and time.monotonic() - started < 3.0
+        assert server.requests["POST /v1/completions"] == 100
+    finally:
+        server.stop()
+
+
+def test_tls_with_a_private_ca() -> None:
+    authority = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert(QWEN.host).configure_cert(server_context)
+    server = ModelService(WORLD, ssl_context=server_context)
+    port = server.start()
+    url = f"https://127.0.0.1:{port}/v1/models"
+    headers = {"Host": QWEN.host, "Authorization": QWEN.api_key}
+    # sni_hostname makes the client check the certificate against the model host, not the loopback address.
+    named = {"sni_hostname": QWEN.host}
+    try:
+        trusted = ssl.create_default_context()
+        authority.configure_trust(trusted)
+        with httpx.Client(verify=trusted, trust_env=False) as client:
+            answer = client.get(url, headers=headers, extensions=named)
+            assert answer.status_code == 200 and answer.json()["data"][0]["id"] == QWEN.model
+        # A fresh client each time: a pooled connection would skip the handshake being tested.
+        with httpx.Client(verify=trusted, trust_env=False) as client, pytest.raises(
+                httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            client.get(url, headers=headers, extensions={"sni_hostname": BGE.host})
+        with httpx.Client(trust_env=False) as untrusting, pytest.raises(httpx.ConnectError,
+                                                                       match="CERTIFICATE_VERIFY_FAILED"):
+            untrusting.get(url, headers=headers, extensions=named)
+    finally:
+        server.stop()
+
+
+def test_a_client_that_never_finishes_the_handshake_blocks_nobody() -> None:
+    authority = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert(QWEN.host).configure_cert(server_context)
+    server = ModelService(WORLD, ssl_context=server_context)
+    port = server.start()
+    trusted = ssl.create_default_context()
+    authority.configure_trust(trusted)
+    try:
+        # A TCP connection that never says hello, then a real client behind it.
+        with socket.create_connection(("127.0.0.1", port)), httpx.Client(verify=trusted, timeout=3,
+                                                                         trust_env=False) as client:
+            answer = client.get(f"https://127.0.0.1:{port}/v1/models", extensions={"sni_hostname": QWEN.host},
+                                headers={"Host": QWEN.host, "Authorization": QWEN.api_key})
+            assert answer.status_code == 200
+    finally:
+        server.stop()
+
+
+# --- faults ----------------------------------------------------------------------------------------
+
+
+def test_hostile_scenarios_carry_their_fault() -> None:
+    expected = {"reset-mid-body": "completion-reset", "trickle-headers": "completion-trickle",
+                "huge-body": "completion-huge", "not-utf8": "completion-not-utf8",
+                "not-json": "completion-not-json", "proxy-502": "proxy-502", "redirect-other-host": "redirect",
+                "stream-endless": "stream-endless", "stream-malformed": "stream-malformed",
+                "stream-stall": "stream-stall", "embedding-nan": "embedding-nan"}
+    for name, fault in expected.items():
+        assert SCENARIOS[name].model_faults == frozenset({fault}), name
+
+
+@pytest.mark.parametrize("faulty", ["completion-500"], indirect=True)
+def test_completion_500(faulty: ModelService) -> None:
+    answer = call(faulty.port, QWEN, "POST", "/v1/completions", body=PROMPT)
+    assert answer.status_code == 500 and answer.json()["type"] == "InternalServerError"
+    assert call(faulty.port, QWEN, "GET", "/v1/models").status_code == 200
+
+
+@pytest.mark.parametrize("faulty", ["completion-reset"], indirect=True)
+def test_reset_mid_body(faulty: ModelService) -> None:
+    with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+        call(faulty.port, QWEN, "POST", "/v1/completions", body=PROMPT)
+
+
+@pytest.mark.parametrize("faulty", ["completion-trickle"], indirect=True)
+def test_headers_trickle_one_byte_a_second(faulty: ModelService) -> None:
+    request = (f"POST /v1/completions HTTP/1.1\r\nHost: {QWEN.host}\r\nAuthorization: {QWEN.api_key}\r\n"
+               f"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}").encode()
+    with socket.create_connection(("127.0.0.1", faulty.port), timeout=3) as sock:
+        sock.sendall(request)
+        first = sock.recv(100)
+        started = time.monotonic()
+        second = sock.recv(100)
+        assert (first, second) == (b"H", b"T") and time.monotonic() - started > 0.8
+    # A byte a second slips under any read timeout over a second, which is why clients need a total deadline;
+    # a shorter read timeout does catch it.
+    started = time.monotonic()
+    with pytest.raises(httpx.ReadTimeout):
+        call(faulty.port, QWEN, "POST", "/v1/completions", body=PROMPT, timeout=0.5)
+    assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize("faulty", ["completion-huge"], indirect=True)
+def test_huge_body(faulty: ModelService) -> None:
+    with httpx.Client(trust_env=False) as client, client.stream(
+            "POST", f"http://127.0.0.1:{faulty.port}/v1/completions", json=PROMPT,
+            headers={"Host": QWEN.host, "Authorization": QWEN.api_key}) as answer:
+        assert int(answer.headers["content-length"]) > 10 * 1024 * 1024
+        assert next(answer.iter_bytes()).startswith(b'{"choices"')
+
+
+@pytest.mark.parametrize("faulty", ["completion-not-utf8"], indirect=True)
+def test_not_utf8(faulty: ModelService) -> None:
+    answer = call(faulty.port, QWEN, "POST", "/v1/completions", body=PROMPT)
+    assert answer.status_code == 200
+    with pytest.raises(UnicodeDecodeError):
+        answer.content.decode("utf-8")
+
+
+@pytest.mark.parametrize("faulty", ["completion-not-json"], indirect=True)
+def test_not_json(faulty: ModelService) -> None:
+    answer = call(faulty.port, QWEN, "POST", "/v1/completions", body=PROMPT)
+    assert (answer.status_code, answer.headers["content-type"], answer.text) == (200, "text/plain", "OK")
+
+
+@pytest.mark.parametrize("faulty", ["proxy-502"], indirect=True)
+def test_proxy_502_on_every_path(faulty: ModelService) -> None:
+    for method, path in (("GET", "/v1/models"), ("POST", "/v1/completions"), ("GET", "/")):
+        answer = call(faulty.port, QWEN, method, path, body=PROMPT if method == "POST" else None, key="")
+        assert answer.status_code == 502 and answer.headers["server"] == "nginx"
+        assert answer.headers["content-type"] == "text/html" and "502 Bad Gateway" in answer.text
+
+
+@pytest.mark.parametrize("faulty", ["redirect"], indirect=True)
+def test_redirect_to_another_host(faulty: ModelService) -> None:
+    answer = call(faulty.port, QWEN, "POST", "/v1/completions", body=PROMPT)
+    location = answer.headers["location"]
+    assert answer.status_code == 302 and location.startswith("http://127.0.0.2:")
+    assert location.endswith("/v1/completions")
+    # A client that follows across hosts must drop the key; httpx does.
+    followed = httpx.get(f"http://127.0.0.1:{faulty.port}/v1/models", follow_redirects=True, trust_env=False,
+                         headers={"Host": QWEN.host, "Authorization": QWEN.api_key})
+    assert followed.status_code == 200 and faulty.received_authorizations == [""]
+    # The recorder does record: a key sent there on purpose shows up.
+    httpx.get(location, headers={"Authorization": "sent-on-purpose"}, trust_env=False)
+    assert faulty.received_authorizations == ["", "sent-on-purpose"]
+
+
+@pytest.mark.parametrize("faulty", ["stream-no-done"], indirect=True)
+def test_stream_without_done(faulty: ModelService) -> None:
+    found = events(call(faulty.port, QWEN, "POST", "/v1/completions", body={**PROMPT, "stream": True}).text)
+    assert len(found) == 4 and "[DONE]" not in found
+
+
+@pytest.mark.parametrize("faulty", ["stream-buffered"], indirect=True)
+def test_stream_buffered_arrives_in_one_burst(faulty: ModelService) -> None:
+    arrivals: list[float] = []
+    with httpx.Client(trust_env=False) as client:
+        answer = open_stream(client, faulty.port)
+        started = time.monotonic()
+        for line in answer.iter_lines():
+            if line.startswith("data: "):
+                arrivals.append(time.monotonic() - started)
+        answer.close()
+    assert len(arrivals) == 5 and arrivals[0] >= 0.25 and arrivals[-1] - arrivals[0] < 0.005
+
+
+@pytest.mark.parametrize("faulty", ["slow"], indirect=True)
+def test_slow_first_token(faulty: ModelService) -> None:
+    with httpx.Client(trust_env=False) as client:
+        started = time.monotonic()
+        answer = open_stream(client, faulty.port)
+        lines = (line for line in answer.iter_lines() if line.startswith("data: "))
+        first = next(lines)
+        waited = time.monotonic() - started
+        rest = list(lines)
+        answer.close()
+    assert json.loads(first[6:])["choices"][0]["text"] == "OK" and 1.4 <= waited < 3
+    assert rest[-1] == "data: [DONE]"
+
+
+@pytest.mark.parametrize("faulty", ["stream-endless"], indirect=True)
+def test_stream_endless_at_full_speed(faulty: ModelService) -> None:
+    received = 0
+    with httpx.Client(trust_env=False) as client:
+        answer = open_stream(client, faulty.port)
+        started = time.monotonic()
+        for piece in answer.iter_bytes():
+            received += len(piece)
+            if received > 4 * 1024 * 1024:
+                break
+        answer.close()
+    assert time.monotonic() - started < 5
+    assert call(faulty.port, QWEN, "GET", "/v1/models").status_code == 200  # the server survives the hang-up
+
+
+@pytest.mark.parametrize("fault", ["stream-endless", "stream-stall"])
+def test_stop_ends_endless_and_stalled_streams(fault: str) -> None:
+    server = ModelService(WORLD, faults=frozenset({fault}))
+    port = server.start()
+    ended = threading.Event()
+
+    def read_to_the_end() -> None:
+        with httpx.Client(trust_env=False, timeout=30) as client:
+            answer = open_stream(client, port)
+            try:
+                for _ in answer.iter_bytes():
+                    pass
+            except httpx.HTTPError:
+                pass  # an unterminated chunked body is a protocol error for the client, which is fine here
+            ended.set()
+
+    reader = threading.Thread(target=read_to_the_end, daemon=True)
+    reader.start()
+    time.sleep(0.3)
+    assert not ended.is_set()
+    started = time.monotonic()
+    server.stop()
+    assert time.monotonic() - started < 1.0 and ended.wait(3)
+
+
+@pytest.mark.parametrize("faulty", ["stream-malformed"], indirect=True)
+def test_stream_malformed(faulty: ModelService) -> None:
+    found = events(call(faulty.port, QWEN, "POST", "/v1/completions", body={**PROMPT, "stream": True}).text)
+    data = [item for item in found if item != "[DONE]"]
+    assert data
+    for item in data:
+        with pytest.raises(json.JSONDecodeError):
+            json.loads(item)
+
+
+@pytest.mark.parametrize("faulty", ["stream-stall"], indirect=True)
+def test_stream_stall_after_one_chunk(faulty: ModelService) -> None:
+    lines: list[str] = []
+    with httpx.Client(trust_env=False, timeout=httpx.Timeout(5, read=1.0)) as client:
+        answer = open_stream(client, faulty.port)
+        with pytest.raises(httpx.ReadTimeout):
+            for line in answer.iter_lines():
+                if line:
+                    lines.append(line)
+        answer.close()
+    assert len(lines) == 1 and json.loads(lines[0][6:])["choices"][0]["text"] == "OK"
+
+
+@pytest.mark.parametrize("faulty", ["embedding-nan"], indirect=True)
+def test_embedding_nan(faulty: ModelService) -> None:
+    answer = call(faulty.port, BGE, "POST", "/v1/embeddings", body={"model": "bge-m3", "input": ["x", "y"]})
+    assert "NaN" in answer.text and "Infinity" in answer.text
+    for item in json.loads(answer.text)["data"]:
+        assert math.isnan(item["embedding"][0]) and math.isinf(item["embedding"][1])
