@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from checks.judges.model import judge_key_format, judge_key_valid, judge_listed
-from checks.judges.network import is_dataworks_host
+from checks.judges.url import is_dataworks_host
 from checks.observe import observed
 from preflight.model import Outcome
 from preflight.registry import check

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from checks.judges.network import judge_dns, judge_http, judge_tcp, judge_url
+from checks.judges.dns import judge_dns
+from checks.judges.http import judge_http
+from checks.judges.tcp import judge_tcp
+from checks.judges.url import judge_url
 from checks.observe import observed
 from preflight.model import Outcome
 from preflight.registry import check

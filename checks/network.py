@@ -104,7 +104,7 @@ async def endpoints_in(context: Context, vpc: str, service_id: str) -> list[dict
 
 
 def _model_host(context: Context) -> tuple[str, str]:
-    from checks.judges.network import DATAWORKS_DOMAIN
+    from checks.judges.url import DATAWORKS_DOMAIN
     from preflight.probe.local import Endpoint
 
     assert context.service is not None

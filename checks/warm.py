@@ -21,7 +21,7 @@ async def warm(context: Context) -> None:
     """
     import asyncio
 
-    from checks.judges.network import DATAWORKS_DOMAIN
+    from checks.judges.url import DATAWORKS_DOMAIN
     from checks.network import bindings, endpoints_in, zone_for
     from preflight.cloud import call, extra_installed
     from preflight.probe.local import Endpoint

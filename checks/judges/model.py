@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from checks.judges.network import exchange_evidence, transport_problem
+from checks.judges.http import exchange_evidence, transport_problem
 from preflight.model import Outcome, Status
 
 KEY_CONSOLE = "DataWorks > Model Service > API keys"

@@ -107,6 +107,7 @@ class Collector(object):
             elif self.nameservers:
                 obs["resolver"] = ",".join(self.nameservers)
                 rcode, answers = None, []
+                # Each resolver gets timeout_s, in order, as resolv.conf does: a dead first one is not the answer.
                 for entry in self.nameservers:
                     server, port = _split(entry, 53)
                     try:
@@ -115,7 +116,7 @@ class Collector(object):
                     except socket.timeout:
                         rcode = "timeout"
                 if rcode == "timeout":
-                    obs["error"], obs["detail"] = "timeout", "no answer within %g s" % timeout
+                    obs["error"], obs["detail"] = "timeout", dns_timeout_detail(len(self.nameservers), timeout)
                 elif rcode == 3:
                     obs["error"], obs["detail"] = "nxdomain", "%s does not exist (NXDOMAIN)" % end["host"]
                 elif rcode == 2:
@@ -244,6 +245,13 @@ class Collector(object):
                 reader.feed(chunk, (time.monotonic() - start) * 1000)
             if state["capped"]:
                 break
+        # read1() ends quietly when the peer hangs up early; httpx calls that a protocol error, and so do we.
+        missing = getattr(response, "length", None)
+        if not state["capped"] and missing:
+            received = len(state["data"])
+            obs["error"] = "protocol"
+            obs["detail"] = ("peer closed connection without sending complete message body (received %d bytes, "
+                             "expected %d)" % (received, received + missing))
         connection.close()
 
 

@@ -111,8 +111,9 @@ class LocalCollector:
             address, port = _split_host_port(entry, 53)
             servers.append(dns.nameserver.Do53Nameserver(address, port))
         resolver.nameservers = servers
-        resolver.lifetime = self.config.dns.timeout_s
+        # Each resolver gets timeout_s, in order, as resolv.conf does: a dead first one is not the answer.
         resolver.timeout = self.config.dns.timeout_s
+        resolver.lifetime = self.config.dns.timeout_s * len(servers)
         try:
             answer = await resolver.resolve(host, "A", raise_on_no_answer=True)
         except dns.resolver.NXDOMAIN:
@@ -122,7 +123,7 @@ class LocalCollector:
         except dns.resolver.NoNameservers as exc:
             raise _DnsFailure("servfail", f"no resolver gave a usable answer: {exc}") from None
         except dns.exception.Timeout:
-            raise _DnsFailure("timeout", f"no answer within {self.config.dns.timeout_s:g} s") from None
+            raise _DnsFailure("timeout", obs.dns_timeout_detail(len(servers), self.config.dns.timeout_s)) from None
         except dns.exception.DNSException as exc:
             raise _DnsFailure("error", f"{type(exc).__name__}: {exc}") from None
         return sorted({record.to_text() for record in answer})

@@ -45,6 +45,13 @@ def request_body(name, model, prompt, max_tokens, batch=False):
     return None
 
 
+def dns_timeout_detail(resolvers, timeout_s):
+    """The same words from both collectors when no resolver answered."""
+    if resolvers > 1:
+        return "no answer from any of %d resolvers within %g s each" % (resolvers, timeout_s)
+    return "no answer within %g s" % timeout_s
+
+
 def endpoint_path(name):
     return {"http": "/v1/models", "models": "/v1/models", "completion": "/v1/completions",
             "stream": "/v1/completions", "chat": "/v1/chat/completions", "embedding": "/v1/embeddings"}[name]

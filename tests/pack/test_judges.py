@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from checks.judges.dns import classify_address, judge_dns
+from checks.judges.http import judge_http
 from checks.judges.model import (
     judge_completion,
     judge_embedding,
@@ -14,7 +16,8 @@ from checks.judges.model import (
     judge_listed,
     judge_stream,
 )
-from checks.judges.network import classify_address, judge_dns, judge_http, judge_tcp, judge_url
+from checks.judges.tcp import judge_tcp
+from checks.judges.url import judge_url
 from preflight.model import Status
 from preflight.probe import observations as obs
 
@@ -53,6 +56,8 @@ def event(text: str, finish: str | None = None) -> bytes:
     ("http://litellm.internal:4000", "cn-beijing", Status.WARN, "generic OpenAI-compatible"),
     ("ftp://x", "cn-beijing", Status.FAIL, "malformed"),
     ("http://host:99999", "cn-beijing", Status.FAIL, "malformed"),
+    (f"http://{HOST}/v1", "cn-beijing", Status.FAIL, "/v1/v1/"),
+    (f"http://{HOST.upper()}", "cn-beijing", Status.PASS, "ms-abc"),
 ])
 def test_url(url: str, region: str, status: Status, words: str) -> None:
     outcome = judge_url(url, region, "raw")
@@ -76,6 +81,19 @@ def test_nxdomain_on_a_model_domain_explains_the_allowlist() -> None:
 def test_a_public_answer_for_a_model_domain_is_a_warning() -> None:
     outcome = judge_dns({"host": HOST, "answers": ["47.93.1.1"], "resolver": "system", "error": None})
     assert outcome.status is Status.WARN
+    assert "100.100.2.136" in outcome.remediation
+
+
+def test_an_answer_that_is_not_an_address_fails() -> None:
+    outcome = judge_dns({"host": HOST, "answers": ["not-an-ip"], "resolver": "override", "error": None})
+    assert outcome.status is Status.FAIL and "not an address" in outcome.summary
+
+
+def test_a_resolver_timeout_on_another_host_points_at_the_resolver() -> None:
+    outcome = judge_dns({"host": "llm.example.internal", "answers": [], "resolver": "10.0.0.2:53",
+                         "error": "timeout"})
+    assert outcome.status is Status.FAIL and "got no answer in time" in outcome.summary
+    assert "dns.nameservers" in outcome.remediation and "port 53" in outcome.remediation
 
 
 @pytest.mark.parametrize(("error", "words"), [("refused", "nothing listens"), ("timeout", "security group"),
@@ -84,6 +102,14 @@ def test_tcp_failures_each_have_their_own_fix(error: str, words: str) -> None:
     outcome = judge_tcp({"host": HOST, "address": "10.0.0.5", "port": 80, "connected": False, "error": error,
                          "detail": "x"})
     assert outcome.status is Status.FAIL and words in outcome.remediation
+
+
+def test_tcp_without_an_address_names_the_host_and_dns() -> None:
+    outcome = judge_tcp({"host": HOST, "address": None, "port": 80, "connected": False, "error": "no-address",
+                         "detail": "no answer"})
+    assert outcome.status is Status.FAIL
+    assert outcome.summary.startswith(f"TCP connect to {HOST}:80 had no address to try")
+    assert "endpoint.dns" in outcome.remediation
 
 
 def test_http_tells_guarded_open_and_proxy_pages_apart() -> None:

@@ -1,0 +1,39 @@
+"""Judge of the TCP connect: opened, or refused, timed out or unreachable, each with its own fix."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from preflight.model import Outcome
+
+TCP_FIXES = {
+    "refused": "The address answers but nothing listens on the port: the model service may be stopped or still "
+               "deploying (DataWorks > Model Service: is its status Running?), or the name points at the wrong "
+               "address.",
+    "timeout": "Packets are dropped on the way: a security group, a network ACL or a route blocks the path. Check "
+               "the security group the model service created in the VPC and the vSwitch routes.",
+    "unreachable": "There is no route to the address from here: the address is private to another network. Run "
+                   "from the resource group (--from resource-group) or check the VPC routes.",
+    "no-address": "DNS gave no address; fix endpoint.dns first.",
+}
+SUMMARIES = {"refused": "was refused", "timeout": "timed out", "unreachable": "is unreachable",
+             "no-address": "had no address to try"}
+
+
+def judge_tcp(observation: Mapping[str, Any]) -> Outcome:
+    """A TCP connection to the resolved address and port opens."""
+    evidence = {key: observation.get(key) for key in ("host", "address", "port", "connected", "error", "detail",
+                                                       "elapsed_ms")}
+    target = f"{observation.get('address') or observation.get('host')}:{observation.get('port')}"
+    if observation.get("connected"):
+        elapsed = observation.get("elapsed_ms")
+        took = f" in {elapsed:.0f} ms" if isinstance(elapsed, (int, float)) else ""
+        return Outcome.passed(f"connected to {target}{took}", **evidence)
+    error = str(observation.get("error") or "error")
+    summary = SUMMARIES.get(error, f"failed ({error})")
+    return Outcome.failed(f"TCP connect to {target} {summary}: {observation.get('detail')}",
+                          TCP_FIXES.get(error, "See the evidence; check security groups and routes."), **evidence)
+
+
+__all__ = ["TCP_FIXES", "judge_tcp"]

@@ -1,0 +1,281 @@
+"""Both collectors against the simulator over real loopback sockets: equal observations, hostile servers bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from preflight.config import Config, ServiceConfig, parse_config
+from preflight.probe.local import LocalCollector
+from preflight.probe.script import build_collector_source, build_plan
+from preflight.simulator.dns_server import DnsServer
+from preflight.simulator.harness import Simulator
+from preflight.simulator.model_service import ModelService
+from preflight.simulator.scenarios import World, get_scenario
+
+# Timings, and headers that only say when or how the connection was served, differ between any two runs.
+TIMINGS = {"elapsed_ms", "ttft_ms", "first_byte_ms", "event_times_ms", "total_ms"}
+VOLATILE_HEADERS = {"date", "connection", "keep-alive"}
+FAST_HTTP = "http: {connect_timeout_s: 1, read_timeout_s: 1, total_timeout_s: 3, max_body_bytes: 65536}"
+Observations = dict[str, dict[str, Any]]
+
+
+def stable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: ({h: v for h, v in value[k].items() if h not in VOLATILE_HEADERS} if k == "headers"
+                    else stable(value[k])) for k in value if k not in TIMINGS}
+    if isinstance(value, list):
+        return [stable(item) for item in value]
+    return value
+
+
+def names_for(service: ServiceConfig) -> list[str]:
+    kinds = {"completion": ["completion", "stream"], "chat": ["chat"], "embedding": ["embedding"]}
+    return ["dns", "tcp", "http", "models", *kinds[service.kind]]
+
+
+def observe_locally(config: Config, service: ServiceConfig, names: list[str]) -> Observations:
+    async def go() -> Observations:
+        collector = LocalCollector(config)
+        try:
+            dns = await collector.dns(service)
+            found: Observations = {"dns": dns}
+            for name in names[1:]:
+                found[name] = await getattr(collector, name)(service, dns)
+            return found
+        finally:
+            await collector.aclose()
+
+    return asyncio.run(go())
+
+
+def observe_in_network(config: Config, service: ServiceConfig, names: list[str]) -> Observations:
+    """The in-network collector's own source, run in this interpreter (its subprocess runs are in tests/innetwork)."""
+    plan = build_plan(config, config.targets[0], send_key=True)
+    namespace: dict[str, Any] = {"__name__": "collector"}  # not __main__: define, do not run
+    exec(compile(build_collector_source(plan), "collector.py", "exec"), namespace)
+    planned = next(s for s in plan["targets"][0]["services"] if s["name"] == service.name)
+    found: Observations = namespace["observe_service"](namespace["Collector"](plan), planned, names)
+    return found
+
+
+def config_for(simulator: Simulator, http: str | None = None) -> Config:
+    text = simulator.config_text()
+    if http is not None:
+        text = text.replace("http: {connect_timeout_s: 2, read_timeout_s: 5, total_timeout_s: 10}", http)
+    return parse_config(text, "sim.yaml", simulator.environ())
+
+
+@pytest.fixture(scope="module")
+def healthy() -> Iterator[Simulator]:
+    with Simulator(get_scenario("healthy"), run_scripts=False) as simulator:
+        yield simulator
+
+
+@pytest.mark.parametrize("service_name", ["qwen", "qwen-chat", "bge-m3"])
+def test_both_collectors_observe_the_same_thing(healthy: Simulator, service_name: str) -> None:
+    config = config_for(healthy)
+    service = next(s for s in config.targets[0].services if s.name == service_name)
+    names = names_for(service)
+    local = observe_locally(config, service, names)
+    remote = observe_in_network(config, service, names)
+    assert set(local) == set(remote) == set(names)
+    for name in names:
+        assert stable(local[name]) == stable(remote[name]), name
+    assert local["dns"]["resolver"] == f"127.0.0.1:{healthy.dns_port}" and local["dns"]["answers"] == ["127.0.0.1"]
+    exchange = local[names[-1]]
+    assert exchange["status"] == 200 and exchange["error"] is None and exchange["sent_key"] is True
+    if service.kind == "completion":
+        assert local["stream"]["done"] is True and local["stream"]["events"] >= 2 and local["stream"]["text"]
+    if service.kind == "embedding":
+        summary = local["embedding"]["json"]["data"][0]["embedding"]
+        assert summary == {"type": "list", "length": 1024, "non_numeric": 0, "non_finite": 0}
+        assert local["embedding"]["single"]["request_body"]["input"] == "dw-preflight embedding probe"
+
+
+def expect_reset(obs: dict[str, Any]) -> None:
+    assert obs["error"] in ("reset", "protocol") and obs["json"] is None
+
+
+def expect_timeout(obs: dict[str, Any]) -> None:
+    assert obs["error"] == "timeout" and obs["status"] is None
+
+
+def expect_capped(obs: dict[str, Any]) -> None:
+    assert obs["body_capped"] is True and obs["body_bytes"] == 65536 and obs["json"] is None
+
+
+def expect_not_utf8(obs: dict[str, Any]) -> None:
+    assert obs["status"] == 200 and obs["body_utf8"] is False and obs["json"] is None
+
+
+def expect_not_json(obs: dict[str, Any]) -> None:
+    assert obs["status"] == 200 and obs["json"] is None and obs["json_error"] and obs["body_excerpt"] == "OK"
+
+
+def expect_proxy(obs: dict[str, Any]) -> None:
+    assert obs["status"] == 502 and obs["headers"]["server"] == "nginx" and "text/html" in obs["content_type"]
+
+
+def expect_redirect(obs: dict[str, Any]) -> None:
+    assert obs["status"] == 302 and obs["redirect"].startswith("http://127.0.0.2:")
+
+
+def expect_endless(obs: dict[str, Any]) -> None:
+    assert obs["capped"] is True and obs["done"] is False and obs["events"] > 100 and obs["error"] is None
+
+
+def expect_malformed(obs: dict[str, Any]) -> None:
+    assert obs["json_errors"] == 2 and obs["first_json_error"] and obs["text"] == ""
+
+
+def expect_stall(obs: dict[str, Any]) -> None:
+    assert obs["stalled"] is True and obs["events"] == 1 and obs["error"] == "timeout"
+
+
+def expect_nan(obs: dict[str, Any]) -> None:
+    vectors = [item["embedding"] for item in obs["json"]["data"]]
+    assert vectors and all(v["type"] == "list" and v["non_finite"] > 0 for v in vectors)
+
+
+HOSTILE = [
+    ("completion-reset", "qwen", "completion", expect_reset),
+    ("completion-trickle", "qwen", "completion", expect_timeout),
+    ("completion-huge", "qwen", "completion", expect_capped),
+    ("completion-not-utf8", "qwen", "completion", expect_not_utf8),
+    ("completion-not-json", "qwen", "completion", expect_not_json),
+    ("proxy-502", "qwen", "http", expect_proxy),
+    ("redirect", "qwen", "models", expect_redirect),
+    ("stream-endless", "qwen", "stream", expect_endless),
+    ("stream-malformed", "qwen", "stream", expect_malformed),
+    ("stream-stall", "qwen", "stream", expect_stall),
+    ("embedding-nan", "bge-m3", "embedding", expect_nan),
+]
+
+
+@pytest.mark.parametrize(("fault", "service_name", "name", "expect"), HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_a_hostile_server_is_an_observation_within_the_deadline(fault: str, service_name: str, name: str,
+                                                                expect: Any) -> None:
+    scenario = next((s for s in (get_scenario(n) for n in _scenario_names()) if fault in s.model_faults), None)
+    assert scenario is not None, f"no scenario injects {fault}"
+    with Simulator(scenario, run_scripts=False) as simulator:
+        config = config_for(simulator, FAST_HTTP)
+        service = next(s for s in config.targets[0].services if s.name == service_name)
+        results = []
+        for observe in (observe_locally, observe_in_network):
+            start = time.monotonic()
+            found = observe(config, service, ["dns", "tcp", name])
+            took = time.monotonic() - start
+            assert took < 3 + 2, f"{observe.__name__} took {took:.1f} s"  # total deadline, plus DNS and TCP
+            expect(found[name])
+            results.append(found[name])
+    local, remote = results
+    for field in ("status", "error", "redirect", "body_utf8", "body_capped", "json"):
+        assert local[field] == remote[field], field
+    if name == "stream":
+        for field in ("done", "capped", "stalled", "json_errors"):
+            assert local[field] == remote[field], field
+    for observation in results:
+        for key in (m.api_key for m in scenario.world.models):
+            assert key not in repr(observation)
+
+
+def _scenario_names() -> list[str]:
+    from preflight.simulator.scenarios import SCENARIOS
+
+    return sorted(SCENARIOS)
+
+
+def closed_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def small_config(endpoint: str, dns: str) -> Config:
+    return parse_config(f"""\
+region: cn-beijing
+dns: {dns}
+http: {{connect_timeout_s: 1, read_timeout_s: 1, total_timeout_s: 2}}
+targets:
+  - name: t
+    resource_group: Serverless_res_group_1
+    services:
+      - {{name: s, kind: completion, endpoint: "{endpoint}", api_key: "DW-ms-x-secret-000000", model: m}}
+""", "t.yaml", {})
+
+
+HOST = "ms-x.cn-beijing.dataworks-model.aliyuncs.com"
+
+
+def test_dns_failures_and_a_refused_port_are_classified_alike() -> None:
+    empty = DnsServer({})
+    dns_port = empty.start()
+    answering = DnsServer({HOST: "127.0.0.1"})
+    answering_port = answering.start()
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # bound, never answers
+    silent.bind(("127.0.0.1", 0))
+    try:
+        port = closed_port()
+        cases = [
+            (f"{{nameservers: ['127.0.0.1:{dns_port}'], timeout_s: 1}}", "nxdomain"),
+            (f"{{nameservers: ['127.0.0.1:{silent.getsockname()[1]}'], timeout_s: 0.5}}", "timeout"),
+        ]
+        for dns, error in cases:
+            config = small_config(f"http://{HOST}:{port}", dns)
+            service = config.targets[0].services[0]
+            local = observe_locally(config, service, ["dns", "tcp"])
+            remote = observe_in_network(config, service, ["dns", "tcp"])
+            assert stable(local) == stable(remote)
+            assert local["dns"]["error"] == error and local["tcp"]["error"] == "no-address", local
+        # A dead first resolver is not the answer: the second one is asked, as resolv.conf would.
+        both = f"['127.0.0.1:{silent.getsockname()[1]}', '127.0.0.1:{answering_port}']"
+        config = small_config(f"http://{HOST}:{port}", f"{{nameservers: {both}, timeout_s: 0.5}}")
+        service = config.targets[0].services[0]
+        local = observe_locally(config, service, ["dns"])
+        remote = observe_in_network(config, service, ["dns"])
+        assert stable(local) == stable(remote) and local["dns"]["answers"] == ["127.0.0.1"], local
+        config = small_config(f"http://{HOST}:{port}", f"{{resolve: {{'{HOST}:{port}': 127.0.0.1}}}}")
+        service = config.targets[0].services[0]
+        local = observe_locally(config, service, ["dns", "tcp"])
+        remote = observe_in_network(config, service, ["dns", "tcp"])
+        assert stable(local) == stable(remote)
+        assert local["dns"]["resolver"] == "override" and local["tcp"]["error"] == "refused"
+        assert local["tcp"]["address"] == "127.0.0.1" and local["tcp"]["connected"] is False
+    finally:
+        silent.close()
+        empty.stop()
+        answering.stop()
+
+
+def test_requests_carry_the_hostname_while_connecting_to_the_resolved_address() -> None:
+    world = World()
+    service_model = world.models[0]
+    model = ModelService(world)
+    port = model.start()
+    try:
+        endpoint = f"http://{service_model.host}:{port}"
+        config = parse_config(f"""\
+region: cn-beijing
+dns: {{resolve: {{'{service_model.host}:{port}': 127.0.0.1}}}}
+targets:
+  - name: t
+    resource_group: Serverless_res_group_1
+    services:
+      - {{name: s, kind: completion, endpoint: "{endpoint}", api_key: "{service_model.api_key}",
+         model: {service_model.model}}}
+""", "t.yaml", {})
+        service = config.targets[0].services[0]
+        for observe in (observe_locally, observe_in_network):
+            found = observe(config, service, ["dns", "tcp", "models"])
+            # The simulator picks the model service by the Host header, as the real gateway does.
+            assert found["models"]["status"] == 200, found["models"]
+            assert found["models"]["url"] == f"{endpoint}/v1/models"
+    finally:
+        model.stop()
