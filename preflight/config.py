@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,8 @@ AUTH_MODES = ("raw", "bearer")
 PROTOCOLS = ("https", "http")
 MAX_CONFIG_BYTES = 1 << 20
 MAX_NODES = 20_000
+MAX_DEPTH = 64
+TOO_DEEP = f"the document nests too deeply to be a config (more than {MAX_DEPTH} levels)"
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _ENV_ANYWHERE = re.compile(r"\$\{([^}]*)\}")
 
@@ -150,7 +153,7 @@ class _Reader:
 
     def error(self, node: Any, field_path: str, message: str) -> ConfigError:
         line = node.start_mark.line + 1 if node is not None and getattr(node, "start_mark", None) else None
-        return ConfigError(message, path=self.path, line=line, field=field_path or None)
+        return ConfigError(_one_line(message), path=self.path, line=line, field=_one_line(field_path) or None)
 
     def mapping(self, node: Any, field_path: str, allowed: tuple[str, ...]) -> dict[str, tuple[Any, Any]]:
         import yaml
@@ -180,11 +183,11 @@ class _Reader:
         if node.tag == "tag:yaml.org,2002:null" or (not node.style and node.value in ("", "~", "null")):
             return None
         if not node.style and node.tag == "tag:yaml.org,2002:int":
-            return int(node.value.replace("_", ""), 0) if node.value.isdigit() else int(node.value)
+            return _yaml_int(node.value)
         if not node.style and node.tag == "tag:yaml.org,2002:bool":
             return node.value.lower() in ("true", "yes", "on")
         if not node.style and node.tag == "tag:yaml.org,2002:float":
-            return float(node.value)
+            return _yaml_float(node.value)
         return str(node.value)
 
     def string(self, node: Any, field_path: str, *, required: bool = False,
@@ -266,6 +269,34 @@ class _Reader:
         return build(self.mapping(node, field_path, allowed))
 
 
+def _yaml_int(text: str) -> int | str:
+    """An int the way YAML 1.1 writes it; ids with leading zeros and sexagesimal stay text."""
+    digits = text.replace("_", "")
+    unsigned = digits.lstrip("+-")
+    if unsigned[:1] == "0" and unsigned[1:2].isdigit():
+        return text  # 0123 is octal to YAML 1.1, and almost surely an id to a person
+    try:
+        return int(digits, 0)
+    except ValueError:
+        return text
+
+
+def _yaml_float(text: str) -> float | str:
+    """A float the way YAML writes it (.inf, .nan, 1_000.5); anything else stays text for the field to judge."""
+    special = {".inf": "inf", "+.inf": "inf", "-.inf": "-inf", ".nan": "nan"}
+    try:
+        return float(special.get(text.lower(), text.replace("_", "")))
+    except ValueError:
+        return text
+
+
+def _one_line(text: str) -> str:
+    """Messages quote keys and values from the file; control characters must not break the one line."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 def _kind(node: Any) -> str:
     import yaml
 
@@ -278,6 +309,11 @@ def _kind(node: Any) -> str:
     return f"'{node.value}'" if len(str(node.value)) < 40 else "text"
 
 
+def _line(node: Any) -> int | None:
+    mark = getattr(node, "start_mark", None)
+    return mark.line + 1 if mark is not None else None
+
+
 def _count_nodes(root: Any, limit: int) -> None:
     """Refuse alias bombs and very deep or very large documents before anything walks them."""
     import yaml
@@ -288,9 +324,9 @@ def _count_nodes(root: Any, limit: int) -> None:
         node, depth = stack.pop()
         seen += 1
         if seen > limit:
-            raise ConfigError(f"the document has more than {limit} values (an alias bomb?)")
-        if depth > 64:
-            raise ConfigError("the document nests deeper than 64 levels")
+            raise ConfigError(f"the document has more than {limit} values (an alias bomb?)", line=_line(node))
+        if depth > MAX_DEPTH:
+            raise ConfigError(TOO_DEEP, line=_line(node))
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 stack.append((key, depth + 1))
@@ -313,29 +349,32 @@ def _compose(text: str, path: str) -> Any:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         problem = exc.problem or exc.context or "not valid YAML"
-        if "nesting depth" in problem:
-            raise ConfigError("the document nests too deeply to be a config (more than 64 levels)", path=path,
-                              line=line) from None
-        raise ConfigError(f"not valid YAML: {problem}", path=path, line=line) from None
+        if "nesting depth" in problem:  # the YAML library's own limit, which answers before ours for flow style
+            raise ConfigError(TOO_DEEP, path=path, line=line) from None
+        raise ConfigError(f"not valid YAML: {_one_line(problem)}", path=path, line=line) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {str(exc).splitlines()[0]}", path=path) from None
+        raise ConfigError(f"not valid YAML: {_one_line((str(exc).splitlines() or ['?'])[0])}", path=path) from None
     except RecursionError:
-        raise ConfigError("the document nests too deeply to read", path=path) from None
+        raise ConfigError(TOO_DEEP, path=path) from None
     if root is None:
         raise ConfigError("the file is empty; see the README for a minimal config", path=path)
     try:
         _count_nodes(root, MAX_NODES)
     except ConfigError as exc:
-        raise ConfigError(exc.detail, path=path) from None
+        raise ConfigError(exc.detail, path=path, line=exc.line) from None
     return root
 
 
 def read_config_text(path: Path) -> str:
     """Read a config file, turning every way it can be unreadable into a ConfigError."""
     name = str(path)
-    if not path.exists():
-        raise ConfigError("no such file; pass -c FILE or create preflight.yaml", path=name)
-    if path.is_dir():
+    try:
+        is_dir = stat.S_ISDIR(path.stat().st_mode)
+    except FileNotFoundError:  # also a dangling link
+        raise ConfigError("no such file; pass -c FILE or create preflight.yaml", path=name) from None
+    except OSError as exc:  # a link loop, a path through a file, no permission on a directory
+        raise ConfigError(f"cannot be read: {exc.strerror or exc}", path=name) from None
+    if is_dir:
         raise ConfigError("is a directory, not a config file", path=name)
     try:
         with path.open("rb") as handle:
@@ -349,7 +388,8 @@ def read_config_text(path: Path) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"is not UTF-8 text (byte {exc.start})", path=name) from None
+        raise ConfigError(f"is not UTF-8 text (byte {exc.start})", path=name,
+                          line=data.count(b"\n", 0, exc.start) + 1) from None
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:

@@ -102,7 +102,10 @@ def test_an_alias_bomb_is_refused_before_it_expands() -> None:
 
 
 def test_deep_nesting_is_refused() -> None:
-    assert "nests" in error_of("region: cn-beijing\ntargets: " + "[" * 5000 + "]" * 5000 + "\n")
+    too_deep = "the document nests too deeply to be a config (more than 64 levels)"
+    assert error_of("region: cn-beijing\ntargets: " + "[" * 5000 + "]" * 5000 + "\n") == f"preflight.yaml:2: {too_deep}"
+    block = "region: cn-beijing\ntargets:\n" + "".join("  " * depth + "-\n" for depth in range(1, 80))
+    assert error_of(block) == f"preflight.yaml:67: {too_deep}"
 
 
 def test_files_that_cannot_be_configs(tmp_path: Path) -> None:
@@ -120,3 +123,27 @@ def test_files_that_cannot_be_configs(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as caught:
             load_config(path, ENV)
         assert str(caught.value).startswith(str(path)) and expected in str(caught.value)
+
+
+def test_yaml_numbers_are_read_the_way_a_person_means_them() -> None:
+    text = VALID.replace("workspace: 123456", "workspace: 0123456").replace("dimensions: 1024", "dimensions: 1_024")
+    text = text.replace("dns: {nameservers: [], resolve: {}}", "dns: {nameservers: [], resolve: {}, timeout_s: 2.5}")
+    config = parse_config(text.replace("        auth: raw\n", "        auth: raw\n        max_tokens: 0x10\n"),
+                          "preflight.yaml", ENV)
+    qwen = config.targets[0].services[0]
+    assert (config.targets[0].workspace, qwen.expect.dimensions, qwen.max_tokens, config.dns.timeout_s) == \
+        ("0123456", 1024, 16, 2.5)
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("max_ttft_ms: 5000", "max_ttft_ms: 1:20", "preflight.yaml:18: targets[0].services[0].expect.max_ttft_ms: "
+                                               "expected a whole number"),
+    ("resolve: {}}", "resolve: {}, timeout_s: .inf}", "preflight.yaml:4: dns.timeout_s: expected a finite number "
+                                                      "of at least 0.01"),
+    ("resolve: {}}", "resolve: {}, timeout_s: .nan}", "preflight.yaml:4: dns.timeout_s: expected a finite number "
+                                                      "of at least 0.01"),
+    ("    nodes: []", "    \"no\\tdes\": []", "preflight.yaml:9: targets[0].no\\tdes: unknown field; did you mean "
+                                                 "'nodes'?"),
+])
+def test_odd_scalars_and_keys_get_one_line(old: str, new: str, expected: str) -> None:
+    assert error_of(VALID.replace(old, new)) == expected

@@ -1,64 +1,63 @@
-"""Broken configs: every way a file can be wrong is one readable line and exit 2, never a traceback."""
+"""Broken configs: every way a file can be wrong is one exact, readable line and exit 2, never a traceback."""
 
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from preflight.cli import main
+from preflight.config import read_config_text
+from preflight.errors import ConfigError
 
-VALID = """\
-version: 1
-region: cn-beijing
-dns: {nameservers: [], resolve: {}}
-targets:
-  - name: prod
-    workspace: 123456
-    resource_group: Serverless_res_group_xxx
-    services:
-      - name: qwen
-        kind: completion
-        endpoint: http://ms-abc.cn-beijing.dataworks-model.aliyuncs.com
-        api_key: ${DW_FUZZ_KEY}
-        model: qwen3-1.7b
-        expect: {dimensions: 1024, max_ttft_ms: 5000}
-"""
+TOO_DEEP = "the document nests too deeply to be a config (more than 64 levels)"
+
+
+def billion_laughs(levels: int = 9) -> bytes:
+    lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for level in range(1, levels):
+        name, previous = chr(ord("a") + level), chr(ord("a") + level - 1)
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 9) + "]")
+    return ("\n".join(lines) + "\nregion: cn-beijing\ntargets: [{name: a}]\n").encode()
 
 
 def run(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    code = main(["run", "-c", str(path), "--no-reports", "--only", "config.valid", "--format", "json"])
-    return code, capsys.readouterr().err
-
-
-def assert_one_clear_line(code: int, err: str, path: Path) -> None:
-    assert code in (0, 2), err
-    if code == 2:
-        assert err.startswith(f"preflight: {path}") and err.count("\n") == 1, err
-    assert "Traceback" not in err
+    capsys.readouterr()
+    code = main(["run", "-c", str(path), "--no-reports", "--only", "config.valid"])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err + captured.out
+    return code, captured.err
 
 
 @pytest.mark.parametrize(("content", "message"), [
     (b"", "the file is empty; see the README for a minimal config"),
-    (b"\x00\x01\x02binary", "is a binary file, not YAML"),
-    (b"region: cn-beijing\n\xff\xfe targets: []\n", "is not UTF-8 text (byte 19)"),
-    (b"a: &a [1, 2]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
-     b"d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
-     b"f: [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n", "more than 20000 values (an alias bomb?)"),
-    (b"region: cn-beijing\ntargets: " + b"[" * 3000 + b"]" * 3000 + b"\n", "nests too deeply"),
-    (b"region: cn-beijing\ntargets:\n  - name: a\n    servces: []\n", "unknown field; did you mean 'services'?"),
-    (b"region: [\n", "not valid YAML"),
+    (b"# nothing but a comment\n", "the file is empty; see the README for a minimal config"),
+    (b"\xef\xbb\xbf", "the file is empty; see the README for a minimal config"),
+    (b"\x00\x01\x02binary\x7fELF", "is a binary file, not YAML"),
+    (b"region: cn-beijing\n\xff\xfe targets: []\n", "2: is not UTF-8 text (byte 19)"),
+    (b"region: caf\xe9\n", "1: is not UTF-8 text (byte 11)"),
+    (b"x" * (1 << 20) + b"y", "is larger than 1024 KiB; is this the right file?"),
+    (billion_laughs(), "1: the document has more than 20000 values (an alias bomb?)"),
+    (b"region: cn-beijing\ntargets: " + b"[" * 3000 + b"]" * 3000 + b"\n", f"2: {TOO_DEEP}"),
+    (b"region: cn-beijing\ntargets:\n" + b"".join(b"  " * depth + b"-\n" for depth in range(1, 100)),
+     f"67: {TOO_DEEP}"),
+    (b"region: cn-beijing\ntargets:\n  - name: a\n    servces: []\n",
+     "4: targets[0].servces: unknown field; did you mean 'services'?"),
+    (b"region: cn-beijing\nregion: cn-hangzhou\ntargets: [{name: a}]\n", "2: region: appears twice"),
+    (b"region: [\n", "2: not valid YAML: did not find expected node content"),
+    (b"just a sentence\n", "1: expected a mapping, got 'just a sentence'"),
+    (b"region: cn-beijing\ntargets: [{name: a, services: [{name: s, kind: completion, endpoint: x, "
+     b"api_key: '${DW_SURELY_UNSET_0}'}]}]\n",
+     "2: targets[0].services[0].api_key: environment variable DW_SURELY_UNSET_0 is not set"),
 ])
-def test_each_broken_file_has_its_message(content: bytes, message: str, tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_each_broken_file_has_its_exact_message(content: bytes, message: str, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "preflight.yaml"
     path.write_bytes(content)
-    code, err = run(path, capsys)
-    assert code == 2 and message in err, err
-    assert_one_clear_line(code, err, path)
+    separator = ":" if message[0].isdigit() else ": "
+    assert run(path, capsys) == (2, f"preflight: {path}{separator}{message}\n")
 
 
 def test_a_directory_a_missing_file_and_a_dangling_link(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -67,73 +66,29 @@ def test_a_directory_a_missing_file_and_a_dangling_link(tmp_path: Path, capsys: 
     assert run(missing, capsys) == (2, f"preflight: {missing}: no such file; pass -c FILE or create preflight.yaml\n")
     link = tmp_path / "link.yaml"
     link.symlink_to(tmp_path / "gone.yaml")
-    code, err = run(link, capsys)
-    assert code == 2 and "no such file" in err
+    assert run(link, capsys) == (2, f"preflight: {link}: no such file; pass -c FILE or create preflight.yaml\n")
 
 
 def test_an_unreadable_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # Root reads anything with mode 000, so use something no one can read as a file: a FIFO would block,
-    # a socket cannot be opened.
-    import socket
-
+    # The tests run as root, and root reads a file of mode 000. A UNIX socket cannot be opened as a file by
+    # anyone (ENXIO), which reaches the same OSError path; a FIFO would block instead.
     path = tmp_path / "preflight.yaml"
     with socket.socket(socket.AF_UNIX) as server:
         server.bind(str(path))
-        code, err = run(path, capsys)
-    assert code == 2 and err.startswith(f"preflight: {path}: cannot be read"), err
+        assert run(path, capsys) == (2, f"preflight: {path}: cannot be read: No such device or address\n")
 
 
-@settings(max_examples=150, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(text=st.text(max_size=400))
-def test_arbitrary_text_never_crashes(text: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_file_without_permission_for_an_ordinary_user(tmp_path: Path) -> None:
     path = tmp_path / "preflight.yaml"
-    path.write_text(text, encoding="utf-8")
-    code, err = run(path, capsys)
-    assert_one_clear_line(code, err, path)
-
-
-MUTATIONS = st.one_of(
-    st.tuples(st.just("delete"), st.integers(0, 13)),
-    st.tuples(st.just("replace-value"), st.integers(0, 13), st.sampled_from(["[]", "{}", "-1", "true", "null", "''",
-                                                                             "3.5", "*x", "&x y", "${NOPE}", "~"])),
-    st.tuples(st.just("unknown-key"), st.integers(0, 13), st.sampled_from(["nmae", "kinds", "x", "targets"])),
-    st.tuples(st.just("insert"), st.integers(0, 13), st.text(max_size=20)),
-    st.tuples(st.just("duplicate"), st.integers(0, 13)),
-    st.tuples(st.just("indent"), st.integers(0, 13), st.integers(-4, 4)),
-)
-
-
-def mutate(text: str, mutation: tuple[object, ...]) -> str:
-    lines = text.splitlines()
-    kind, index = mutation[0], int(mutation[1]) % len(lines)  # type: ignore[call-overload]
-    line = lines[index]
-    if kind == "delete":
-        del lines[index]
-    elif kind == "replace-value" and ":" in line:
-        lines[index] = line.split(":", 1)[0] + ": " + str(mutation[2])
-    elif kind == "unknown-key":
-        lines.insert(index, " " * (len(line) - len(line.lstrip())) + f"{mutation[2]}: 1")
-    elif kind == "insert":
-        lines.insert(index, str(mutation[2]))
-    elif kind == "duplicate":
-        lines.insert(index, line)
-    elif kind == "indent":
-        shift = int(mutation[2])  # type: ignore[call-overload]
-        lines[index] = (" " * shift + line) if shift > 0 else line[-shift:]
-    return "\n".join(lines) + "\n"
-
-
-@settings(max_examples=200, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(mutations=st.lists(MUTATIONS, min_size=1, max_size=3))
-def test_mutations_of_a_valid_config_load_or_fail_clearly(mutations: list[tuple[object, ...]], tmp_path: Path,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    os.environ["DW_FUZZ_KEY"] = "DW-ms-fuzz-key-000000"
-    text = VALID
-    for mutation in mutations:
-        text = mutate(text, mutation)
-    path = tmp_path / "preflight.yaml"
-    path.write_text(text, encoding="utf-8")
-    code, err = run(path, capsys)
-    assert_one_clear_line(code, err, path)
+    path.write_text("region: cn-beijing\n")
+    path.chmod(0)
+    if os.geteuid() == 0:  # root ignores the mode; prove the same path with a link loop, which fails for root too
+        path.unlink()
+        path.symlink_to(path)
+        with pytest.raises(ConfigError) as caught:
+            read_config_text(path)
+        assert str(caught.value) == f"{path}: cannot be read: Too many levels of symbolic links"
+    else:
+        with pytest.raises(ConfigError) as caught:
+            read_config_text(path)
+        assert str(caught.value) == f"{path}: cannot be read: Permission denied"
