@@ -33,7 +33,8 @@ def write_reports(run: RunReport, directory: Path) -> list[Path]:
         path = directory / report_format.filename
         temporary = path.with_suffix(path.suffix + ".tmp")
         try:
-            temporary.write_text(redact(report_format.render(run)), encoding="utf-8")
+            # A lone surrogate (from undecodable bytes a server sent) cannot be UTF-8; it becomes "?".
+            temporary.write_text(redact(report_format.render(run)), encoding="utf-8", errors="replace")
             temporary.replace(path)
         except OSError as exc:
             raise ReportError(f"cannot write {path}: {exc.strerror or exc}") from None

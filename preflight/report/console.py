@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -14,6 +15,15 @@ if TYPE_CHECKING:
 
 MARKS = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skip": "SKIP", "error": "ERR!"}
 COLOURS = {"pass": "32", "warn": "33", "fail": "31", "skip": "90", "error": "35"}
+# Control characters (ESC above all) and lone surrogates from a server's answer must not reach a terminal: they could
+# recolour, move the cursor, or make the write itself fail.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def terminal_text(text: str, *, lines: bool = False) -> str:
+    """`text` safe to print: unprintable characters as U+FFFD, newlines kept only when `lines`."""
+    shown = _UNPRINTABLE.sub("\ufffd", text)
+    return shown if lines else shown.replace("\n", " ")
 
 
 class LiveConsole:
@@ -40,10 +50,12 @@ class LiveConsole:
     def started(self, check: Check, target: str, service: str | None) -> None:
         if self._progress is None:
             return
-        subject = target if service is None else f"{target}/{service}"
+        from rich.markup import escape
+
+        subject = terminal_text(target if service is None else f"{target}/{service}")
         with self._lock:
             self._running[(check.id, target, service)] = self._progress.add_task(
-                f"[cyan]{subject}[/] {check.id}", total=None)
+                f"[cyan]{escape(subject)}[/] {escape(terminal_text(check.id))}", total=None)
 
     def finished(self, result: CheckResult) -> None:
         with self._lock:
@@ -54,14 +66,14 @@ class LiveConsole:
                     self._progress.remove_task(task)
                 self._progress.update(self._bar, completed=self.done)
                 return
-        line = f"[{self.done}/{self.total}] {MARKS[result.status.value]} {result.subject} {result.check}: " \
-               f"{result.summary}"
+        line = terminal_text(f"[{self.done}/{self.total}] {MARKS[result.status.value]} {result.subject} "
+                             f"{result.check}: {result.summary}")
         self.stream.write(redact(line) + "\n")
         self.stream.flush()
 
     def stage(self, subject: str, message: str) -> None:
         """A stage of work that is not a check (an in-network task being submitted, waiting, read back)."""
-        line = redact(f"{subject}: {message}")
+        line = redact(terminal_text(f"{subject}: {message}"))
         if self._progress is not None:
             self._progress.console.print(line, markup=False, highlight=False)
         else:
@@ -83,31 +95,32 @@ def render_final(report: RunReport, out: TextIO, *, color: bool) -> None:
     show_origin = any(result.origin != "local" for result in report.results)
     lines: list[str] = []
     for subject in report.subjects():
-        lines.append(subject)
+        lines.append(terminal_text(subject))
         for result in ordered([r for r in report.results if r.subject == subject]):
             mark = _paint(MARKS[result.status.value], result.status.value, color)
-            origin = f" [{result.origin}]" if show_origin else ""
-            lines.append(f"  {mark}  {result.check:<30} {result.summary}{origin}")
+            origin = f" [{terminal_text(result.origin)}]" if show_origin else ""
+            lines.append(f"  {mark}  {terminal_text(result.check):<30} {terminal_text(result.summary)}{origin}")
     summary = report.summary
     counts = ", ".join(f"{count} {status}" for status, count in summary.counts.items() if count)
     overall = _paint(summary.status.upper(), "pass" if summary.status == "pass" else "fail", color)
     lines.append("")
     lines.append(f"{overall}: {counts or 'no checks ran'} in {report.duration_ms / 1000:.2f} s"
                  + (f"; {report.tokens} tokens spent" if report.tokens else ""))
-    lines.extend(f"note: {note}" for note in report.notes)
+    lines.extend(f"note: {terminal_text(note)}" for note in report.notes)
     first = report.first_failure()
     if first is not None:
-        lines += ["", f"First problem: {first.check} on {first.subject} ({first.origin})", f"  {first.summary}"]
+        lines += ["", terminal_text(f"First problem: {first.check} on {first.subject} ({first.origin})"),
+                  "  " + terminal_text(first.summary)]
         if first.remediation:
-            lines.append(f"  Fix: {first.remediation}")
+            lines.append("  Fix: " + terminal_text(first.remediation, lines=True).replace("\n", "\n       "))
         if first.docs:
-            lines.append(f"  Docs: {first.docs}")
+            lines.append("  Docs: " + terminal_text(first.docs))
     else:
         warned = next((r for r in report.results if r.status is Status.WARN), None)
         if warned is not None and warned.remediation:
-            lines += ["", f"First warning: {warned.check} on {warned.subject}: {warned.summary}",
-                      f"  Advice: {warned.remediation}"]
+            lines += ["", terminal_text(f"First warning: {warned.check} on {warned.subject}: {warned.summary}"),
+                      "  Advice: " + terminal_text(warned.remediation, lines=True).replace("\n", "\n          ")]
     out.write(redact("\n".join(lines)) + "\n")
 
 
-__all__ = ["LiveConsole", "render_final"]
+__all__ = ["LiveConsole", "render_final", "terminal_text"]

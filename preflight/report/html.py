@@ -7,6 +7,7 @@ from html import escape
 
 from preflight.model import CheckResult, RunReport
 from preflight.report.base import ReportFormat
+from preflight.report.json import plain
 from preflight.report.markdown import ordered
 
 COLOURS = {"pass": "#2e7d32", "warn": "#ef8c00", "fail": "#c62828", "skip": "#9e9e9e", "error": "#6a1b9a"}
@@ -20,6 +21,7 @@ color:#5f6b7a;text-transform:uppercase}.badge{display:inline-block;border-radius
 font-size:12px;font-weight:600}.counts span{margin-right:14px}.fix{border-left:4px solid #c62828;
 padding:8px 12px;background:#fff5f5}code{font:12px ui-monospace,monospace;background:#f1f3f5;padding:1px 4px;
 border-radius:3px}details pre{white-space:pre-wrap;font:12px ui-monospace,monospace;margin:4px 0}
+td.time{white-space:nowrap;text-align:right}.zero{opacity:.45}
 .overall-pass{color:#2e7d32}.overall-fail{color:#c62828}svg text{font:11px ui-monospace,monospace}
 """
 
@@ -53,6 +55,13 @@ def waterfall(results: list[CheckResult]) -> str:
     return "".join(parts)
 
 
+def _docs(url: str) -> str:
+    """A docs link as a plain anchor; anything that is not an http(s) address is shown as text, never linked."""
+    if url.startswith(("https://", "http://")):
+        return f'<a href="{escape(url, quote=True)}" rel="noreferrer">docs</a>'
+    return f"docs: {escape(url)}"
+
+
 def _row(result: CheckResult) -> str:
     detail = ""
     if result.remediation and result.status.value in ("fail", "error", "warn"):
@@ -60,13 +69,13 @@ def _row(result: CheckResult) -> str:
     if result.blocked_by:
         detail += f"<div>Blocked by {', '.join(f'<code>{escape(d)}</code>' for d in result.blocked_by)}</div>"
     if result.evidence:
-        evidence = json.dumps(dict(result.evidence), indent=2, default=str, ensure_ascii=False)
+        evidence = json.dumps(plain(result.evidence), indent=2, ensure_ascii=False)
         detail += f"<details><summary>evidence</summary><pre>{escape(evidence)}</pre></details>"
     if result.docs:
-        detail += f'<div><a href="{escape(result.docs, quote=True)}" rel="noreferrer">docs</a></div>'
+        detail += f"<div>{_docs(result.docs)}</div>"
     return (f"<tr><td>{_badge(result.status.value)}</td><td><code>{escape(result.check)}</code></td>"
             f"<td>{escape(result.summary)}{detail}</td><td>{escape(result.origin)}</td>"
-            f"<td>{result.timings.duration_ms:.0f} ms</td></tr>")
+            f'<td class="time">{result.timings.duration_ms:.0f} ms</td></tr>')
 
 
 class HtmlFormat(ReportFormat):
@@ -77,7 +86,8 @@ class HtmlFormat(ReportFormat):
 
     def render(self, run: RunReport) -> str:
         summary = run.summary
-        counts = "".join(f"<span>{_badge(status)} {count}</span>" for status, count in summary.counts.items())
+        counts = "".join(f'<span class="{"count" if count else "zero"}">{_badge(status)} {count}</span>'
+                         for status, count in summary.counts.items())
         body = [f'<section><h2>Summary: <span class="overall-{summary.status}">{summary.status.upper()}</span></h2>'
                 f'<div class="counts">{counts}</div><p>{len(run.results)} results in {run.duration_ms / 1000:.2f} s, '
                 f"started {escape(run.started_at)}; config {escape(run.config_path or '(command line)')}; "
@@ -87,7 +97,8 @@ class HtmlFormat(ReportFormat):
         if first is not None:
             body.append(f'<section class="fix"><h2>Fix first: <code>{escape(first.check)}</code> on '
                         f"{escape(first.subject)}</h2><p>{escape(first.summary)}</p>"
-                        f"<p>{escape(first.remediation)}</p></section>")
+                        f"<p>{escape(first.remediation)}</p>"
+                        + (f"<p>{_docs(first.docs)}</p>" if first.docs else "") + "</section>")
         for target in dict.fromkeys(r.target for r in run.results):
             body.append(f"<section><h2>Target {escape(target)}</h2>")
             for subject in [s for s in run.subjects() if s == target or s.startswith(target + "/")]:

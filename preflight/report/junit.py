@@ -3,10 +3,30 @@
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 
-from preflight.model import RunReport, Status
+from preflight.model import CheckResult, RunReport, Status
 from preflight.report.base import ReportFormat
+from preflight.report.json import plain
+
+# Characters XML 1.0 cannot carry at all; ElementTree would write them and produce a file no parser reads.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(text: str) -> str:
+    """`text` with XML-illegal characters (NUL, other control characters, lone surrogates) shown as U+FFFD."""
+    return _NOT_XML.sub("\ufffd", text)
+
+
+def _detail(result: CheckResult) -> str:
+    lines = [f"Fix: {result.remediation}"] if result.remediation else []
+    if result.evidence:
+        lines.append("Evidence: " + json.dumps(plain(result.evidence), ensure_ascii=False))
+    if result.docs:
+        lines.append(f"Docs: {result.docs}")
+    lines.append(f"Origin: {result.origin}")
+    return xml_text("\n".join(lines))
 
 
 class JunitFormat(ReportFormat):
@@ -28,26 +48,26 @@ class JunitFormat(ReportFormat):
             }
             for key, value in counts.items():
                 totals[key] += value
-            attributes = {"name": subject, "timestamp": run.started_at,
+            attributes = {"name": xml_text(subject), "timestamp": run.started_at,
                           "time": f"{sum(r.timings.duration_ms for r in results) / 1000:.3f}",
                           **{key: str(value) for key, value in counts.items()}}
             suite = ET.SubElement(root, "testsuite", attributes)
             for result in results:
-                case = ET.SubElement(suite, "testcase", classname=subject.replace("/", "."), name=result.check,
-                                     time=f"{result.timings.duration_ms / 1000:.3f}")
-                lines = [f"Fix: {result.remediation}"] if result.remediation else []
-                if result.evidence:
-                    lines.append("Evidence: " + json.dumps(dict(result.evidence), default=str, ensure_ascii=False))
-                lines.append(f"Origin: {result.origin}")
-                detail = "\n".join(lines)
+                case = ET.SubElement(suite, "testcase", classname=xml_text(subject.replace("/", ".")),
+                                     name=xml_text(result.check), time=f"{result.timings.duration_ms / 1000:.3f}")
+                summary = xml_text(result.summary)
                 if result.status is Status.FAIL:
-                    ET.SubElement(case, "failure", message=result.summary, type="fail").text = detail
+                    ET.SubElement(case, "failure", message=summary, type="fail").text = _detail(result)
                 elif result.status is Status.ERROR:
-                    ET.SubElement(case, "error", message=result.summary, type="error").text = detail
+                    ET.SubElement(case, "error", message=summary, type="error").text = _detail(result)
                 elif result.status is Status.SKIP:
-                    ET.SubElement(case, "skipped", message=result.summary)
+                    # The reason a check was skipped is its summary ("blocked: auth.key_valid is fail").
+                    ET.SubElement(case, "skipped", message=summary).text = summary
                 else:
-                    ET.SubElement(case, "system-out").text = f"{result.status.value}: {result.summary}"
+                    text = f"{result.status.value}: {result.summary}"
+                    if result.status is Status.WARN:
+                        text += "\n" + _detail(result)
+                    ET.SubElement(case, "system-out").text = xml_text(text)
         for key, value in totals.items():
             root.set(key, str(value))
         ET.indent(root)

@@ -1,0 +1,162 @@
+"""Exact text of the markdown report and of the plain console, live lines and stages included, on a fixed run."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+from preflight.model import CheckResult, RunReport, Status, Timings
+from preflight.report.console import LiveConsole, render_final
+from preflight.report.markdown import MarkdownFormat
+
+TOOL = {"name": "dw-preflight", "version": "0.1.0", "python": "3.11.7", "platform": "Linux"}
+
+
+class _Check:
+    """The one attribute of a registered check that the console reads."""
+
+    def __init__(self, check_id: str) -> None:
+        self.id = check_id
+
+
+def fixed() -> RunReport:
+    results = (
+        CheckResult(check="cloud.credentials", title="AccessKey accepted", target="prod", service=None,
+                    status=Status.PASS, summary="GetProject accepted the key (LTAI****)", timings=Timings(0, 30)),
+        CheckResult(check="resource_group.ready", title="Serverless group", target="prod", service=None,
+                    status=Status.WARN, summary="group is Serverless but scaling", timings=Timings(30, 12),
+                    remediation="Wait until the group is Normal."),
+        CheckResult(check="endpoint.dns", title="DNS", target="prod", service="qwen", status=Status.PASS,
+                    summary="resolves to 10.0.0.5", origin="resource-group:rg-1", timings=Timings(42, 3)),
+        CheckResult(check="inference.stream", title="Stream", target="prod", service="qwen", status=Status.FAIL,
+                    summary="the stream ends without data: [DONE]", origin="resource-group:rg-1",
+                    remediation="A proxy cuts | the stream.\nTurn off buffering.",
+                    docs="https://www.alibabacloud.com/help/en/dataworks/", timings=Timings(45, 900), tokens=7),
+        CheckResult(check="inference.chat", title="Chat", target="prod", service="qwen", status=Status.SKIP,
+                    summary="blocked: inference.stream is fail", blocked_by=("inference.stream",),
+                    timings=Timings(945, 0)),
+    )
+    return RunReport(tool=TOOL, started_at="2026-11-24T10:00:00+00:00", duration_ms=1250.0, results=results,
+                     config_path="preflight.yaml", notes=("ran from resource group rg-1",))
+
+
+def test_markdown_is_exact() -> None:
+    assert MarkdownFormat().render(fixed()) == (
+        "# dw-preflight report\n"
+        "\n"
+        "**FAIL** — 2 pass, 1 warn, 1 fail, 1 skip, 0 error; 5 results in 1.25 s "
+        "(started 2026-11-24T10:00:00+00:00, dw-preflight 0.1.0).\n"
+        "\n"
+        "Config: `preflight.yaml`\n"
+        "\n"
+        "Tokens spent: 7\n"
+        "\n"
+        "> ran from resource group rg-1\n"
+        "\n"
+        "## Fix first\n"
+        "\n"
+        "**inference.stream** on `prod/qwen` (resource-group:rg-1): the stream ends without data: [DONE]\n"
+        "\n"
+        "A proxy cuts | the stream.\nTurn off buffering.\n"
+        "\n"
+        "Docs: https://www.alibabacloud.com/help/en/dataworks/\n"
+        "\n"
+        "## prod\n"
+        "\n"
+        "| status | check | summary | fix | origin |\n"
+        "|---|---|---|---|---|\n"
+        "| ⚠️ warn | `resource_group.ready` | group is Serverless but scaling | Wait until the group is Normal. "
+        "| local |\n"
+        "| ✅ pass | `cloud.credentials` | GetProject accepted the key (LTAI****) |  | local |\n"
+        "\n"
+        "## prod/qwen\n"
+        "\n"
+        "| status | check | summary | fix | origin |\n"
+        "|---|---|---|---|---|\n"
+        "| ❌ fail | `inference.stream` | the stream ends without data: [DONE] | "
+        "A proxy cuts \\| the stream. Turn off buffering. | resource-group:rg-1 |\n"
+        "| ⏭️ skip | `inference.chat` | blocked: inference.stream is fail | blocked by `inference.stream` | local |\n"
+        "| ✅ pass | `endpoint.dns` | resolves to 10.0.0.5 |  | resource-group:rg-1 |\n")
+
+
+def test_console_final_is_exact_with_an_origin_column() -> None:
+    out = io.StringIO()
+    render_final(fixed(), out, color=False)
+    assert out.getvalue() == (
+        "prod\n"
+        "  WARN  resource_group.ready           group is Serverless but scaling [local]\n"
+        "  PASS  cloud.credentials              GetProject accepted the key (LTAI****) [local]\n"
+        "prod/qwen\n"
+        "  FAIL  inference.stream               the stream ends without data: [DONE] [resource-group:rg-1]\n"
+        "  SKIP  inference.chat                 blocked: inference.stream is fail [local]\n"
+        "  PASS  endpoint.dns                   resolves to 10.0.0.5 [resource-group:rg-1]\n"
+        "\n"
+        "FAIL: 2 pass, 1 warn, 1 fail, 1 skip in 1.25 s; 7 tokens spent\n"
+        "note: ran from resource group rg-1\n"
+        "\n"
+        "First problem: inference.stream on prod/qwen (resource-group:rg-1)\n"
+        "  the stream ends without data: [DONE]\n"
+        "  Fix: A proxy cuts | the stream.\n"
+        "       Turn off buffering.\n"
+        "  Docs: https://www.alibabacloud.com/help/en/dataworks/\n")
+
+
+def test_console_colour_marks_statuses_and_a_clean_run_shows_the_first_warning() -> None:
+    run = fixed()
+    clean = RunReport(tool=run.tool, started_at=run.started_at, duration_ms=50.0, results=run.results[:2])
+    out = io.StringIO()
+    render_final(clean, out, color=True)
+    text = out.getvalue()
+    assert "\x1b[33mWARN\x1b[0m" in text and "\x1b[32mPASS\x1b[0m" in text
+    assert text.endswith("First warning: resource_group.ready on prod: group is Serverless but scaling\n"
+                         "  Advice: Wait until the group is Normal.\n")
+    assert "First problem" not in text
+
+
+def test_plain_live_console_prints_one_line_per_finished_check_and_stages() -> None:
+    stream = io.StringIO()
+    console = LiveConsole(stream, plain=True, total=5)
+    run = fixed()
+    console.stage("prod", "submitted DI task 42 to rg-1")
+    for result in run.results:
+        console.started(_Check(result.check), result.target, result.service)  # type: ignore[arg-type]
+        console.finished(result)
+    console.close()
+    assert stream.getvalue() == (
+        "prod: submitted DI task 42 to rg-1\n"
+        "[1/5] PASS prod cloud.credentials: GetProject accepted the key (LTAI****)\n"
+        "[2/5] WARN prod resource_group.ready: group is Serverless but scaling\n"
+        "[3/5] PASS prod/qwen endpoint.dns: resolves to 10.0.0.5\n"
+        "[4/5] FAIL prod/qwen inference.stream: the stream ends without data: [DONE]\n"
+        "[5/5] SKIP prod/qwen inference.chat: blocked: inference.stream is fail\n")
+
+
+def test_live_console_on_a_terminal_stream_draws_and_closes_without_error() -> None:
+    stream = io.StringIO()
+    console = LiveConsole(stream, plain=False, total=2)
+    run = fixed()
+    console.started(_Check("cloud.credentials"), "prod", None)  # type: ignore[arg-type]
+    console.stage("prod", "waiting for resources")
+    console.finished(run.results[0])
+    console.close()
+    console.close()  # a second close (error paths call it too) is harmless
+    assert "prod: waiting for resources" in stream.getvalue()
+    assert console.done == 1
+
+
+def test_plain_console_does_not_import_rich() -> None:
+    code = (
+        "import io, sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from test_exact_output import fixed, _Check\n"
+        "from preflight.report.console import LiveConsole, render_final\n"
+        "live = LiveConsole(io.StringIO(), plain=True, total=5)\n"
+        "[live.finished(r) for r in fixed().results]\n"
+        "render_final(fixed(), io.StringIO(), color=False)\n"
+        "print(sorted(m for m in sys.modules if m == 'rich' or m.startswith('rich.')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
