@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import time
 import urllib.parse
+
+import pytest
 
 from preflight.redact import MASK, Redactor, mask_access_key_id
 
@@ -50,3 +55,83 @@ def test_short_or_empty_values_are_not_registered() -> None:
     redactor.add("", "x")
     redactor.add("abc", "x")
     assert redactor.text("abc is fine") == "abc is fine"
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ("Authorization: Basic dXNlcjpzM2NyZXQ=", "Authorization: " + MASK),
+    ("authorization: Token abcdef0123456789", "authorization: " + MASK),
+    ("Authorization: sk-plainkey0123 (rejected)", "Authorization: " + MASK),  # one word too many is safe
+    ("Authorization=Digest username\nnext line", "Authorization=" + MASK + "\nnext line"),
+    ('{"Authorization": "Custom a\\"b c"}', '{"Authorization": "' + MASK + '"}'),
+    ("<td>Authorization: DW-ms-abc123-secret</td>", "<td>Authorization: " + MASK + "</td>"),
+    ("sent Bearer eyJhbGciOi.payload.sig", "sent Bearer " + MASK),
+    ("https://user:pa55w0rd@proxy.example.com:8080/v1", "https://user:" + MASK + "@proxy.example.com:8080/v1"),
+    ("http://h/v1/models?model=x&apikey=abc123&x=1", "http://h/v1/models?model=x&apikey=" + MASK + "&x=1"),
+    ("GET /?Action=GetProject&SecurityToken=CAISabc&Signature=f00d", "GET /?Action=GetProject&SecurityToken="
+     + MASK + "&Signature=" + MASK),
+    ('{"SecurityToken": "anything-at-all"}', '{"SecurityToken": "' + MASK + '"}'),
+    ("x-acs-security-token: tok3n-value", "x-acs-security-token: " + MASK),
+    ("token CAIS1a2B3c4D5e6F7g8H9i0Jk.lMnO in text", "token " + MASK + " in text"),
+    ("AccessKeySecret=abc/def+ghi", "AccessKeySecret=" + MASK),
+    ("ak STS.NUgYrLnoC37mZZCNnAbCdEf is temporary", "ak STS.**** is temporary"),
+    ("Authorization: [REDACTED] stays one mask", "Authorization: [REDACTED] stays one mask"),
+])
+def test_more_secret_shapes(given: str, expected: str) -> None:
+    assert Redactor().text(given) == expected
+
+
+def test_registered_values_are_masked_json_escaped_and_base64_encoded() -> None:
+    redactor = Redactor()
+    secret = 'Secr3t"with\\slash/and+plus'
+    redactor.add(secret, "access_key_secret")
+    body = json.dumps({"echo": secret}) + " " + base64.b64encode(secret.encode()).decode()
+    masked, found = redactor.scan(body)
+    assert masked == '{"echo": "' + MASK + '"} ' + MASK + "="
+    assert found == {"access_key_secret": 2}
+
+
+def test_a_server_echo_of_the_key_is_masked() -> None:
+    redactor = Redactor()
+    redactor.add("plain-key-without-prefix-0001", "api_key:prod/qwen")
+    echo = '{"error": {"message": "Invalid API key \'Bearer plain-key-without-prefix-0001\', check it"}}'
+    assert redactor.text(echo) == '{"error": {"message": "Invalid API key \'Bearer ' + MASK + '\', check it"}}'
+
+
+def test_scan_counts_what_it_masked_by_kind() -> None:
+    redactor = Redactor()
+    redactor.add("registered-0001", "api_key:t/s")
+    _, found = redactor.scan("registered-0001 and Authorization: Basic abc and LTAI5tQwErTyUiOp1234 registered-0001")
+    assert found == {"api_key:t/s": 2, "Authorization header": 1, "AccessKey id (first 4 characters kept)": 1}
+    assert redactor.hits["api_key:t/s"] == 2
+
+
+def test_environment_secrets_are_registered() -> None:
+    from preflight.redact import REDACTOR, register_environment
+
+    register_environment({"ALIBABA_CLOUD_ACCESS_KEY_SECRET": "EnvAccessKeySecret000111",
+                          "ALIBABA_CLOUD_SECURITY_TOKEN": "EnvStsToken0000999", "HOME": "/root"})
+    assert REDACTOR.text("s=EnvAccessKeySecret000111 t=EnvStsToken0000999 h=/root") == f"s={MASK} t={MASK} h=/root"
+    assert {"access_key_secret", "security_token"} <= set(REDACTOR.labels())
+
+
+def test_redaction_stays_linear_on_hostile_text() -> None:
+    redactor = Redactor()
+    for index in range(20):
+        redactor.add(f"registered-secret-{index:04d}", "api_key")
+    hostile = ["a." * 200_000, "http://u:" * 50_000, "Authorization: " * 30_000, "DW-" * 100_000,
+               "?key=" * 50_000, "a" * 400_000, "LTAI" * 100_000]
+    started = time.perf_counter()
+    for text in hostile:
+        redactor.text(text)
+    # Linear work on these ~3 MB takes well under a second; a quadratic pattern would take minutes.
+    assert time.perf_counter() - started < 5.0
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ("DataWorks wants Authorization: DW-... (the raw key); 'Bearer DW-...' is refused.",
+     "DataWorks wants Authorization: DW-... (the raw key); 'Bearer DW-...' is refused."),
+    ("sent Authorization: sk-abcdefgh1234... (cut)", "sent Authorization: " + MASK + " (cut)"),
+    ("excerpt: Bearer opaqueTokenValue1234...", "excerpt: Bearer " + MASK),
+])
+def test_placeholders_in_prose_stay_but_truncated_secrets_do_not(given: str, expected: str) -> None:
+    assert Redactor().text(given) == expected
