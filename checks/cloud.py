@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from preflight.context import Context
 
 DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/serverless-resource-groups"
+# Codes of calls that got no API answer at all: they prove nothing about the key.
+NO_ANSWER = ("Timeout", "ConnectionError", "InvalidResponse")
 NO_CONTROL = "no workspace or resource_group configured for this target: control-plane checks skip"
 
 
@@ -47,7 +49,7 @@ async def credentials(context: Context) -> Outcome:
     askers = [("GetProject", get_project)] if target.workspace else []
     if target.resource_group:
         askers.append(("GetResourceGroup", get_resource_group))
-    last: CloudError | None = None
+    errors: list[CloudError] = []
     for action, ask in askers:
         try:
             await ask(context)
@@ -57,22 +59,35 @@ async def credentials(context: Context) -> Outcome:
                                       "ALIBABA_CLOUD_ACCESS_KEY_SECRET, or set cloud.profile.", code=error.code)
             if is_credential_error(error):
                 identity = cloud.identity()
-                outcome = outcome_of(error, f"{action} signed with the key from the {identity.provider} provider "
-                                            f"({identity.access_key_id})")
+                outcome = outcome_of(error, f"{action} signed with the key from the {identity.source}, AccessKey id "
+                                            f"{identity.access_key_id}")
                 return Outcome(outcome.status, outcome.summary, {**outcome.evidence, "provider": identity.provider,
                                                                  "access_key_id": identity.access_key_id},
                                outcome.remediation)
-            last = error
+            errors.append(error)
             continue
         identity = cloud.identity()
-        return Outcome.passed(f"{action} accepted the key from the {identity.provider} provider "
-                              f"({identity.access_key_id})", provider=identity.provider,
-                              access_key_id=identity.access_key_id, verified_with=action)
-    assert last is not None
+        # A question that failed for another reason is judged by the check that needs it; say so, not blame it here.
+        note = "".join(f"; {e.action.split(':')[-1]} failed with {e.code}, judged by the check that needs it"
+                       for e in errors)
+        return Outcome.passed(f"{action} accepted the key from the {identity.source}, AccessKey id "
+                              f"{identity.access_key_id}{note}", provider=identity.provider,
+                              access_key_id=identity.access_key_id, verified_with=action,
+                              other_errors=[e.code for e in errors])
     identity = cloud.identity()
-    return Outcome.passed(f"no credential error from the API ({last.code} on {last.action} is judged by the check that "
-                          f"needs it); key from the {identity.provider} provider ({identity.access_key_id})",
-                          provider=identity.provider, access_key_id=identity.access_key_id, last_code=last.code)
+    evidence = {"provider": identity.provider, "access_key_id": identity.access_key_id,
+                "errors": {e.action: e.code for e in errors}}
+    answered = [e for e in errors if e.code not in NO_ANSWER]
+    if not answered:
+        # Nothing came back at all, so nothing proves the key either way; the checks that asked report the cause.
+        return Outcome.warned(f"cannot tell: no API answer to verify the key from the {identity.source} "
+                              f"({', '.join(f'{e.code} on {e.action}' for e in errors)})",
+                              "Check cloud.endpoint, cloud.protocol and the network path to the API; the checks "
+                              "that need the answers say more.", **evidence)
+    last = answered[-1]
+    return Outcome.passed(f"the API accepted the signature ({last.code} on {last.action} is judged by the check that "
+                          f"needs it); key from the {identity.source}, AccessKey id {identity.access_key_id}",
+                          last_code=last.code, **evidence)
 
 
 @check("workspace.exists", "Workspace exists and is Available", depends_on=("cloud.credentials",), plane="control",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from preflight.cloud import MANAGED_POLICIES, is_credential_error
+from preflight.cloud import is_credential_error, managed_policy
 from preflight.errors import CloudError
 from preflight.model import Outcome
 
@@ -21,8 +21,7 @@ def outcome_of(error: CloudError, what: str) -> Outcome:
     code = error.code
     if code == "Forbidden.RAM" or code.startswith("Forbidden"):
         action = error.auth_action or error.action
-        product = action.split(":")[0]
-        policy = MANAGED_POLICIES.get(product, "a policy that allows it")
+        policy = managed_policy(action)
         return Outcome.failed(f"{what}: permission denied: the RAM identity may not call {action}{request}",
                               f"Grant {action} to the RAM user or role running preflight (RAM console > Users/Roles "
                               f"> Add Permissions), for example with the managed policy {policy}.", **evidence)

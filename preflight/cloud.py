@@ -39,6 +39,24 @@ MANAGED_POLICIES = {"dataworks": "AliyunDataWorksReadOnlyAccess (AliyunDataWorks
                                  "ExecuteAdhocWorkflowInstance)",
                     "pvtz": "AliyunPvtzReadOnlyAccess", "privatelink": "AliyunPrivateLinkReadOnlyAccess",
                     "vpc": "AliyunVPCReadOnlyAccess"}
+# Read-only policies do not grant these; everything else the tool calls is a Get/List/Describe.
+WRITE_ACTIONS = frozenset({"dataworks:ExecuteAdhocWorkflowInstance"})
+# The credentials SDK names its providers; say in words where the key came from.
+PROVIDER_SOURCES = {
+    "env": "environment variables ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET",
+    "oidc_role_arn": "OIDC role (ALIBABA_CLOUD_ROLE_ARN, ALIBABA_CLOUD_OIDC_TOKEN_FILE)",
+    "cli_profile": "CLI profile in ~/.aliyun/config.json",
+    "profile": "profile in ~/.alibabacloud/credentials.ini",
+    "ecs_ram_role": "ECS RAM role (instance metadata)",
+    "credential_uri": "credentials URI (ALIBABA_CLOUD_CREDENTIALS_URI)",
+    "ram_role_arn": "assumed RAM role",
+    "cloud_sso": "CloudSSO sign-in",
+    "oauth": "OAuth sign-in",
+    "external": "external credential process",
+    "rsa_key_pair": "RSA key pair",
+    "static_ak": "static AccessKey",
+    "static_sts": "static STS token",
+}
 MAX_RETRY_AFTER_S = 2.0
 _IMPORTED = threading.Event()
 
@@ -71,6 +89,28 @@ class Identity:
 
     provider: str
     access_key_id: str
+
+    @property
+    def source(self) -> str:
+        """The provider in words, with the SDK's chain name in brackets (`default/env`)."""
+        return describe_provider(self.provider)
+
+
+def describe_provider(chain: str) -> str:
+    """`default/cli_profile/static_ak` -> 'CLI profile in ~/.aliyun/config.json (default/cli_profile/static_ak)'."""
+    names = [name for name in chain.split("/") if name and name != "default"]
+    words = PROVIDER_SOURCES.get(names[0], names[0]) if names else "default credential chain"
+    return f"{words} ({chain})" if chain else words
+
+
+def managed_policy(action: str) -> str:
+    """The managed policy that grants a RAM action like `dataworks:ListNetworks`."""
+    product = action.split(":")[0]
+    if action in WRITE_ACTIONS:
+        return "AliyunDataWorksFullAccess"
+    if product == "dataworks":
+        return "AliyunDataWorksReadOnlyAccess"
+    return MANAGED_POLICIES.get(product, "a policy that allows it")
 
 
 def is_credential_error(error: CloudError) -> bool:
@@ -157,13 +197,9 @@ def _resolve_credentials(cloud: CloudConfig) -> tuple[Any, Identity]:
     importlib.reload(auth_util)
 
     try:
-        if cloud.profile:
-            from alibabacloud_credentials.provider.cli_profile import CLIProfileCredentialsProvider
-
-            client = Client(provider=CLIProfileCredentialsProvider(profile_name=cloud.profile))
-        else:
-            client = Client()
-        credential = client.get_credential()
+        credential = _profile_credential(cloud.profile) if cloud.profile else Client().get_credential()
+    except CloudError:
+        raise
     except Exception as exc:
         raise CloudError("no credentials: the default chain (environment ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET, OIDC, "
                          "~/.aliyun/config.json, ~/.alibabacloud/credentials.ini, ECS RAM role) yielded none: "
@@ -174,12 +210,29 @@ def _resolve_credentials(cloud: CloudConfig) -> tuple[Any, Identity]:
     return credential, Identity(provider, mask_access_key_id(credential.access_key_id or ""))
 
 
+def _profile_credential(name: str) -> Any:
+    """A named profile as ALIBABA_CLOUD_PROFILE selects it: the CLI's config.json first, then credentials.ini."""
+    from alibabacloud_credentials.client import Client
+    from alibabacloud_credentials.provider.cli_profile import CLIProfileCredentialsProvider
+    from alibabacloud_credentials.provider.profile import ProfileCredentialsProvider
+
+    reasons = []
+    for provider in (CLIProfileCredentialsProvider(profile_name=name), ProfileCredentialsProvider(profile_name=name)):
+        try:
+            return Client(provider=provider).get_credential()
+        except Exception as exc:  # the SDK raises several unrelated types for a missing file or profile
+            reasons.append(str(exc)[:160])
+    raise CloudError(f"no credentials: profile {name!r} (cloud.profile) is in neither ~/.aliyun/config.json nor "
+                     f"~/.alibabacloud/credentials.ini, or cannot be used: {'; '.join(reasons)}", code="NoCredentials")
+
+
 def _build_client(cloud: CloudConfig, product: Product, region: str, credential: Any) -> Any:
     from alibabacloud_tea_openapi.client import Client
     from alibabacloud_tea_openapi.utils_models import Config as SdkConfig
 
     override = cloud.network_endpoints.get(product.name) if product.name != "dataworks" else cloud.endpoint
-    endpoint = override or product.endpoint.format(region=region)
+    # `{region}` lets one config name a per-region endpoint, e.g. dataworks-vpc.{region}.aliyuncs.com.
+    endpoint = (override or product.endpoint).replace("{region}", region)
     return Client(SdkConfig(access_key_id=credential.access_key_id, access_key_secret=credential.access_key_secret,
                             security_token=credential.security_token or None, region_id=region, endpoint=endpoint,
                             protocol=cloud.protocol, connect_timeout=cloud.connect_timeout_ms,
@@ -234,5 +287,5 @@ async def call(context: Context, product: str, action: str, method: str = "GET",
     return await context.resources.shared(key, ask)
 
 
-__all__ = ["MANAGED_POLICIES", "PRODUCTS", "CloudSession", "Identity", "call", "extra_installed",
-           "is_credential_error", "prefetch", "session", "translate"]
+__all__ = ["MANAGED_POLICIES", "PRODUCTS", "CloudSession", "Identity", "call", "describe_provider",
+           "extra_installed", "is_credential_error", "managed_policy", "prefetch", "session", "translate"]

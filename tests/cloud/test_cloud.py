@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,13 +81,13 @@ def test_a_wrong_secret_is_refused_by_the_signature_check(healthy: Simulator) ->
 
 
 def run_preflight(simulator: Simulator, env: dict[str, str], *args: str, config_text: str | None = None,
-                  tmp: Path) -> dict[str, object]:
+                  tmp: Path) -> dict[str, Any]:
     config = tmp / "preflight.yaml"
     config.write_text(config_text or simulator.config_text())
     result = subprocess.run([sys.executable, "-m", "preflight", "run", "-c", str(config), "--format", "json",
                              "--no-reports", *args], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode in (0, 1), result.stderr
-    report: dict[str, object] = json.loads(result.stdout)
+    report: dict[str, Any] = json.loads(result.stdout)
     return report
 
 
@@ -99,7 +100,7 @@ def base_env(tmp: Path) -> dict[str, str]:
 def test_credentials_from_the_environment_name_their_provider(healthy: Simulator, tmp_path: Path) -> None:
     env = {**base_env(tmp_path), **healthy.environ()}
     report = run_preflight(healthy, env, "--only", "cloud.credentials", tmp=tmp_path)
-    (result,) = [r for r in report["results"] if r["check"] == "cloud.credentials"]  # type: ignore[union-attr]
+    (result,) = [r for r in report["results"] if r["check"] == "cloud.credentials"]
     assert result["status"] == "pass" and "env" in result["summary"] and "LTAI****" in result["summary"]
     assert ACCESS_KEY_SECRET not in json.dumps(report)
 
@@ -112,14 +113,14 @@ def test_credentials_from_a_named_cli_profile(healthy: Simulator, tmp_path: Path
     env = {**base_env(tmp_path), **{k: v for k, v in healthy.environ().items() if k.startswith("DW_")}}
     text = healthy.config_text().replace("cloud: {", "cloud: {profile: ci, ", 1)
     report = run_preflight(healthy, env, "--only", "cloud.credentials", config_text=text, tmp=tmp_path)
-    (result,) = [r for r in report["results"] if r["check"] == "cloud.credentials"]  # type: ignore[union-attr]
+    (result,) = [r for r in report["results"] if r["check"] == "cloud.credentials"]
     assert result["status"] == "pass" and "profile" in result["summary"].lower(), result
 
 
 def test_no_credentials_at_all_is_a_clear_failure(healthy: Simulator, tmp_path: Path) -> None:
     keys = {k: v for k, v in healthy.environ().items() if k.startswith("DW_")}
     report = run_preflight(healthy, {**base_env(tmp_path), **keys}, "--only", "cloud.credentials", tmp=tmp_path)
-    (result,) = [r for r in report["results"] if r["check"] == "cloud.credentials"]  # type: ignore[union-attr]
+    (result,) = [r for r in report["results"] if r["check"] == "cloud.credentials"]
     assert result["status"] == "fail" and "no credentials" in result["summary"]
 
 
@@ -157,7 +158,90 @@ def test_without_the_network_extra_the_optional_checks_skip(healthy: Simulator, 
         "sys.meta_path.insert(0, Hide())\n")
     env = {**base_env(tmp_path), **healthy.environ(), "PYTHONPATH": str(site)}
     report = run_preflight(healthy, env, "--only", "network.*", tmp=tmp_path)
-    statuses = {(r["check"], r["status"]) for r in report["results"] if r["service"] == "qwen"}  # type: ignore
+    statuses = {(r["check"], r["status"]) for r in report["results"] if r["service"] == "qwen"}
     assert ("network.model_allowlist", "warn") in statuses
-    optional = [r for r in report["results"] if r["check"] in ("network.private_dns", "network.privatelink")]  # type: ignore
+    optional = [r for r in report["results"] if r["check"] in ("network.private_dns", "network.privatelink")]
     assert optional and all(r["status"] == "skip" and "extra" in r["summary"] for r in optional)
+
+
+def test_credentials_from_a_named_profile_in_credentials_ini(healthy: Simulator, tmp_path: Path) -> None:
+    # Without a CLI config.json, cloud.profile falls back to the section of ~/.alibabacloud/credentials.ini.
+    (tmp_path / ".alibabacloud").mkdir()
+    (tmp_path / ".alibabacloud" / "credentials.ini").write_text(
+        f"[ci]\ntype = access_key\naccess_key_id = {ACCESS_KEY_ID}\naccess_key_secret = {ACCESS_KEY_SECRET}\n")
+    env = {**base_env(tmp_path), **{k: v for k, v in healthy.environ().items() if k.startswith("DW_")}}
+    text = healthy.config_text().replace("cloud: {", "cloud: {profile: ci, ", 1)
+    report = run_preflight(healthy, env, "--only", "cloud.credentials", config_text=text, tmp=tmp_path)
+    (result,) = [r for r in report["results"] if r["check"] == "cloud.credentials"]
+    assert result["status"] == "pass" and "credentials.ini" in result["summary"], result
+    assert ACCESS_KEY_SECRET not in json.dumps(report)
+
+
+def test_a_missing_profile_is_named(healthy: Simulator, tmp_path: Path) -> None:
+    env = {**base_env(tmp_path), **{k: v for k, v in healthy.environ().items() if k.startswith("DW_")}}
+    text = healthy.config_text().replace("cloud: {", "cloud: {profile: nowhere, ", 1)
+    report = run_preflight(healthy, env, "--only", "cloud.credentials", config_text=text, tmp=tmp_path)
+    (result,) = [r for r in report["results"] if r["check"] == "cloud.credentials"]
+    assert result["status"] == "fail" and "'nowhere'" in result["summary"], result
+
+
+def test_a_wrong_secret_in_the_environment_fails_naming_the_provider(healthy: Simulator, tmp_path: Path) -> None:
+    wrong = "wrong0secret0wrong0secret0wrong0"
+    env = {**base_env(tmp_path), **healthy.environ(), "ALIBABA_CLOUD_ACCESS_KEY_SECRET": wrong}
+    report = run_preflight(healthy, env, "--only", "cloud.credentials", tmp=tmp_path)
+    (result,) = [r for r in report["results"] if r["check"] == "cloud.credentials"]
+    assert result["status"] == "fail" and "SignatureDoesNotMatch" in result["summary"], result
+    assert "environment variables" in result["summary"] and "LTAI****" in result["summary"]
+    assert wrong not in json.dumps(report)
+
+
+def test_no_api_answer_at_all_cannot_tell(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for name, value in (("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID),
+                        ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET),
+                        ("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")):
+        monkeypatch.setenv(name, value)
+    path = tmp_path / "closed.yaml"
+    path.write_text(f"version: 1\nregion: cn-beijing\ncloud: {{endpoint: '127.0.0.1:{port}', protocol: http, "
+                    f"connect_timeout_ms: 500, read_timeout_ms: 500}}\ntargets:\n  - name: t\n"
+                    f"    workspace: '{WORKSPACE_ID}'\n    resource_group: {RESOURCE_GROUP_ID}\n")
+    code = main(["run", "-c", str(path), "--only", "workspace.exists", "--format", "json",
+                 "--no-reports"])
+    report = json.loads(capsys.readouterr().out)
+    results = {r["check"]: r for r in report["results"]}
+    assert results["cloud.credentials"]["status"] == "warn", results
+    assert "cannot tell" in results["cloud.credentials"]["summary"]
+    # The check that needed the answer carries the cause, so the run still fails on it.
+    assert results["workspace.exists"]["status"] == "fail" and code == 1
+    assert "could not be reached" in results["workspace.exists"]["summary"]
+
+
+def test_a_timed_out_get_project_leaves_credentials_proven_by_get_resource_group(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    with Simulator(get_scenario("cloud-timeout")) as simulator:
+        for name, value in simulator.environ().items():
+            monkeypatch.setenv(name, value)
+        path = tmp_path / "sim.yaml"
+        path.write_text(simulator.config_text())
+        main(["run", "-c", str(path), "--only", "workspace.exists", "--format", "json",
+              "--no-reports"])
+    results = {r["check"]: r for r in json.loads(capsys.readouterr().out)["results"]}
+    credentials = results["cloud.credentials"]
+    assert credentials["status"] == "pass" and credentials["summary"].startswith("GetResourceGroup accepted")
+    assert "GetProject failed with Timeout" in credentials["summary"]
+    assert results["workspace.exists"]["status"] == "fail"
+
+
+def test_listing_checks_does_not_import_the_sdk(tmp_path: Path) -> None:
+    script = ("import sys\nfrom preflight.cli import main\ncode = main(['list'])\n"
+              "loaded = sorted(m for m in sys.modules if m.startswith(('alibabacloud', 'darabonba', 'Tea')))\n"
+              "print('LOADED', loaded, file=sys.stderr)\nsys.exit(code)\n")
+    result = subprocess.run([sys.executable, "-c", script], env=base_env(tmp_path), capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "cloud.credentials" in result.stdout and "LOADED []" in result.stderr, result.stderr
