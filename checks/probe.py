@@ -45,8 +45,14 @@ async def probe(context: Context) -> Outcome:
                               "Grant the RAM actions " + ", ".join(RAM_ACTIONS) + " (AliyunDataWorksFullAccess), or "
                               "paste `preflight probe-script --target NAME` into a Shell node by hand and run "
                               "`preflight ingest` on its log.", **evidence)
+    if status == "Unfollowed":
+        return Outcome.failed(f"the task was submitted but could not be followed: {record.get('problem')}",
+                              "Grant the RAM actions " + ", ".join(RAM_ACTIONS) + "; the instance "
+                              f"{record.get('workflow_instance_id')} may still run: look at it in Operation Center.",
+                              **evidence)
     if status == "Timeout":
-        return Outcome.failed(f"the task did not finish in time (last status {record['statuses'][-1:] or '?'})",
+        last = (record.get("statuses") or ["?"])[-1]
+        return Outcome.failed(f"the task did not finish in time (last status {last})",
                               "The group may be out of resources; raise in_network.timeout_s or --timeout, or look "
                               "at the instance in Operation Center.", **evidence)
     if status == "LogUnreadable":

@@ -3,27 +3,37 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from preflight.config import Config, TargetConfig
-from preflight.errors import CloudError, LogFormatError
+from preflight.errors import CloudError, LogFormatError, UsageError
 from preflight.innetwork_log import decode_payload
+from preflight.probe.script import KEY_OBSERVATIONS, build_plan, build_shell_script
 from preflight.redact import redact
 
 TERMINAL = ("Success", "Failure", "Failed", "Stopped", "Cancelled")
 STAGES = {"NotRun": "submitted, not started yet", "WaitTime": "waiting for its time",
           "WaitResource": "waiting for resources of the group", "Running": "running"}
+# Codes worth asking again while following: the instance is still there, the answer was just not.
+TRANSIENT = ("Throttling", "Timeout", "ConnectionError", "InvalidResponse", "ServiceUnavailable", "InternalError")
 LOG_TAIL_LINES = 20
+LOG_LINE_CHARS = 300
+# After the deadline, one short attempt to read what the task printed so far: a timeout with its log tail
+# says more than a bare timeout.
+LOG_GRACE_S = 3.0
 
 Stage = Callable[[str, str], None]
+ApiCall = Callable[[str, str, dict[str, Any]], dict[str, Any]]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Collected:
     """What in-network runs brought back, shaped for the runner."""
 
@@ -31,37 +41,115 @@ class Collected:
     origins: dict[str, str] = field(default_factory=dict)
 
 
+class _OutOfTime(Exception):
+    """The follower's deadline passed during a call."""
+
+
+async def _in_thread(call: ApiCall, action: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """One blocking call on a daemon thread of its own.
+
+    Not the loop's default executor: asyncio.run waits for that one's threads at exit, so a stalled API
+    answer would hold the whole run past its deadline. A daemon thread is left to the SDK's read timeout.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[dict[str, Any]] = loop.create_future()
+
+    def settle(answer: dict[str, Any] | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(answer or {})
+
+    def work() -> None:
+        try:
+            answer, error = call(action, method, params), None
+        except Exception as exc:  # handed to the awaiting coroutine, which decides what it means
+            answer, error = None, exc
+        # The loop may have closed while this call stalled: then nobody waits for the answer any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, answer, error)
+
+    threading.Thread(target=work, name=f"preflight-{action}", daemon=True).start()
+    return await future
+
+
 def _tail(log: str) -> list[str]:
-    return [redact(line)[:300] for line in log.rstrip().splitlines()[-LOG_TAIL_LINES:]]
+    return [redact(line)[:LOG_LINE_CHARS] for line in log.rstrip().splitlines()[-LOG_TAIL_LINES:]]
+
+
+def _transient(error: CloudError) -> bool:
+    return error.code.startswith(TRANSIENT) or (error.status_code or 0) >= 500
 
 
 def payload_observations(payload: Mapping[str, Any], config: Config, target: TargetConfig
                          ) -> dict[tuple[str, str], dict[str, Any]]:
-    """The runner's observations for one target from a decoded payload (every service gets an entry)."""
-    observed = (payload.get("targets") or {}).get(target.name) or {}
-    return {(target.name, service.name): dict(observed.get(service.name) or {}) for service in target.services}
+    """The runner's observations for one target from a decoded payload (every service gets an entry).
+
+    Raises LogFormatError when the payload does not hold this target: a log from another config or run
+    must not pass for this one.
+    """
+    targets = payload.get("targets")
+    observed = targets.get(target.name) if isinstance(targets, dict) else None
+    if not isinstance(observed, dict):
+        names = ", ".join(sorted(str(name) for name in targets)) if isinstance(targets, dict) else "none"
+        raise LogFormatError(f"the observations are not for target {target.name} (they are for: {names or 'none'})")
+    shaped: dict[tuple[str, str], dict[str, Any]] = {}
+    for service in target.services:
+        made = observed.get(service.name)
+        # An observation that is not an object cannot be judged; leaving it out lets the check say so.
+        shaped[(target.name, service.name)] = ({name: value for name, value in made.items() if isinstance(value, dict)}
+                                               if isinstance(made, dict) else {})
+    return shaped
 
 
 class Follower:
-    """Submits one target's collector and follows it to the end, with backoff and a deadline."""
+    """Submits one target's collector and follows it to the end, with backoff and a deadline.
 
-    def __init__(self, config: Config, target: TargetConfig, call: Callable[..., dict[str, Any]], *,
-                 send_key: bool, deadline: float, stage: Stage) -> None:
+    `call(action, method, params)` is a blocking cloud API call that raises CloudError; it runs off the
+    event loop, so targets are followed concurrently.
+    """
+
+    def __init__(self, config: Config, target: TargetConfig, call: ApiCall, *, send_key: bool, deadline: float,
+                 stage: Stage, backoff: tuple[float, float] = (0.1, 2.0)) -> None:
         self.config = config
         self.target = target
         self.call = call
         self.send_key = send_key
         self.deadline = deadline
         self.stage = stage
+        self.backoff = backoff
 
-    async def _call(self, action: str, method: str = "GET", **params: Any) -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, lambda: self.call(action, method, params))
+    async def _call(self, action: str, method: str = "GET", *, grace: float = 0.0, **params: Any) -> dict[str, Any]:
+        remaining = self.deadline + grace - time.monotonic()
+        if remaining <= 0:
+            raise _OutOfTime(action)
+        try:
+            return await asyncio.wait_for(_in_thread(self.call, action, method, params), remaining)
+        except asyncio.TimeoutError:
+            raise _OutOfTime(action) from None
+
+    def submission(self, script: str, budget: float, bizdate: str) -> dict[str, Any]:
+        """ExecuteAdhocWorkflowInstance's parameters for one Shell task on the target's resource group."""
+        target, settings = self.target, self.config.in_network
+        task: dict[str, Any] = {"ClientUniqueCode": f"preflight_{target.name}_{int(time.time() * 1000)}",
+                                "Name": "dw_preflight_probe", "Type": settings.task_type,
+                                "Script": {"Content": script},
+                                "RuntimeResource": {"ResourceGroupId": target.resource_group},
+                                "Timeout": int(budget)}
+        params: dict[str, Any] = {"ProjectId": target.workspace, "Name": f"dw_preflight_{target.name}",
+                                  "EnvType": "Prod", "BizDate": bizdate}
+        if settings.owner:
+            task["Owner"] = params["Owner"] = settings.owner
+        params["Tasks"] = json.dumps([task])
+        return params
 
     async def run(self) -> dict[str, Any]:
-        """The probe record: instance ids, statuses, timings, and on success the decoded payload."""
-        from preflight.probe.script import build_plan, build_shell_script
+        """The probe record: instance ids, statuses, timings, and on success the decoded payload.
 
+        Raises CloudError only when the submission itself is refused; anything after that is in the record.
+        """
         target, settings = self.target, self.config.in_network
         started = time.monotonic()
         budget = max(10.0, min(settings.timeout_s, self.deadline - started) - 5.0)
@@ -69,54 +157,108 @@ class Follower:
         script = build_shell_script(plan, settings.python)
         record: dict[str, Any] = {"resource_group": target.resource_group, "task_type": settings.task_type,
                                   "key_sent": self.send_key, "statuses": []}
-        task = {"ClientUniqueCode": f"preflight_{target.name}_{int(time.time())}", "Name": "dw_preflight_probe",
-                "Type": settings.task_type, "Script": {"Content": script},
-                "RuntimeResource": {"ResourceGroupId": target.resource_group}, "Timeout": int(budget)}
-        if settings.owner:
-            task["Owner"] = settings.owner
         bizdate = (dt.date.today() - dt.timedelta(days=1)).isoformat()
-        params: dict[str, Any] = {"ProjectId": target.workspace, "Name": f"dw_preflight_{target.name}",
-                                  "EnvType": "Prod", "BizDate": bizdate, "Tasks": json.dumps([task])}
-        if settings.owner:
-            params["Owner"] = settings.owner
-        answer = await self._call("ExecuteAdhocWorkflowInstance", "POST", **params)
+        try:
+            answer = await self._call("ExecuteAdhocWorkflowInstance", "POST",
+                                      **self.submission(script, budget, bizdate))
+        except _OutOfTime:
+            return {**record, "status": "NotSubmitted", "problem": "ExecuteAdhocWorkflowInstance did not answer "
+                    "before the deadline"}
         workflow_id = answer.get("WorkflowInstanceId")
+        if not workflow_id:
+            return {**record, "status": "NotSubmitted",
+                    "problem": "ExecuteAdhocWorkflowInstance answered without a WorkflowInstanceId"}
         record["workflow_instance_id"] = workflow_id
         self.stage(target.name, f"collector submitted to {target.resource_group} (workflow instance {workflow_id})")
-        task_id, status, delay = None, "NotRun", 0.1
+        try:
+            await self._follow(record, workflow_id, bizdate)
+        except CloudError as exc:
+            record.update({"status": "Unfollowed", "problem": f"{exc.action or 'a call'} failed: {exc}",
+                           "code": exc.code, "auth_action": exc.auth_action, "request_id": exc.request_id})
+        record["seconds"] = round(time.monotonic() - started, 1)
+        return record
+
+    async def _poll(self, workflow_id: Any, bizdate: str, task_id: Any) -> tuple[Any, str]:
+        """One look at the instance: (task instance id or None, status)."""
+        target = self.target
+        if task_id is not None:
+            answer = await self._call("GetTaskInstance", Id=task_id)
+            return task_id, str((answer.get("TaskInstance") or {}).get("Status") or "Unknown")
+        workflow = await self._call("GetWorkflowInstance", Id=workflow_id)
+        workflow_status = str((workflow.get("WorkflowInstance") or {}).get("Status") or "NotRun")
+        listing = await self._call("ListTaskInstances", ProjectId=target.workspace, Bizdate=bizdate,
+                                   WorkflowInstanceId=workflow_id)
+        instances = (listing.get("PagingInfo") or {}).get("TaskInstances") or []
+        if instances and isinstance(instances[0], dict) and instances[0].get("Id") is not None:
+            return instances[0]["Id"], str(instances[0].get("Status") or "Unknown")
+        # A workflow that ended before its task appeared has no task log to read.
+        return None, workflow_status
+
+    async def _follow(self, record: dict[str, Any], workflow_id: Any, bizdate: str) -> None:
+        task_id, delay = None, self.backoff[0]
         while True:
-            if task_id is None:
-                listing = await self._call("ListTaskInstances", ProjectId=target.workspace, Bizdate=bizdate,
-                                           WorkflowInstanceId=workflow_id)
-                instances = (listing.get("PagingInfo") or {}).get("TaskInstances") or []
-                if instances:
-                    task_id = instances[0].get("Id")
-                    record["task_instance_id"] = task_id
-                    status = str(instances[0].get("Status"))
-            else:
-                status = str(((await self._call("GetTaskInstance", Id=task_id)).get("TaskInstance") or {})
-                             .get("Status"))
-            if not record["statuses"] or record["statuses"][-1] != status:
+            try:
+                task_id, status = await self._poll(workflow_id, bizdate, task_id)
+            except CloudError as exc:
+                if not _transient(exc):
+                    raise
+                record["transient_errors"] = record.get("transient_errors", 0) + 1
+                status = record["statuses"][-1] if record["statuses"] else "NotRun"
+            except _OutOfTime:
+                status = "?"
+            record["task_instance_id"] = task_id
+            if status != "?" and (not record["statuses"] or record["statuses"][-1] != status):
                 record["statuses"].append(status)
-                self.stage(target.name, STAGES.get(status, status.lower()))
+                self.stage(self.target.name, STAGES.get(status, status.lower()))
             if status in TERMINAL:
                 break
-            if time.monotonic() + delay > self.deadline:
-                record.update({"status": "Timeout", "seconds": round(time.monotonic() - started, 1)})
-                return record
+            if status == "?" or time.monotonic() + delay > self.deadline:
+                record["status"] = "Timeout"
+                if task_id is not None:
+                    record["log_tail"] = _tail(await self._read_log(task_id, quiet=True))
+                return
             await asyncio.sleep(delay)
-            delay = min(2.0, delay * 1.6)
-        record.update({"status": status, "seconds": round(time.monotonic() - started, 1)})
-        log = str((await self._call("GetTaskInstanceLog", Id=task_id, RunNumber=1)).get("TaskInstanceLog") or "")
-        self.stage(target.name, f"log read ({len(log)} characters)")
+            delay = min(self.backoff[1], delay * 1.6)
+        record["status"] = status
+        if task_id is None:
+            record["log_tail"] = []
+            return
+        log = await self._read_log(task_id)
         if status != "Success":
             record["log_tail"] = _tail(log)
-            return record
+            return
         try:
-            record["payload"] = decode_payload(log, source=f"the log of task instance {task_id}")
+            payload = decode_payload(log, source=f"the log of task instance {task_id}")
+            payload_observations(payload, self.config, self.target)
         except LogFormatError as exc:
             record.update({"status": "LogUnreadable", "problem": str(exc), "log_tail": _tail(log)})
-        return record
+            return
+        record["payload"] = payload
+
+    async def _read_log(self, task_id: Any, *, quiet: bool = False) -> str:
+        """The task's log; with quiet (after the deadline) whatever can be had in a short grace, else ""."""
+        delay = self.backoff[0]
+        while True:
+            try:
+                answer = await self._call("GetTaskInstanceLog", grace=LOG_GRACE_S, Id=task_id, RunNumber=1)
+                break
+            except _OutOfTime:
+                if quiet:
+                    return ""
+                raise CloudError("GetTaskInstanceLog did not answer before the deadline", code="Timeout",
+                                 action="dataworks:GetTaskInstanceLog") from None
+            except CloudError as exc:
+                if quiet:
+                    return ""
+                if not _transient(exc) or time.monotonic() + delay > self.deadline + LOG_GRACE_S:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(self.backoff[1], delay * 1.6)
+        log = answer.get("TaskInstanceLog")
+        log = log if isinstance(log, str) else ""
+        if not quiet:
+            self.stage(self.target.name, f"log read ({len(log)} characters)")
+        return log
 
 
 async def collect(config: Config, targets: list[TargetConfig], *, send_key: bool, deadline: float,
@@ -128,12 +270,12 @@ async def collect(config: Config, targets: list[TargetConfig], *, send_key: bool
     collected = Collected()
 
     async def one(target: TargetConfig) -> None:
-        origin = f"resource-group:{target.resource_group}"
-        collected.origins[target.name] = origin
         if not (target.workspace and target.resource_group):
             record: dict[str, Any] = {"status": "NotSubmitted",
                                       "problem": "the target needs a workspace and a resource_group"}
         else:
+            collected.origins[target.name] = f"resource-group:{target.resource_group}"
+
             def call(action: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
                 return session.call("dataworks", action, params, config.region_of(target), method)
 
@@ -156,18 +298,25 @@ async def collect(config: Config, targets: list[TargetConfig], *, send_key: bool
 def ingest(log: str, config: Config, source: str) -> Collected:
     """Observations from a saved node log (the marked line), for every target of the config it names."""
     payload = decode_payload(log, source=source)
+    observed = payload.get("targets")
+    if not isinstance(observed, dict):
+        raise LogFormatError(f"{source}: the PREFLIGHT-OBSERVATIONS payload holds no targets")
     collected = Collected()
     origin = str(payload.get("origin") or "resource-group:unknown")
     for target in config.targets:
-        if target.name in (payload.get("targets") or {}):
+        if target.name in observed:
+            try:
+                collected.observations.update(payload_observations(payload, config, target))
+            except LogFormatError as exc:
+                raise LogFormatError(f"{source}: {exc}") from None
             collected.origins[target.name] = origin
-            collected.observations.update(payload_observations(payload, config, target))
+            key_sent = any(name in KEY_OBSERVATIONS for (owner, _), made in collected.observations.items()
+                           if owner == target.name for name in made)
             collected.observations[(target.name, "")] = {"probe": {"status": "Success", "source": source,
+                                                                   "key_sent": key_sent,
                                                                    "python": payload.get("python")}}
     if not collected.origins:
-        from preflight.errors import UsageError
-
-        names = ", ".join(sorted(payload.get("targets") or {})) or "none"
+        names = ", ".join(sorted(str(name) for name in observed)) or "none"
         raise UsageError(f"{source}: the log observed targets {names}, none of which is in the config")
     return collected
 
