@@ -51,7 +51,7 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", action="append", default=[], metavar="NAME", help="only these targets")
     parser.add_argument("--max-tokens-budget", type=int, default=None, metavar="N",
                         help="stop inference checks once N tokens are spent")
-    parser.add_argument("--concurrency", type=int, default=64, metavar="N", help="checks running at once")
+    parser.add_argument("--concurrency", type=int, default=256, metavar="N", help="checks running at once")
     parser.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     parser.add_argument("--ca-bundle", metavar="FILE", help="trust this private CA for https endpoints (verification "
                         "stays on)")
@@ -149,6 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             build_parser().print_help()
             return EXIT_USAGE
         handler = _COMMANDS[args.command]
+        from preflight.redact import register_environment
+
+        # Before any command can print: an AccessKey secret or STS token in the environment is masked everywhere.
+        register_environment(os.environ)
         return handler(args)
     except PreflightError as exc:
         from preflight.redact import redact
@@ -242,6 +246,11 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
         from preflight.errors import UsageError
 
         raise UsageError("--concurrency and --timeout must be positive")
+    if any(target.workspace or target.resource_group for target in config.targets) and (
+            selection.only is None or any(registry.get(c).plane == "control" for c in selection.only)):
+        from preflight.cloud import prefetch
+
+        prefetch()  # the SDK's import overlaps the start of the run instead of delaying the first API call
     progress = _progress(args, config, registry, selection)
     import asyncio
     import time
@@ -444,28 +453,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
-    from preflight.bundle import build_bundle, default_name
-    from preflight.config import load_config
-    from preflight.redact import register_secrets
+    from preflight.bundle import bundle_command
 
-    config_path = Path(args.config) if args.config else Path("preflight.yaml")
-    if not config_path.exists():
-        if args.config:
-            from preflight.errors import UsageError
-
-            raise UsageError(f"{config_path}: no such file")
-        config_path = None  # type: ignore[assignment]
-    if config_path is not None:
-        try:  # knowing the keys lets the bundle mask them wherever a report or a server echo shows them
-            config = load_config(config_path, os.environ)
-            register_secrets(config.secrets())
-        except PreflightError:
-            pass
-    register_secrets([(os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET"), "access_key_secret"),
-                      (os.environ.get("ALIBABA_CLOUD_SECURITY_TOKEN"), "security_token")])
-    path, records = build_bundle(Path(args.output) if args.output else default_name(), Path(args.report_dir),
-                                 config_path)
-    print(f"{path} ({len(records)} redaction note(s) in REDACTIONS.txt)")
+    print(bundle_command(args.output, args.report_dir, args.config))
     return EXIT_OK
 
 
