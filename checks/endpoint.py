@@ -43,7 +43,9 @@ async def endpoint_dns(context: Context) -> Outcome:
 @check("endpoint.tcp", "TCP connection to the endpoint opens", depends_on=("endpoint.dns",), plane="network",
        tags=("endpoint", "network"), timeout_s=15, docs=DOCS,
        proves="A TCP connection to the resolved address and port opens, and how long it takes.",
-       how="Connects to each DNS answer in turn with http.connect_timeout_s.",
+       how="Connects to each DNS answer in turn with http.connect_timeout_s. The time shown is the kernel's "
+           "round trip of the handshake (Linux), which a busy process cannot inflate; elsewhere the time connect() "
+           "took here.",
        failure_means="refused: nothing listens (service stopped); timeout: a security group or ACL drops packets; "
                      "unreachable: no route from here.",
        fix="Check the model service's status and the security group it created in the VPC.")

@@ -21,15 +21,27 @@ SUMMARIES = {"refused": "was refused", "timeout": "timed out", "unreachable": "i
              "no-address": "had no address to try"}
 
 
+def _took(observation: Mapping[str, Any]) -> str:
+    """The connect's time: the kernel's handshake round trip when known, else the collector's own clock."""
+    handshake, elapsed = observation.get("handshake_ms"), observation.get("elapsed_ms")
+    if isinstance(handshake, (int, float)):
+        return f", handshake round trip {_ms(handshake)} ms"
+    if isinstance(elapsed, (int, float)):
+        return f" in {_ms(elapsed)} ms"
+    return ""
+
+
+def _ms(value: float) -> str:
+    return f"{value:.2f}" if value < 10 else f"{value:.0f}"
+
+
 def judge_tcp(observation: Mapping[str, Any]) -> Outcome:
     """A TCP connection to the resolved address and port opens."""
     evidence = {key: observation.get(key) for key in ("host", "address", "port", "connected", "error", "detail",
-                                                       "elapsed_ms")}
+                                                       "handshake_ms", "elapsed_ms")}
     target = f"{observation.get('address') or observation.get('host')}:{observation.get('port')}"
     if observation.get("connected"):
-        elapsed = observation.get("elapsed_ms")
-        took = f" in {elapsed:.0f} ms" if isinstance(elapsed, (int, float)) else ""
-        return Outcome.passed(f"connected to {target}{took}", **evidence)
+        return Outcome.passed(f"connected to {target}{_took(observation)}", **evidence)
     error = str(observation.get("error") or "error")
     summary = SUMMARIES.get(error, f"failed ({error})")
     return Outcome.failed(f"TCP connect to {target} {summary}: {observation.get('detail')}",

@@ -149,7 +149,7 @@ class Collector(object):
         for address in dns_obs.get("answers") or []:
             obs["address"] = address
             try:
-                socket.create_connection((address, end["port"]), timeout=self.http["connect_timeout_s"]).close()
+                sock = socket.create_connection((address, end["port"]), timeout=self.http["connect_timeout_s"])
             except socket.timeout:
                 obs.update({"error": "timeout", "detail": "no answer to SYN within %.1f s"
                             % self.http["connect_timeout_s"]})
@@ -161,7 +161,8 @@ class Collector(object):
                 unreachable = exc.errno in (101, 113, 99)
                 obs.update({"error": "unreachable" if unreachable else "error", "detail": str(exc.strerror or exc)})
                 continue
-            obs.update({"connected": True, "error": None, "detail": ""})
+            obs.update({"connected": True, "error": None, "detail": "", "handshake_ms": handshake_ms(sock)})
+            sock.close()
             break
         obs["elapsed_ms"] = _ms(start)
         return obs

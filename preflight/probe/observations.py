@@ -5,7 +5,8 @@ the standard library nor use syntax newer than Python 3.6.
 
 Every observation is a JSON-ready dict with "kind", "v" (OBSERVATION_VERSION) and "elapsed_ms":
 - dns:  host, port, resolver, answers [ip], error (None|nxdomain|no-answer|timeout|servfail|error), detail
-- tcp:  host, address, port, connected, error (None|refused|timeout|unreachable|no-address|error), detail
+- tcp:  host, address, port, connected, error (None|refused|timeout|unreachable|no-address|error), detail,
+  handshake_ms (the kernel's round-trip time of the handshake, or None where the platform does not say)
 - http, models, completion, chat, embedding (HTTP exchanges): method, url, path, sent_key, request_body, status,
   reason, headers, content_type, body_bytes, body_capped, body_utf8, body_excerpt, json, json_error, redirect,
   error (None|timeout|connect|reset|tls|protocol|error), detail; embedding adds "single" (the one-input request)
@@ -16,6 +17,9 @@ Every observation is a JSON-ready dict with "kind", "v" (OBSERVATION_VERSION) an
 
 import json
 import math
+import socket
+import struct
+import sys
 from typing import Dict  # noqa: F401  (used in a type comment)
 
 OBSERVATION_VERSION = 1
@@ -50,6 +54,30 @@ def dns_timeout_detail(resolvers, timeout_s):
     if resolvers > 1:
         return "no answer from any of %d resolvers within %g s each" % (resolvers, timeout_s)
     return "no answer within %g s" % timeout_s
+
+
+# In Linux's struct tcp_info, tcpi_rtt (microseconds) follows eight one-byte fields and fifteen 32-bit ones.
+_TCPI_RTT_OFFSET = 68
+
+
+def handshake_ms(sock):
+    """The kernel's round-trip time of a just-opened TCP connection, in ms, or None where it cannot say.
+
+    Right after connect() the kernel's estimate is the SYN / SYN-ACK exchange itself, timed as the packets
+    moved. A clock read by the process after connect() returns also counts the time the process was busy
+    elsewhere (an event loop running other checks), which is not the network's.
+    """
+    if not sys.platform.startswith("linux") or not hasattr(socket, "TCP_INFO"):
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+    except (OSError, AttributeError, TypeError):
+        return None
+    if len(info) < _TCPI_RTT_OFFSET + 4:
+        return None
+    rtt_us = struct.unpack_from("I", info, _TCPI_RTT_OFFSET)[0]
+    # No sample (a retransmitted SYN gives none, by Karn's rule): say nothing rather than zero.
+    return round(rtt_us / 1000.0, 3) if rtt_us else None
 
 
 def endpoint_path(name):

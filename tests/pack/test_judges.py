@@ -104,6 +104,15 @@ def test_tcp_failures_each_have_their_own_fix(error: str, words: str) -> None:
     assert outcome.status is Status.FAIL and words in outcome.remediation
 
 
+def test_tcp_time_is_the_kernels_handshake_when_known_else_the_collectors_clock() -> None:
+    connected = {"host": HOST, "address": "10.0.0.5", "port": 80, "connected": True, "error": None,
+                 "detail": "", "elapsed_ms": 87.2}
+    outcome = judge_tcp({**connected, "handshake_ms": 0.034})
+    assert outcome.summary == "connected to 10.0.0.5:80, handshake round trip 0.03 ms"
+    assert outcome.evidence["handshake_ms"] == 0.034 and outcome.evidence["elapsed_ms"] == 87.2
+    assert judge_tcp({**connected, "handshake_ms": None}).summary == "connected to 10.0.0.5:80 in 87 ms"
+
+
 def test_tcp_without_an_address_names_the_host_and_dns() -> None:
     outcome = judge_tcp({"host": HOST, "address": None, "port": 80, "connected": False, "error": "no-address",
                          "detail": "no answer"})

@@ -19,7 +19,7 @@ from preflight.simulator.model_service import ModelService
 from preflight.simulator.scenarios import World, get_scenario
 
 # Timings, and headers that only say when or how the connection was served, differ between any two runs.
-TIMINGS = {"elapsed_ms", "ttft_ms", "first_byte_ms", "event_times_ms", "total_ms"}
+TIMINGS = {"elapsed_ms", "handshake_ms", "ttft_ms", "first_byte_ms", "event_times_ms", "total_ms"}
 VOLATILE_HEADERS = {"date", "connection", "keep-alive"}
 FAST_HTTP = "http: {connect_timeout_s: 1, read_timeout_s: 1, total_timeout_s: 3, max_body_bytes: 65536}"
 Observations = dict[str, dict[str, Any]]
@@ -88,6 +88,9 @@ def test_both_collectors_observe_the_same_thing(healthy: Simulator, service_name
     for name in names:
         assert stable(local[name]) == stable(remote[name]), name
     assert local["dns"]["resolver"] == f"127.0.0.1:{healthy.dns_port}" and local["dns"]["answers"] == ["127.0.0.1"]
+    # Both read the kernel's handshake round trip (Linux): well under a millisecond on loopback.
+    for found in (local, remote):
+        assert 0 < found["tcp"]["handshake_ms"] < 1
     exchange = local[names[-1]]
     assert exchange["status"] == 200 and exchange["error"] is None and exchange["sent_key"] is True
     if service.kind == "completion":
@@ -279,3 +282,15 @@ targets:
             assert found["models"]["url"] == f"{endpoint}/v1/models"
     finally:
         model.stop()
+
+
+def test_the_handshake_time_is_the_kernels_and_absent_where_there_is_none() -> None:
+    from preflight.probe.observations import handshake_ms
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        with socket.create_connection(listener.getsockname()) as client:
+            assert 0 < handshake_ms(client) < 1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as datagram:
+        assert handshake_ms(datagram) is None  # not TCP: the kernel has no tcp_info to give
