@@ -7,7 +7,9 @@ import json
 import time
 import urllib.parse
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from preflight.redact import MASK, Redactor, mask_access_key_id
 
@@ -135,3 +137,51 @@ def test_redaction_stays_linear_on_hostile_text() -> None:
 ])
 def test_placeholders_in_prose_stay_but_truncated_secrets_do_not(given: str, expected: str) -> None:
     assert Redactor().text(given) == expected
+
+
+def _mask_by_definition(text: str) -> tuple[str, list[str]]:
+    """What one alternation of the shapes does under re.sub: at each position the first shape that matches
+    there wins, and scanning goes on after it; elsewhere one character is kept and the scan moves on."""
+    from preflight.redact import _SHAPES
+
+    pieces, kinds, position = [], [], 0
+    while position < len(text):
+        for shape in _SHAPES:
+            match = shape.pattern.match(text, position)
+            if match is not None:
+                pieces.append((match.groupdict().get("keep") or "") + shape.mask)
+                kinds.append(shape.kind)
+                position = match.end()
+                break
+        else:
+            pieces.append(text[position])
+            position += 1
+    return "".join(pieces), kinds
+
+
+# Pieces of every shape and of near misses, so that random texts hit overlaps, ties and boundaries.
+FRAGMENTS = ["Authorization: ", "authorization=", "AUTHORIZATION", '"Authorization": "', "'", '"', "Bearer ",
+             "bearer", "xbearer ", "DW-", "DW-ms-abc123", "xDW-ms-abc123", "?key=", "&token=", "?api_key=",
+             "https://", "://", "user:", "pa55word", "@host", "security_token=", "SecurityToken: ",
+             "CAIS" + "A" * 24, "access_key_secret: ", "LTAI", "LTAI5tAbcdefgh12", "STS.", "STS.abcdefghij",
+             "[REDACTED]", "...", " ", "\n", "\t", ",", ";", "}", "<", "&", "=", ":", "/", "a", "Z", "9", "-", "_",
+             "\u0130", "\u00e9", "\\"]
+
+
+@hypothesis.settings(max_examples=400, deadline=None)
+@hypothesis.given(st.lists(st.sampled_from(FRAGMENTS), max_size=30).map("".join))
+def test_the_fast_scan_masks_exactly_what_the_alternation_does(text: str) -> None:
+    from collections import Counter
+
+    from preflight.redact import _mask_shapes
+
+    found: Counter[str] = Counter()
+    expected, kinds = _mask_by_definition(text)
+    assert _mask_shapes(text, found) == expected
+    assert found == Counter(kinds)
+
+
+def test_text_whose_lowercase_does_not_align_is_still_masked() -> None:
+    # U+0130 lowercases to two characters, so the fast path cannot use a lowercased copy; the fallback must.
+    text = "\u0130 AUTHORIZATION: sekrit-value\nthen bearer abcdefghij"
+    assert Redactor().text(text) == f"\u0130 AUTHORIZATION: {MASK}\nthen bearer {MASK}"
