@@ -1,7 +1,5 @@
 """Run the command line with `python -m preflight`."""
 
-import sys
+from preflight.cli import console
 
-from preflight.cli import main
-
-sys.exit(main())
+console()

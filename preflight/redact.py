@@ -30,17 +30,19 @@ class _Shape(NamedTuple):
     """One kind of secret-shaped text: how it looks, what stays readable, and where a match can begin.
 
     `pattern` has a group `keep` for the readable part before the secret (a header name, a URL up to the password);
-    the rest becomes `mask`. A shape with `triggers` only ever matches starting at one of those literals (lowercase
-    when `lowered`, then looked for in a lowercased copy): finding them is a C-speed substring search, and the
-    pattern is then tried at those places only. A regex search for a pattern that starts with a word boundary or
-    a case-insensitive word looks at every position and runs at a few MB/s; reports are megabytes.
+    the rest becomes `mask`. A shape only ever matches starting at one of its `triggers` (lowercase when `lowered`,
+    then looked for in a lowercased copy): finding them is a C-speed substring search, and the pattern is then
+    tried at those places only. A regex search for a pattern that starts with a word boundary or
+    a case-insensitive word looks at every position and runs at a few MB/s; reports are megabytes. A `searched`
+    shape's triggers are too common to try one by one (every & of an HTML entity): a regex search finds it instead.
     """
 
     kind: str
     pattern: re.Pattern[str]
-    triggers: tuple[str, ...] = ()
+    triggers: tuple[str, ...]
     lowered: bool = False
     mask: str = MASK
+    searched: bool = False
 
 
 # In the order a combined alternation would try them: at one position, the first listed shape that matches wins.
@@ -59,7 +61,7 @@ _SHAPES: tuple[_Shape, ...] = (
     _Shape("DataWorks API key", re.compile(r"\bDW-[A-Za-z0-9][A-Za-z0-9_-]{5,}"), ("DW-",)),
     _Shape("secret in a URL query", re.compile(
         r"(?P<keep>[?&](?i:api[_-]?key|key|token|access[_-]?token|signature|security[_-]?token|secret|"
-        rf"access[_-]?key[_-]?secret|password)=)(?!{_MASKED})[^&#{_VALUE_END}]+")),
+        rf"access[_-]?key[_-]?secret|password)=)(?!{_MASKED})[^&#{_VALUE_END}]+"), ("?", "&"), searched=True),
     # scheme://user:password@host, found from its "://" (a scheme is any word, so it cannot be the trigger).
     _Shape("password in a URL", re.compile(rf"(?P<keep>://[^/:@{_VALUE_END}]{{0,64}}:)(?!{_MASKED})"
                                            rf"[^/@{_VALUE_END}]{{1,256}}(?=@)"), ("://",)),
@@ -74,6 +76,10 @@ _SHAPES: tuple[_Shape, ...] = (
            ("LTAI", "STS."), mask="****"),
 )
 SHAPE_KINDS = frozenset(shape.kind for shape in _SHAPES)
+# Most text holds none of the triggers: one search of its lowercased form says so, and the shapes are skipped.
+_ANY_TRIGGER = re.compile("|".join(sorted({re.escape(trigger.lower()) for shape in _SHAPES
+                                           for trigger in shape.triggers}, key=len, reverse=True)))
+_PREFIX = 3  # registered secrets are grouped by their first characters (they are at least 4 long)
 
 
 class _Cursor:
@@ -82,13 +88,13 @@ class _Cursor:
     def __init__(self, shape: _Shape, text: str, lowered: str | None) -> None:
         self.shape = shape
         self.text = text
-        # Without an aligned lowercase copy, a case-insensitive shape falls back to a regex search.
-        self.haystack = text if not shape.lowered else lowered
+        # A searched shape, or a case-insensitive one without an aligned lowercase copy, uses a regex search.
+        self.haystack = None if shape.searched else text if not shape.lowered else lowered
         self.next_at = [-1] * len(shape.triggers)  # where each trigger occurs next (-1: look again)
 
     def find(self, position: int) -> re.Match[str] | None:
         """The shape's leftmost match starting at or after `position`."""
-        if not self.shape.triggers or self.haystack is None:
+        if self.haystack is None:
             return self.shape.pattern.search(self.text, position)
         haystack = self.haystack
         while True:
@@ -110,6 +116,8 @@ def _mask_shapes(text: str, found: Counter[str]) -> str:
     """Every shape masked, leftmost match first (ties to the earlier shape): what one combined alternation
     scanned with re.sub would do, at the speed of a few substring searches."""
     lowered = text.lower()
+    if _ANY_TRIGGER.search(lowered) is None:
+        return text
     # lower() keeps positions unless a character grows (U+0130 becomes two): then search case-insensitively.
     aligned = lowered if len(lowered) == len(text) else None
     cursors = [_Cursor(shape, text, aligned) for shape in _SHAPES]
@@ -156,7 +164,7 @@ class Redactor:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._secrets: dict[str, str] = {}
-        self._ordered: list[tuple[str, str]] | None = None
+        self._groups: dict[str, list[tuple[str, str]]] | None = None
         self.hits: dict[str, int] = {}
 
     def add(self, secret: str | None, label: str = "secret") -> None:
@@ -168,18 +176,27 @@ class Redactor:
                 # Short encodings (base64 of a 4-character value) would match ordinary words.
                 if len(variant) >= 4 and variant not in self._secrets:
                     self._secrets[variant] = label
-                    self._ordered = None
+                    self._groups = None
 
     def labels(self) -> list[str]:
         with self._lock:
             return sorted(set(self._secrets.values()))
 
-    def _registered(self) -> list[tuple[str, str]]:
+    def _registered(self, value: str) -> list[tuple[str, str]]:
+        """The registered secrets whose first characters occur in `value`, longest first.
+
+        Longest first, so a secret is masked whole rather than around a shorter one inside it. Grouping by the
+        first characters means a hundred keys that all start with DW- cost one substring search, not a hundred.
+        """
         with self._lock:
-            if self._ordered is None:
-                # Longest first, so a secret is masked whole rather than around a shorter one inside it.
-                self._ordered = sorted(self._secrets.items(), key=lambda item: -len(item[0]))
-            return self._ordered
+            if self._groups is None:
+                groups: dict[str, list[tuple[str, str]]] = {}
+                for secret, label in self._secrets.items():
+                    groups.setdefault(secret[:_PREFIX], []).append((secret, label))
+                self._groups = groups
+            groups = self._groups
+        present = [pair for prefix, pairs in groups.items() if prefix in value for pair in pairs]
+        return sorted(present, key=lambda pair: -len(pair[0]))
 
     def scan(self, value: str) -> tuple[str, Counter[str]]:
         """Mask `value` and count what was masked by kind (registered labels and secret shapes)."""
@@ -187,7 +204,7 @@ class Redactor:
         if not value:
             return value, found
         # A substring search per registered value is a fast C scan; a regex alternation of them is not.
-        for secret, label in self._registered():
+        for secret, label in self._registered(value):
             if secret in value:
                 found[label] += value.count(secret)
                 value = value.replace(secret, MASK)

@@ -71,3 +71,20 @@ def test_readme_catalogue_matches_the_registry() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     start, end = readme.index(README_BEGIN), readme.index(README_END) + len(README_END)
     assert readme[start:end] + "\n" == as_markdown(load_registry()), "run `make catalogue` to refresh the README"
+
+
+@pytest.mark.parametrize(("scenario", "code"), [("healthy", 0), ("wrong-key", 1)])
+def test_the_installed_command_exits_with_the_runs_code(tmp_path: Path, scenario: str, code: int) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    command = shutil.which("preflight", path=str(Path(sys.executable).parent))
+    assert command is not None, "the console script is installed beside the interpreter"
+    result = subprocess.run([command, "demo", "--scenario", scenario, "--report-dir", str(tmp_path / "r"),
+                             "--format", "json"], capture_output=True, text=True, timeout=120,
+                            env={"PATH": "/usr/bin:/bin", "CI": "true", "HOME": str(tmp_path)})
+    assert result.returncode == code, result.stderr
+    report = json.loads(result.stdout)  # everything printed was flushed before the process left
+    assert report["summary"]["status"] == ("pass" if code == 0 else "fail")
+    assert (tmp_path / "r" / "report.html").stat().st_size > 0
