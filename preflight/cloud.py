@@ -59,6 +59,7 @@ PROVIDER_SOURCES = {
 }
 MAX_RETRY_AFTER_S = 2.0
 _IMPORTED = threading.Event()
+_SESSIONS_SERIALISED = False
 
 
 def _import_sdk() -> None:
@@ -226,9 +227,40 @@ def _profile_credential(name: str) -> Any:
                      f"~/.alibabacloud/credentials.ini, or cannot be used: {'; '.join(reasons)}", code="NoCredentials")
 
 
+def _serialise_session_creation() -> None:
+    """Make the SDK build its HTTP session for an endpoint once, not once per concurrent first call.
+
+    darabonba keeps one requests session per endpoint in a class-level dict and fills it on first use without a
+    lock. A run asks a hundred questions at once, so a hundred threads each built a session, and each session
+    loads the system trust store (20 to 60 ms of CPU apiece, even for http): seconds of CPU at the start of
+    every large run. A lock around the lookup makes the first caller build it and the others find it. The
+    method is private; if a version of the SDK does not have it, nothing is wrapped and only speed is lost.
+    """
+    global _SESSIONS_SERIALISED
+    if _SESSIONS_SERIALISED:
+        return
+    _SESSIONS_SERIALISED = True
+    try:
+        from darabonba.core import DaraCore
+    except ImportError:
+        return
+    get_session = getattr(DaraCore, "_get_session", None)
+    if not callable(get_session):
+        return
+    lock = threading.Lock()
+
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return get_session(*args, **kwargs)
+
+    DaraCore._get_session = staticmethod(locked)
+
+
 def _build_client(cloud: CloudConfig, product: Product, region: str, credential: Any) -> Any:
     from alibabacloud_tea_openapi.client import Client
     from alibabacloud_tea_openapi.utils_models import Config as SdkConfig
+
+    _serialise_session_creation()
 
     override = cloud.network_endpoints.get(product.name) if product.name != "dataworks" else cloud.endpoint
     # `{region}` lets one config name a per-region endpoint, e.g. dataworks-vpc.{region}.aliyuncs.com.

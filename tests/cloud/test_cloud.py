@@ -245,3 +245,40 @@ def test_listing_checks_does_not_import_the_sdk(tmp_path: Path) -> None:
                             timeout=60)
     assert result.returncode == 0, result.stderr
     assert "cloud.credentials" in result.stdout and "LOADED []" in result.stderr, result.stderr
+
+
+def test_concurrent_first_calls_build_the_sdks_session_once(healthy: Simulator,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """darabonba creates its per-endpoint session on first use without a lock; a run's first wave of questions
+    must not make every thread build one (each loads a trust store: seconds of CPU in a large run)."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from darabonba.core import DaraCore
+
+    from preflight.cloud import CloudSession
+
+    for name, value in healthy.environ().items():
+        monkeypatch.setenv(name, value)
+    built = []
+    real_adapter = DaraCore.get_adapter
+
+    def slow_adapter(*args: Any, **kwargs: Any) -> Any:
+        built.append(threading.get_ident())
+        time.sleep(0.05)  # widen the window in which an unlocked cache lets other threads in
+        return real_adapter(*args, **kwargs)
+
+    monkeypatch.setattr(DaraCore, "get_adapter", staticmethod(slow_adapter))
+    session = CloudSession(parse_config(healthy.config_text(), "sim.yaml", healthy.environ()))
+    start = threading.Barrier(16)
+
+    def ask(_: int) -> str:
+        start.wait()
+        answer = session.call("dataworks", "GetProject", {"Id": WORKSPACE_ID}, "cn-beijing")
+        return str(answer["Project"]["Name"])
+
+    with ThreadPoolExecutor(16) as pool:
+        names = list(pool.map(ask, range(16)))
+    assert names == ["llm_demo"] * 16
+    assert len(built) == 1, f"{len(built)} sessions built for one endpoint"
