@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from preflight.context import Context
 
 DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/model-service"
+# PrivateZone zones of model services are named under this domain; DescribeZones lists them with it as a keyword.
+MODEL_DOMAIN = "dataworks-model.aliyuncs.com"
+MAX_ZONE_PAGES = 20
 FIRST_VPC_RULE = ("Model calls leave the resource group through the FIRST VPC binding (the earliest created, the top "
                   "of the group's network settings); a second or third binding does not count.")
 
@@ -65,14 +68,31 @@ async def first_vpc(context: Context) -> Outcome:
                           **evidence)
 
 
+async def model_zones(context: Context) -> list[dict[str, Any]]:
+    """Every PrivateZone zone whose name holds the model domain: one paged listing, shared by all services.
+
+    One question per service would be a hundred DescribeZones at once in a large run, enough to meet the
+    account's PrivateZone rate limit; an account has at most 50 model services per region, so one page usually
+    answers for all of them.
+    """
+    zones: list[dict[str, Any]] = []
+    for page in range(1, MAX_ZONE_PAGES + 1):
+        answer = await call(context, "pvtz", "DescribeZones", Keyword=MODEL_DOMAIN, SearchMode="LIKE",
+                            PageNumber=page, PageSize=100)
+        batch = (answer.get("Zones") or {}).get("Zone") or []
+        zones.extend(batch)
+        if not batch or len(zones) >= int(answer.get("TotalItems") or 0):
+            break
+    return zones
+
+
 async def zone_for(context: Context, host: str) -> dict[str, Any] | None:
     """The PrivateZone zone covering the model domain, with the VPCs it is bound to and its records."""
 
     async def discover() -> dict[str, Any] | None:
         import asyncio
 
-        answer = await call(context, "pvtz", "DescribeZones", Keyword=host, PageSize=100)
-        zones = [z for z in (answer.get("Zones") or {}).get("Zone") or []
+        zones = [z for z in await model_zones(context)
                  if host == z.get("ZoneName") or host.endswith("." + str(z.get("ZoneName")))]
         if not zones:
             return None
@@ -173,7 +193,8 @@ async def model_allowlist(context: Context) -> Outcome:
        depends_on=("network.model_allowlist",), plane="control", tags=("control", "network", "optional"),
        timeout_s=30, docs=DOCS,
        proves="A PrivateZone zone covers the model domain, has an enabled A record, and is bound to the first VPC.",
-       how="pvtz DescribeZones / DescribeZoneInfo / DescribeZoneRecords (shared with network.model_allowlist).",
+       how="pvtz DescribeZones (one listing of the model domain per run) / DescribeZoneInfo / DescribeZoneRecords, "
+           "shared with network.model_allowlist.",
        failure_means="Without the record in the first VPC the domain does not resolve from the nodes.",
        fix="Re-save the model service's network settings so DataWorks recreates the zone binding.")
 async def private_dns(context: Context) -> Outcome:

@@ -371,10 +371,11 @@ class CloudApi:
         return [(index, m) for index, m in enumerate(self.world.models) if vpc_id is None or vpc_id in m.allowed_vpcs]
 
     def describe_zones(self, params: dict[str, str]) -> dict[str, Any]:
-        keyword = params.get("Keyword") or ""
+        keyword = (params.get("Keyword") or "").lower()
+        exact = (params.get("SearchMode") or "LIKE").upper() == "EXACT"  # LIKE (the default) finds substrings
         zones = [{"ZoneId": f"zone-{m.service_id}", "ZoneName": m.host, "RecordCount": 1, "IsPtr": False,
                   "ProxyPattern": "ZONE"} for _, m in self._models_in(params.get("QueryVpcId") or None)
-                 if keyword in m.host]
+                 if (m.host == keyword if exact else keyword in m.host)]
         page, number, size = _page(zones, params, 20)
         return {"Zones": {"Zone": page}, "TotalItems": len(zones), "PageNumber": number, "PageSize": size,
                 "TotalPages": (len(zones) + size - 1) // size}

@@ -282,3 +282,26 @@ def test_concurrent_first_calls_build_the_sdks_session_once(healthy: Simulator,
         names = list(pool.map(ask, range(16)))
     assert names == ["llm_demo"] * 16
     assert len(built) == 1, f"{len(built)} sessions built for one endpoint"
+
+
+def test_one_paged_zone_listing_serves_every_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A question per service would be a hundred DescribeZones at once, enough to be throttled in a real
+    account; the model domain's zones are listed once per run, page by page."""
+    from dataclasses import replace
+
+    from preflight.simulator.scenarios import scaled_world
+
+    scenario = replace(get_scenario("healthy"), world=scaled_world(105, targets=3))
+    with Simulator(scenario, run_scripts=False) as simulator:
+        for name, value in simulator.environ().items():
+            monkeypatch.setenv(name, value)
+        config = tmp_path / "sim.yaml"
+        config.write_text(simulator.config_text())
+        code = main(["run", "-c", str(config), "--only", "network.private_dns", "--format", "json", "--no-reports"])
+        calls = simulator.stats()["cloud"]
+    report = json.loads(capsys.readouterr().out)
+    verdicts = [r["status"] for r in report["results"] if r["check"] == "network.private_dns"]
+    assert code == 0 and verdicts == ["pass"] * 105
+    assert calls["DescribeZones"] == 2  # 105 zones: two pages of 100
+    assert calls["DescribeZoneInfo"] == calls["DescribeZoneRecords"] == 105
