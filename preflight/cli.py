@@ -330,7 +330,9 @@ def _finish(report: RunReport, args: argparse.Namespace, out: TextIO) -> int:
     if args.format == "json":
         from preflight.report.json import JsonFormat
 
-        out.write(redact(JsonFormat().render(report)))
+        saved = next((path for path in written if path.name == JsonFormat.filename), None)
+        # The report.json just written is this very text, rendered and redacted: print it rather than redo both.
+        out.write(saved.read_text(encoding="utf-8") if saved else redact(JsonFormat().render(report)))
     else:
         from preflight.report.console import render_final
 

@@ -88,3 +88,10 @@ def test_the_installed_command_exits_with_the_runs_code(tmp_path: Path, scenario
     report = json.loads(result.stdout)  # everything printed was flushed before the process left
     assert report["summary"]["status"] == ("pass" if code == 0 else "fail")
     assert (tmp_path / "r" / "report.html").stat().st_size > 0
+
+
+def test_json_on_stdout_is_the_report_json_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--scenario", "wrong-key", "--report-dir", str(tmp_path), "--format", "json"]) == 1
+    printed = capsys.readouterr().out
+    assert printed == (tmp_path / "report.json").read_text(encoding="utf-8")
+    assert json.loads(printed)["summary"]["status"] == "fail"
