@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from preflight import __version__
-from preflight.errors import EXIT_BROKEN, EXIT_FAILED, EXIT_OK, EXIT_USAGE, PreflightError
+from preflight.errors import EXIT_BROKEN, EXIT_FAILED, EXIT_OK, EXIT_READER_GONE, EXIT_USAGE, PreflightError
 
 if TYPE_CHECKING:
     from preflight.config import Config
@@ -23,6 +23,7 @@ EXIT_CODES = {
     EXIT_FAILED: "a check failed (or warned, with --strict)",
     EXIT_USAGE: "usage or config error",
     EXIT_BROKEN: "the tool itself broke (a crash, or a check raised while nothing failed)",
+    EXIT_READER_GONE: "the output's reader went away (as in `preflight list | head`); nothing more is printed",
 }
 
 
@@ -162,6 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("preflight: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _reader_gone()
     except Exception as exc:  # the last line of defence: one readable line, never a traceback
         from preflight.redact import redact
 
@@ -170,9 +173,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BROKEN
 
 
+def _reader_gone() -> int:
+    """Standard output's reader went away: stop quietly, as Unix tools do, instead of reporting a crash.
+
+    Not by restoring SIGPIPE's default action: that would also kill the process when a server resets a socket.
+    """
+    import contextlib
+
+    # Later writes, and the flush at exit, go nowhere instead of failing again. A stdout a caller replaced may
+    # have no descriptor to redirect.
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_READER_GONE
+
+
 def console() -> None:
     """The `preflight` command and `python -m preflight`: main(), then exit with its code."""
     code = main()
+    try:  # piped output is buffered: a reader that left shows up only now
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = _reader_gone()
     import gc
 
     # At exit the interpreter garbage-collects every module the SDKs imported, about 130 ms of walking a heap the

@@ -70,3 +70,5 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BROKEN = 3
+# What a shell reports for a process ended by SIGPIPE: the reader of the output went away (`| head`).
+EXIT_READER_GONE = 141

@@ -95,3 +95,19 @@ def test_json_on_stdout_is_the_report_json_written(tmp_path: Path, capsys: pytes
     printed = capsys.readouterr().out
     assert printed == (tmp_path / "report.json").read_text(encoding="utf-8")
     assert json.loads(printed)["summary"]["status"] == "fail"
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "preflight", "demo", "--report-dir", str(tmp_path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={"PATH": "/usr/bin:/bin", "CI": "true", "HOME": str(tmp_path)})
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader is gone before anything is printed, like `| true`
+    errors = process.stderr.read()
+    assert process.wait(timeout=120) == 141
+    assert "Traceback" not in errors and "internal error" not in errors and "BrokenPipe" not in errors
+    assert "PASS demo config.valid" in errors  # progress went on to stderr, which was still read
+    assert (tmp_path / "report.json").exists()  # the reports were written before the table was printed
