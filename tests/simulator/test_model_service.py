@@ -27,14 +27,6 @@ QWEN, CHAT, BGE = WORLD.models
 PROMPT = {"model": QWEN.model, "prompt": "Say OK.", "max_tokens": 8}
 
 
-@pytest.fixture(scope="module")
-def service() -> Iterator[ModelService]:
-    server = ModelService(WORLD)
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def faulty(request: pytest.FixtureRequest) -> Iterator[ModelService]:
     server = ModelService(WORLD, faults=frozenset({request.param}))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 
 import httpx
@@ -15,14 +14,6 @@ from preflight.simulator.scenarios import World
 
 WORLD = World()
 QWEN, CHAT, BGE = WORLD.models
-
-
-@pytest.fixture(scope="module")
-def service() -> Iterator[ModelService]:
-    server = ModelService(WORLD)
-    server.start()
-    yield server
-    server.stop()
 
 
 def client_for(port: int, model_host: str, key: str, *, raw_key: bool = True) -> openai.OpenAI:
