@@ -125,14 +125,13 @@ def _mask_shapes(text: str, found: Counter[str]) -> str:
     pieces: list[str] = []
     position = 0
     while True:
-        best: int | None = None
-        for index, match in enumerate(heads):
-            if match is not None and (best is None or match.start() < heads[best].start()):  # type: ignore[union-attr]
-                best = index
+        best: re.Match[str] | None = None
+        for index, head in enumerate(heads):
+            if head is not None and (best is None or head.start() < best.start()):  # a tie keeps the earlier shape
+                best, shape = head, _SHAPES[index]
         if best is None:
             break
-        match, shape = heads[best], _SHAPES[best]
-        assert match is not None
+        match = best
         pieces += [text[position:match.start()], (match.groupdict().get("keep") or "") + shape.mask]
         found[shape.kind] += 1
         position = match.end()
