@@ -252,7 +252,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] = (),
             stdout: TextIO | None = None, collected: Any = None) -> int:
     """Run a loaded config with the output options of `run`/`demo`, write reports, return the exit code."""
-    from preflight.redact import register_secrets
+    from preflight.redact import register_environment, register_secrets
     from preflight.runner import Runner, RunOptions, Selection
 
     out = stdout or sys.stdout
@@ -265,8 +265,8 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
             raise UsageError(f"--ca-bundle: {args.ca_bundle} is not a readable file")
         config = dataclasses.replace(config, http=dataclasses.replace(config.http, ca_bundle=args.ca_bundle))
     register_secrets(config.secrets())
-    register_secrets([(os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET"), "access_key_secret"),
-                      (os.environ.get("ALIBABA_CLOUD_SECURITY_TOKEN"), "security_token")])
+    # Again here, not only in main(): demo puts the simulator's AccessKey secret into the environment after that.
+    register_environment(os.environ)
     registry = _registry()
     selection = Selection.build(registry, args.only, args.skip, args.target)
     unknown = (selection.targets or frozenset()) - {target.name for target in config.targets}
