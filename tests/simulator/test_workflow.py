@@ -50,7 +50,8 @@ def finish(run: TaskRun, within_s: float = 10.0) -> list[str]:
 def test_a_script_runs_and_every_status_is_visible() -> None:
     slow = WorkflowRunner({}, wait_resource_s=0.15)
     try:
-        run = slow.submit("hello", RESOURCE_GROUP_ID, "echo hello from $0\necho to stderr >&2\n", 10)
+        # The script runs for a moment, as real tasks do: two echoes alone can finish between two polls.
+        run = slow.submit("hello", RESOURCE_GROUP_ID, "echo hello from $0\necho to stderr >&2\nsleep 0.3\n", 10)
         seen = finish(run)
     finally:
         slow.stop()
