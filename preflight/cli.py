@@ -245,8 +245,19 @@ def _load_run_config(args: argparse.Namespace, environ: Mapping[str, str]) -> Co
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    config = _load_run_config(args, os.environ)
-    return execute(config, args)
+    # A run of a config file usually asks the cloud: start the SDK worker before reading it, so the SDK's import
+    # overlaps this process's own imports. Without a control plane in sight, leave it to execute() to decide.
+    cloud_likely = not args.only and not (args.endpoint and not (args.workspace or args.resource_group))
+    if cloud_likely and getattr(args, "origin", "local") == "local":
+        from preflight.cloud import start_worker
+
+        start_worker()
+    try:
+        config = _load_run_config(args, os.environ)
+        return execute(config, args)
+    finally:
+        if "preflight.cloud" in sys.modules:
+            sys.modules["preflight.cloud"].close_spawned()
 
 
 def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] = (),
@@ -280,9 +291,11 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
         raise UsageError("--concurrency and --timeout must be positive")
     if any(target.workspace or target.resource_group for target in config.targets) and (
             selection.only is None or any(registry.get(c).plane == "control" for c in selection.only)):
-        from preflight.cloud import prefetch
+        from preflight.cloud import spawn_worker
 
-        prefetch()  # the SDK's import overlaps the start of the run instead of delaying the first API call
+        spawn_worker(config.cloud)  # the SDK's import runs on another core while the run starts here
+    elif "preflight.cloud" in sys.modules:
+        sys.modules["preflight.cloud"].close_spawned()  # started on a guess that this run would need the cloud
     progress = _progress(args, config, registry, selection)
     import asyncio
     import time
@@ -312,6 +325,8 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
     try:
         report = asyncio.run(go())
     finally:
+        if "preflight.cloud" in sys.modules:
+            sys.modules["preflight.cloud"].close_spawned()
         close = getattr(progress, "close", None)
         if close is not None:
             close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import threading
 import time
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from preflight.errors import CloudError
 
 if TYPE_CHECKING:
+    from preflight.cloud_worker import CloudWorker
     from preflight.config import CloudConfig, Config
     from preflight.context import Context
 
@@ -58,8 +60,11 @@ PROVIDER_SOURCES = {
     "static_sts": "static STS token",
 }
 MAX_RETRY_AFTER_S = 2.0
+# Cloud calls a run keeps in flight at once (the SDK worker's threads), and connections kept per endpoint.
+MAX_CALLS_IN_FLIGHT = 128
 _IMPORTED = threading.Event()
 _SESSIONS_SERIALISED = False
+_SPAWNED: list[CloudWorker] = []
 
 
 def _import_sdk() -> None:
@@ -73,6 +78,48 @@ def prefetch() -> None:
     """Start importing the SDK in the background, so the import overlaps network work instead of preceding it."""
     if not _IMPORTED.is_set():
         threading.Thread(target=_import_sdk, name="preflight-sdk-import", daemon=True).start()
+
+
+def start_worker() -> None:
+    """Start the SDK worker process before the config is read: it imports the SDK meanwhile, on another core."""
+    from preflight import cloud_worker
+
+    if not _SPAWNED and cloud_worker.enabled():
+        with contextlib.suppress(OSError):  # then the SDK is imported here, in a thread, when a run needs it
+            _SPAWNED.append(cloud_worker.CloudWorker())
+
+
+def spawn_worker(cloud: CloudConfig) -> None:
+    """Make sure a worker for these cloud settings is starting; the run's `session()` will take it.
+
+    Unless PREFLIGHT_CLOUD_WORKER=0, or the worker cannot be started: then the SDK is imported in a thread of this
+    process, as early as possible.
+    """
+    start_worker()
+    if _SPAWNED and _SPAWNED[-1].cloud is None:
+        _SPAWNED[-1].configure(cloud)
+    elif _SPAWNED and _SPAWNED[-1].cloud != cloud:
+        close_spawned()
+        start_worker()
+        if _SPAWNED:
+            _SPAWNED[-1].configure(cloud)
+    if not _SPAWNED:
+        prefetch()
+
+
+def _claim_worker(cloud: CloudConfig) -> CloudWorker | None:
+    while _SPAWNED:
+        worker = _SPAWNED.pop()
+        if worker.cloud == cloud:
+            return worker
+        worker.close()
+    return None
+
+
+def close_spawned() -> None:
+    """Stop a worker that no session took (a run that ended early, or a config that needs no cloud)."""
+    while _SPAWNED:
+        _SPAWNED.pop().close()
 
 
 def extra_installed(product: str) -> bool:
@@ -119,25 +166,46 @@ def is_credential_error(error: CloudError) -> bool:
 
 
 class CloudSession:
-    """The run's credentials and one SDK client per product, built once."""
+    """The run's credentials and one SDK client per product, built once.
 
-    def __init__(self, config: Config) -> None:
+    With a `worker`, the SDK lives in that process (preflight.cloud_worker) and this object only forwards calls.
+    """
+
+    def __init__(self, config: Config, worker: CloudWorker | None = None) -> None:
         self.config = config
+        self.worker = worker
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
         self._credentials: tuple[Any, Identity] | None = None
 
     def identity(self) -> Identity:
-        return self._resolve()[1]
+        if self.worker is not None:
+            return self.worker.identity(timeout=self.config.cloud.read_timeout_ms / 1000 + 60)
+        return self.resolve()[1]
 
-    def _resolve(self) -> tuple[Any, Identity]:
+    def resolve(self) -> tuple[Any, Identity]:
+        """The SDK credential and where it came from, resolved once (in this process)."""
         with self._lock:
             if self._credentials is None:
                 self._credentials = _resolve_credentials(self.config.cloud)
             return self._credentials
 
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+
+    async def acall(self, product: str, action: str, params: Mapping[str, Any], region: str, method: str = "GET"
+                    ) -> dict[str, Any]:
+        """`call` without holding a thread of the event loop's executor while a worker answers."""
+        if self.worker is not None:
+            return await self.worker.acall(product, action, params, region, method)
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, lambda: self.call(product, action, params, region, method))
+
     def client(self, product: str, region: str) -> Any:
-        credential, _ = self._resolve()
+        credential, _ = self.resolve()
         with self._lock:
             key = (product, region)
             if key not in self._clients:
@@ -147,6 +215,8 @@ class CloudSession:
     def call(self, product: str, action: str, params: Mapping[str, Any], region: str, method: str = "GET"
              ) -> dict[str, Any]:
         """One blocking call, with one retry after throttling; errors become CloudError."""
+        if self.worker is not None:
+            return self.worker.call(product, action, params, region, method)
         from alibabacloud_tea_openapi.utils_models import OpenApiRequest, Params
         from darabonba.runtime import RuntimeOptions
 
@@ -157,7 +227,8 @@ class CloudSession:
         api = Params(action=action, version=info.version, protocol=cloud.protocol.upper(), pathname="/",
                      method=method, auth_type="AK", style="RPC", req_body_type="formData", body_type="json")
         runtime = RuntimeOptions(connect_timeout=cloud.connect_timeout_ms, read_timeout=cloud.read_timeout_ms,
-                                 autoretry=False, max_attempts=0)
+                                 autoretry=False, max_attempts=0,
+                                 max_idle_conns=MAX_CALLS_IN_FLIGHT)
         for attempt in (1, 2):
             try:
                 client = self.client(product, region)
@@ -297,10 +368,15 @@ def translate(exc: BaseException, action: str) -> CloudError:
 
 async def session(context: Context) -> CloudSession:
     async def factory() -> CloudSession:
-        prefetch()
-        return CloudSession(context.config)
+        worker = _claim_worker(context.config.cloud)
+        if worker is None:
+            prefetch()
+        return CloudSession(context.config, worker)
 
-    return await context.resources.get("cloud-session", factory)
+    async def closer(cloud: CloudSession) -> None:
+        cloud.close()
+
+    return await context.resources.get("cloud-session", factory, closer)
 
 
 async def call(context: Context, product: str, action: str, method: str = "GET", **params: Any) -> dict[str, Any]:
@@ -310,14 +386,12 @@ async def call(context: Context, product: str, action: str, method: str = "GET",
     key = ("cloud", product, region, action, tuple(sorted((k, str(v)) for k, v in params.items())))
 
     async def ask() -> dict[str, Any]:
-        import asyncio
-
         context.resources.count(f"{product}:{action}")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, lambda: cloud.call(product, action, params, region, method))
+        return await cloud.acall(product, action, params, region, method)
 
     return await context.resources.shared(key, ask)
 
 
-__all__ = ["MANAGED_POLICIES", "PRODUCTS", "CloudSession", "Identity", "call", "describe_provider",
-           "extra_installed", "is_credential_error", "managed_policy", "prefetch", "session", "translate"]
+__all__ = ["MANAGED_POLICIES", "PRODUCTS", "CloudSession", "Identity", "call", "close_spawned", "describe_provider",
+           "extra_installed", "is_credential_error", "managed_policy", "prefetch", "session", "spawn_worker",
+           "start_worker", "translate"]

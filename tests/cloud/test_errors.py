@@ -11,6 +11,7 @@ import pytest
 
 from checks.cloudfail import outcome_of
 from preflight.cloud import CloudSession, describe_provider, is_credential_error, managed_policy, translate
+from preflight.cloud_worker import CloudWorker
 from preflight.config import Config, parse_config
 from preflight.errors import CloudError
 from preflight.model import Status
@@ -48,11 +49,21 @@ def access_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class Api:
-    """A simulated cloud API with one world and a set of faults, and a session pointed at it."""
+    """A simulated cloud API with one world and a set of faults, and a session pointed at it.
 
-    def __init__(self, world: World | None = None, faults: frozenset[str] = frozenset()) -> None:
+    With `worker`, the session's SDK runs in a CloudWorker process, as in `preflight run`: every test of this
+    module then shows that answers and errors cross the process boundary unchanged.
+    """
+
+    def __init__(self, world: World | None = None, faults: frozenset[str] = frozenset(), *,
+                 worker: bool = False) -> None:
         self.server = CloudApi(world or World(), faults=faults)
-        self.session = CloudSession(config_for(self.server.start()))
+        config = config_for(self.server.start())
+        backend = None
+        if worker:
+            backend = CloudWorker()
+            backend.configure(config.cloud)
+        self.session = CloudSession(config, backend)
 
     def fail(self, product: str, action: str, **params: str) -> CloudError:
         with pytest.raises(CloudError) as caught:
@@ -60,28 +71,35 @@ class Api:
         return caught.value
 
 
-@pytest.fixture
-def apis() -> Iterator[list[Api]]:
-    started: list[Api] = []
+class Apis(list[Api]):
+    def __init__(self, worker: bool) -> None:
+        super().__init__()
+        self.worker = worker
+
+
+@pytest.fixture(params=["in-process", "worker"])
+def apis(request: pytest.FixtureRequest) -> Iterator[Apis]:
+    started = Apis(worker=request.param == "worker")
     yield started
     for api in started:
+        api.session.close()
         api.server.stop()
 
 
-def start(apis: list[Api], world: World | None = None, faults: frozenset[str] = frozenset()) -> Api:
-    api = Api(world, faults)
+def start(apis: Apis, world: World | None = None, faults: frozenset[str] = frozenset()) -> Api:
+    api = Api(world, faults, worker=apis.worker)
     apis.append(api)
     return api
 
 
-def test_a_healthy_answer_is_the_json_body(apis: list[Api]) -> None:
+def test_a_healthy_answer_is_the_json_body(apis: Apis) -> None:
     api = start(apis)
     body = api.session.call("dataworks", "GetProject", {"Id": WORKSPACE_ID}, "cn-beijing")
     assert body["Project"]["Status"] == "Available" and body["RequestId"]
     assert api.session.identity().access_key_id == ACCESS_KEY_ID[:4] + "****"
 
 
-def test_ram_denial_names_the_action_and_the_managed_policy(apis: list[Api]) -> None:
+def test_ram_denial_names_the_action_and_the_managed_policy(apis: Apis) -> None:
     api = start(apis, World(ram_denied=frozenset({"dataworks:ListNetworks", "pvtz:DescribeZones"})))
     error = api.fail("dataworks", "ListNetworks", ResourceGroupId=RESOURCE_GROUP_ID)
     assert (error.code, error.status_code, error.auth_action) == ("Forbidden.RAM", 403, "dataworks:ListNetworks")
@@ -96,7 +114,7 @@ def test_ram_denial_names_the_action_and_the_managed_policy(apis: list[Api]) -> 
     assert "pvtz:DescribeZones" in pvtz.summary
 
 
-def test_an_unknown_access_key_is_a_credential_error(apis: list[Api]) -> None:
+def test_an_unknown_access_key_is_a_credential_error(apis: Apis) -> None:
     api = start(apis, World(access_key_id="LTAI5tSomeoneElse000000"))
     error = api.fail("dataworks", "GetProject", Id=WORKSPACE_ID)
     assert error.code.startswith("InvalidAccessKeyId") and error.status_code == 404
@@ -106,13 +124,13 @@ def test_an_unknown_access_key_is_a_credential_error(apis: list[Api]) -> None:
     assert ACCESS_KEY_SECRET not in repr(outcome) + str(error)
 
 
-def test_a_wrong_secret_fails_the_signature(apis: list[Api]) -> None:
+def test_a_wrong_secret_fails_the_signature(apis: Apis) -> None:
     api = start(apis, World(access_key_secret="a-different-secret-000000000"))
     error = api.fail("dataworks", "GetResourceGroup", Id=RESOURCE_GROUP_ID)
     assert (error.code, error.status_code) == ("SignatureDoesNotMatch", 400) and is_credential_error(error)
 
 
-def test_a_5xx_names_the_request_id(apis: list[Api]) -> None:
+def test_a_5xx_names_the_request_id(apis: Apis) -> None:
     api = start(apis, faults=frozenset({"get-resource-group-503"}))
     error = api.fail("dataworks", "GetResourceGroup", Id=RESOURCE_GROUP_ID)
     assert (error.code, error.status_code) == ("ServiceUnavailable", 503) and error.request_id
@@ -121,7 +139,7 @@ def test_a_5xx_names_the_request_id(apis: list[Api]) -> None:
     assert outcome.remediation and "request id" in outcome.remediation
 
 
-def test_throttling_is_retried_once_after_retry_after(apis: list[Api]) -> None:
+def test_throttling_is_retried_once_after_retry_after(apis: Apis) -> None:
     api = start(apis, faults=frozenset({"list-networks-throttled"}))
     began = time.monotonic()
     error = api.fail("dataworks", "ListNetworks", ResourceGroupId=RESOURCE_GROUP_ID)
@@ -131,21 +149,21 @@ def test_throttling_is_retried_once_after_retry_after(apis: list[Api]) -> None:
     assert "throttled" in outcome_of(error, "ListNetworks").summary
 
 
-def test_a_body_that_is_not_json_is_an_invalid_response(apis: list[Api]) -> None:
+def test_a_body_that_is_not_json_is_an_invalid_response(apis: Apis) -> None:
     api = start(apis, faults=frozenset({"associate-not-json"}))
     error = api.fail("dataworks", "ListResourceGroupAssociateProjects", ResourceGroupId=RESOURCE_GROUP_ID)
     assert error.code == "InvalidResponse" and not is_credential_error(error)
     assert "not JSON" in outcome_of(error, "ListResourceGroupAssociateProjects").summary
 
 
-def test_success_false_over_http_200_is_an_error(apis: list[Api]) -> None:
+def test_success_false_over_http_200_is_an_error(apis: Apis) -> None:
     api = start(apis, faults=frozenset({"get-project-success-false"}))
     error = api.fail("dataworks", "GetProject", Id=WORKSPACE_ID)
     assert (error.code, error.status_code) == ("Internal.Error", 200) and error.request_id
     assert "Success: false" in str(error)
 
 
-def test_a_server_that_does_not_answer_times_out_within_the_read_timeout(apis: list[Api]) -> None:
+def test_a_server_that_does_not_answer_times_out_within_the_read_timeout(apis: Apis) -> None:
     api = start(apis, faults=frozenset({"get-project-timeout"}))
     began = time.monotonic()
     error = api.fail("dataworks", "GetProject", Id=WORKSPACE_ID)
@@ -194,18 +212,19 @@ def test_policies_and_provider_names() -> None:
     assert "OIDC" in describe_provider("default/oidc_role_arn")
 
 
-def test_an_sts_token_from_the_chain_is_registered_with_the_redactor(apis: list[Api],
+def test_an_sts_token_from_the_chain_is_registered_with_the_redactor(apis: Apis,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    token = "stscanary0123456789abcdefABCDEF"  # no CAIS prefix: the pattern rules would hide it anyway
+    # No CAIS prefix: the pattern rules would hide it anyway. One token per backend: the redactor is process-wide.
+    token = f"stscanary0123456789abcdef{'Worker' if apis.worker else 'InProc'}"
     monkeypatch.setenv("ALIBABA_CLOUD_SECURITY_TOKEN", token)
-    api = start(apis)
     assert token in redact(f"the value {token}")  # not known before the chain is read
+    api = start(apis)
     # The simulator ignores the token, so the call succeeds, and the token is now a known secret.
     api.session.call("dataworks", "GetProject", {"Id": WORKSPACE_ID}, "cn-beijing")
     assert token not in redact(f"the value {token}")
 
 
-def test_a_region_placeholder_in_the_endpoint_is_filled_in(apis: list[Api]) -> None:
+def test_a_region_placeholder_in_the_endpoint_is_filled_in(apis: Apis) -> None:
     api = start(apis)
     cloud = dataclasses.replace(api.session.config.cloud, endpoint=f"127.0.0.1:{api.server.port}",
                                 network_endpoints={"pvtz": "{region}.invalid"})

@@ -1,0 +1,301 @@
+"""The cloud SDK in a process of its own, so its import and its calls use another core than the checks.
+
+Importing the official SDK (the generic OpenAPI client, the credential chain, Tea, aiohttp, requests) costs a
+third of a second or more of CPU, and every signed call about a millisecond more. In one process that CPU competes
+for the interpreter lock with everything else the run does, so the control-plane chain could only start once the
+import was done and every data-plane check had waited for it. A `preflight run` that needs the cloud therefore
+starts this worker as soon as its config is read: the worker imports the SDK and resolves the credential chain
+while the main process imports its own modules and starts the data-plane checks.
+
+The protocol is JSON lines over the worker's stdin and stdout:
+
+    main -> worker   {"cloud": {...CloudConfig...}}                          first line, once
+    worker -> main   {"identity": {"provider", "access_key_id"}, "secrets": [...]}   or {"error": {...}}
+    main -> worker   {"id": 7, "product": "dataworks", "action": "GetProject", "params": {...},
+                      "region": "cn-beijing", "method": "GET"}
+    worker -> main   {"id": 7, "body": {...}}   or   {"id": 7, "error": {"message", "code", ...}}
+
+Calls are answered as they finish, not in order. `secrets` carries the resolved AccessKey secret and STS token so
+the main process masks them in everything it writes (a profile's secret is not in the environment). The worker
+exits when its stdin closes. Errors cross the boundary as the fields of a `CloudError`; a worker that dies turns
+every pending and later call into a `CloudError` with code `WorkerExited` and the end of its stderr, masked.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import IO, TYPE_CHECKING, Any
+
+from preflight.errors import CloudError
+
+if TYPE_CHECKING:
+    from preflight.cloud import Identity
+    from preflight.config import CloudConfig
+
+# Set to 0 to make the SDK calls in the main process instead (for a debugger, or a platform without subprocesses).
+ENV_SWITCH = "PREFLIGHT_CLOUD_WORKER"
+STDERR_TAIL = 2000
+WORKER_EXITED = "WorkerExited"
+
+
+def enabled() -> bool:
+    return os.environ.get(ENV_SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _error_fields(error: CloudError) -> dict[str, Any]:
+    return {"message": str(error), "code": error.code, "status_code": error.status_code,
+            "request_id": error.request_id, "action": error.action, "auth_action": error.auth_action}
+
+
+def _error_from(fields: Mapping[str, Any]) -> CloudError:
+    status = fields.get("status_code")
+    return CloudError(str(fields.get("message", "")), code=str(fields.get("code", "")),
+                      status_code=status if isinstance(status, int) else None,
+                      request_id=str(fields.get("request_id") or ""), action=str(fields.get("action") or ""),
+                      auth_action=str(fields.get("auth_action") or ""))
+
+
+def _settle(future: concurrent.futures.Future[Any], outcome: Any) -> None:
+    """Give a call its answer or CloudError, unless its asker gave up (a check's timeout, the end of a run)."""
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+
+class CloudWorker:
+    """The main process's end: starts the worker, sends it calls, and hands back answers or CloudErrors."""
+
+    def __init__(self, *, argv: list[str] | None = None) -> None:
+        self.cloud: CloudConfig | None = None
+        self._lock = threading.Lock()
+        self._pending: dict[int, concurrent.futures.Future[dict[str, Any]]] = {}
+        self._next_id = 0
+        self._gone: CloudError | None = None
+        self._stderr_tail = b""
+        self._hello: concurrent.futures.Future[Identity] = concurrent.futures.Future()
+        self._process = subprocess.Popen(argv or [sys.executable, "-m", "preflight.cloud_worker"],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         close_fds=True)
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._stdin: IO[bytes] = self._process.stdin
+        threading.Thread(target=self._read, args=(self._process.stdout,), name="preflight-cloud-worker",
+                         daemon=True).start()
+        threading.Thread(target=self._drain_stderr, name="preflight-cloud-worker-stderr", daemon=True).start()
+
+    def configure(self, cloud: CloudConfig) -> None:
+        """Send the cloud settings; the worker was started before the config was read, and imports meanwhile."""
+        if self.cloud is not None:
+            raise ValueError("the cloud SDK worker is configured already")
+        self.cloud = cloud
+        self._send({"cloud": asdict(cloud)})
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def _send(self, message: Mapping[str, Any]) -> None:
+        line = json.dumps(message, separators=(",", ":")).encode() + b"\n"
+        with self._lock:
+            if self._gone is not None:
+                raise self._gone
+            try:
+                self._stdin.write(line)
+                self._stdin.flush()
+            except (OSError, ValueError):  # the worker is gone; the reader says why
+                pass
+
+    def submit(self, product: str, action: str, params: Mapping[str, Any], region: str, method: str
+               ) -> concurrent.futures.Future[dict[str, Any]]:
+        future: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
+        with self._lock:
+            if self._gone is not None:
+                future.set_exception(self._gone)
+                return future
+            self._next_id += 1
+            call_id = self._next_id
+            self._pending[call_id] = future
+        self._send({"id": call_id, "product": product, "action": action,
+                    "params": {key: str(value) for key, value in params.items() if value is not None},
+                    "region": region, "method": method})
+        return future
+
+    def call(self, product: str, action: str, params: Mapping[str, Any], region: str, method: str = "GET"
+             ) -> dict[str, Any]:
+        return self.submit(product, action, params, region, method).result()
+
+    async def acall(self, product: str, action: str, params: Mapping[str, Any], region: str, method: str = "GET"
+                    ) -> dict[str, Any]:
+        import asyncio
+
+        return await asyncio.wrap_future(self.submit(product, action, params, region, method))
+
+    def identity(self, timeout: float | None = None) -> Identity:
+        """Where the worker's credentials came from; raises the CloudError of a chain that yielded none."""
+        try:
+            return self._hello.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise CloudError("the cloud SDK worker did not resolve credentials in time", code="Timeout") from None
+
+    def _read(self, stdout: IO[bytes]) -> None:
+        from preflight.cloud import Identity
+        from preflight.redact import register_secrets
+
+        for raw in stdout:
+            try:
+                message = json.loads(raw)
+            except ValueError:
+                continue  # not ours: the protocol channel carries only JSON lines
+            if not isinstance(message, dict):
+                continue
+            if "id" not in message:
+                if "identity" in message:
+                    register_secrets((secret, "cloud credential") for secret in message.get("secrets") or ())
+                    found = message["identity"]
+                    _settle(self._hello, Identity(str(found.get("provider", "")),
+                                                  str(found.get("access_key_id", ""))))
+                elif "error" in message:
+                    _settle(self._hello, _error_from(message["error"]))
+                continue
+            with self._lock:
+                future = self._pending.pop(message["id"], None)
+            if future is None:
+                continue
+            body = message.get("body")
+            _settle(future, body if isinstance(body, dict) else _error_from(message.get("error") or {}))
+        self._fail_all()
+
+    def _drain_stderr(self) -> None:
+        stderr = self._process.stderr
+        assert stderr is not None
+        descriptor = stderr.fileno()
+        for chunk in iter(lambda: os.read(descriptor, 4096), b""):
+            self._stderr_tail = (self._stderr_tail + chunk)[-STDERR_TAIL:]
+
+    def _fail_all(self) -> None:
+        """The worker's stdout ended: every call still waiting, and every later one, fails with why."""
+        try:
+            code = self._process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            code = None
+        from preflight.redact import redact
+
+        tail = redact(self._stderr_tail.decode("utf-8", "replace").strip()[-400:])
+        error = CloudError(f"the cloud SDK worker process ended unexpectedly (exit code {code})"
+                           + (f": {tail}" if tail else ""), code=WORKER_EXITED)
+        with self._lock:
+            self._gone = self._gone or error
+            pending = list(self._pending.values())
+            self._pending.clear()
+        for future in pending:
+            _settle(future, error)
+        _settle(self._hello, error)
+
+    def close(self) -> None:
+        """End the worker at once. It keeps no state worth saving, and calls still running answer nobody."""
+        with self._lock:
+            self._gone = self._gone or CloudError("the cloud SDK worker was closed", code=WORKER_EXITED)
+            with contextlib.suppress(OSError):
+                self._stdin.close()
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+
+
+def _import_sdk() -> None:
+    """Import the SDK, without the two trust stores aiohttp loads at import for clients this process never makes.
+
+    Tea and darabonba import aiohttp for their async clients; aiohttp's connector module builds a verified and an
+    unverified SSL context at import, each loading the system trust store (about 50 ms of CPU apiece). The worker
+    only makes synchronous calls, through requests, which builds its own context from certifi's bundle, so those
+    two contexts are never used here. They are left without a trust store: if anything did use them, the
+    verified one would trust nothing, failing closed. This is done only in this process, which exists to make
+    these calls; in-process runs import the SDK unchanged.
+    """
+    import gc
+    import ssl
+
+    load = ssl.SSLContext.set_default_verify_paths
+    gc.disable()  # the import allocates tens of thousands of long-lived objects: collecting them is wasted time
+    try:
+        ssl.SSLContext.set_default_verify_paths = lambda self: None  # type: ignore[method-assign]
+        import aiohttp.connector  # noqa: F401
+    except ImportError:
+        pass
+    finally:
+        ssl.SSLContext.set_default_verify_paths = load  # type: ignore[method-assign]
+    import alibabacloud_credentials.client  # noqa: F401
+    import alibabacloud_tea_openapi.client  # noqa: F401
+
+    gc.enable()
+    gc.freeze()
+
+
+def main() -> int:
+    """The worker process: import the SDK, resolve credentials, then answer calls until stdin closes."""
+    # The protocol owns the original stdout; anything a library prints goes to stderr instead.
+    channel = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    write_lock = threading.Lock()
+
+    def send(message: Mapping[str, Any]) -> None:
+        line = json.dumps(message, separators=(",", ":")).encode() + b"\n"
+        with write_lock:
+            channel.write(line)
+
+    _import_sdk()
+    from preflight.cloud import MAX_CALLS_IN_FLIGHT, CloudSession
+    from preflight.config import CloudConfig, Config
+
+    first = sys.stdin.buffer.readline()
+    if not first:
+        return 0
+    fields = dict(json.loads(first)["cloud"])
+    fields["network_endpoints"] = dict(fields.get("network_endpoints") or {})
+    session = CloudSession(Config(region="", targets=(), cloud=CloudConfig(**fields)))
+    try:
+        credential, identity = session.resolve()
+    except CloudError as error:
+        send({"error": _error_fields(error)})
+    else:
+        secrets = [value for value in (credential.access_key_secret, credential.security_token) if value]
+        send({"identity": {"provider": identity.provider, "access_key_id": identity.access_key_id},
+              "secrets": secrets})
+
+    def answer(request: Mapping[str, Any]) -> None:
+        try:
+            body = session.call(str(request["product"]), str(request["action"]), request.get("params") or {},
+                                str(request["region"]), str(request.get("method") or "GET"))
+        except CloudError as error:
+            send({"id": request["id"], "error": _error_fields(error)})
+        except Exception as exc:  # a bug here must still answer, or the caller would wait until its timeout
+            send({"id": request["id"], "error": {"message": f"{type(exc).__name__}: {str(exc)[:300]}",
+                                                 "code": "InternalError", "action": str(request.get("action"))}})
+        else:
+            send({"id": request["id"], "body": body})
+
+    pool = concurrent.futures.ThreadPoolExecutor(MAX_CALLS_IN_FLIGHT, thread_name_prefix="preflight-cloud")
+    for raw in sys.stdin.buffer:
+        try:
+            request = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(request, dict) and "id" in request:
+            pool.submit(answer, request)
+    # The main process is done: calls still running answer nobody, and interpreter teardown would only add time.
+    channel.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

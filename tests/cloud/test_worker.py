@@ -1,0 +1,175 @@
+"""The SDK worker process: a run's cloud calls happen there, and a worker that dies or never starts is a CloudError."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from preflight import cloud
+from preflight.cloud_worker import WORKER_EXITED, CloudWorker
+from preflight.config import CloudConfig, parse_config
+from preflight.errors import CloudError
+from preflight.redact import redact, register_secrets
+from preflight.simulator.harness import Simulator
+from preflight.simulator.openapi import CloudApi
+from preflight.simulator.scenarios import (
+    ACCESS_KEY_ID,
+    ACCESS_KEY_SECRET,
+    RESOURCE_GROUP_ID,
+    WORKSPACE_ID,
+    World,
+    get_scenario,
+)
+
+
+@pytest.fixture(autouse=True)
+def access_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID)
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
+    monkeypatch.delenv("ALIBABA_CLOUD_SECURITY_TOKEN", raising=False)
+
+
+@pytest.fixture
+def api() -> Iterator[CloudApi]:
+    server = CloudApi(World(), faults=frozenset({"get-project-timeout"}))
+    server.start()
+    yield server
+    server.stop()
+
+
+def cloud_config(port: int, read_timeout_ms: int = 20000) -> CloudConfig:
+    endpoint = f"127.0.0.1:{port}"
+    return parse_config(
+        "version: 1\nregion: cn-beijing\n"
+        f"cloud: {{endpoint: '{endpoint}', protocol: http, connect_timeout_ms: 1000, "
+        f"read_timeout_ms: {read_timeout_ms}}}\n"
+        f"targets:\n  - name: t\n    workspace: '{WORKSPACE_ID}'\n", "test.yaml").cloud
+
+
+def test_a_worker_killed_mid_call_fails_that_call_and_every_later_one(api: CloudApi) -> None:
+    worker = CloudWorker()
+    try:
+        worker.configure(cloud_config(api.port))
+        assert worker.identity(timeout=60).access_key_id == ACCESS_KEY_ID[:4] + "****"
+        pending = worker.submit("dataworks", "GetProject", {"Id": WORKSPACE_ID}, "cn-beijing", "GET")
+        deadline = time.monotonic() + 10
+        while not api.calls.get("GetProject") and time.monotonic() < deadline:  # the call is on the wire
+            time.sleep(0.01)
+        os.kill(worker.pid, signal.SIGKILL)
+        began = time.monotonic()
+        with pytest.raises(CloudError) as caught:
+            pending.result(timeout=10)
+        assert time.monotonic() - began < 5  # not the 20 s read timeout: the worker's end is noticed at once
+        assert caught.value.code == WORKER_EXITED and "ended unexpectedly" in str(caught.value)
+        with pytest.raises(CloudError) as later:
+            worker.call("dataworks", "ListNetworks", {"ResourceGroupId": "x"}, "cn-beijing")
+        assert later.value.code == WORKER_EXITED
+    finally:
+        worker.close()
+
+
+def test_an_answer_for_a_call_its_asker_gave_up_on_is_dropped(api: CloudApi,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A check that times out cancels its wait; the worker's late answer must not break the reader thread."""
+    import asyncio
+    import threading
+
+    crashes: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: crashes.append(args.exc_value))
+    worker = CloudWorker()
+    try:
+        worker.configure(cloud_config(api.port, read_timeout_ms=500))
+
+        async def give_up() -> None:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(worker.acall("dataworks", "GetProject", {"Id": WORKSPACE_ID}, "cn-beijing"),
+                                       0.05)
+
+        asyncio.run(give_up())
+        time.sleep(1.5)  # the worker's Timeout answer arrives for a cancelled future
+        # The reader still works: the next call gets its own answer.
+        body = worker.submit("dataworks", "GetResourceGroup", {"Id": RESOURCE_GROUP_ID}, "cn-beijing", "GET"
+                             ).result(timeout=20)
+        assert RESOURCE_GROUP_ID in json.dumps(body) and api.calls["GetProject"] == 1
+    finally:
+        worker.close()
+    assert crashes == []
+
+
+def test_a_worker_that_cannot_start_says_why_without_secrets() -> None:
+    secret = "worker-start-canary-8c1f2e"
+    register_secrets([(secret, "test secret")])
+    script = f"import sys; print('not json'); sys.stderr.write('ImportError: no SDK here, key {secret}'); sys.exit(3)"
+    worker = CloudWorker(argv=[sys.executable, "-c", script])
+    try:
+        with pytest.raises(CloudError) as caught:
+            worker.identity(timeout=30)
+        message = str(caught.value)
+        assert caught.value.code == WORKER_EXITED and "exit code 3" in message and "no SDK here" in message
+        assert secret not in message and redact(message) == message
+    finally:
+        worker.close()
+
+
+def test_a_worker_nobody_claims_is_stopped() -> None:
+    cloud.start_worker()
+    try:
+        (worker,) = cloud._SPAWNED
+        cloud.spawn_worker(cloud_config(1))
+        assert [worker] == cloud._SPAWNED and worker.cloud == cloud_config(1)  # the early one, configured
+        cloud.spawn_worker(cloud_config(2))
+        (replacement,) = cloud._SPAWNED
+        assert replacement is not worker and worker._process.poll() is not None
+    finally:
+        cloud.close_spawned()
+    assert not cloud._SPAWNED and replacement._process.poll() is not None
+
+
+def run_in_child(simulator: Simulator, tmp_path: Path, **env: str) -> tuple[dict[str, Any], list[str]]:
+    """`preflight run` in a fresh interpreter; return its report and the SDK modules that process imported."""
+    config = tmp_path / "sim.yaml"
+    config.write_text(simulator.config_text())
+    script = ("import sys\nfrom preflight.cli import main\n"
+              f"code = main(['run', '-c', {str(config)!r}, '--format', 'json', '--no-reports'])\n"
+              "loaded = sorted(m for m in sys.modules if m.startswith(('alibabacloud', 'darabonba', 'Tea')))\n"
+              "print('LOADED', ','.join(loaded), file=sys.stderr)\nsys.exit(code)\n")
+    result = subprocess.run([sys.executable, "-c", script], env={**os.environ, **simulator.environ(), **env},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    loaded = result.stderr.split("LOADED ", 1)[1].strip()
+    return json.loads(result.stdout), [name for name in loaded.split(",") if name]
+
+
+def test_a_run_makes_its_cloud_calls_in_the_worker_with_the_same_results(tmp_path: Path) -> None:
+    with Simulator(get_scenario("healthy")) as simulator:
+        report, loaded = run_in_child(simulator, tmp_path)
+        in_process, loaded_here = run_in_child(simulator, tmp_path, PREFLIGHT_CLOUD_WORKER="0")
+    assert loaded == [] and "alibabacloud_tea_openapi.client" in loaded_here
+    def outcomes(found: dict[str, Any]) -> set[tuple[str, str | None, str]]:
+        return {(r["check"], r["service"], r["status"]) for r in found["results"]}
+
+    assert outcomes(report) == outcomes(in_process)
+    assert ("cloud.credentials", None, "pass") in outcomes(report)
+    assert ACCESS_KEY_SECRET not in json.dumps(report)
+
+
+def test_the_worker_import_leaves_the_trust_store_of_new_contexts_alone() -> None:
+    """Only aiohttp's two import-time contexts go without a trust store; any context made afterwards loads it."""
+    script = ("import ssl\nbefore = ssl.create_default_context().cert_store_stats()['x509_ca']\n"
+              "from preflight.cloud_worker import _import_sdk\n_import_sdk()\n"
+              "after = ssl.create_default_context().cert_store_stats()['x509_ca']\n"
+              "import aiohttp.connector as c\n"
+              "print(before, after, c._SSL_CONTEXT_VERIFIED.cert_store_stats()['x509_ca'])\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    before, after, aiohttp_verified = (int(value) for value in result.stdout.split())
+    assert after == before and aiohttp_verified == 0  # it fails closed: it trusts nothing
