@@ -123,10 +123,14 @@ class RunReport:
 
     def subjects(self) -> list[str]:
         """Targets and services in first-seen order."""
-        seen: dict[str, None] = {}
+        return list(self.by_subject())
+
+    def by_subject(self) -> dict[str, list[CheckResult]]:
+        """Each target and service, in first-seen order, with its results in run order: one pass, not one a subject."""
+        groups: dict[str, list[CheckResult]] = {}
         for result in self.results:
-            seen.setdefault(result.subject, None)
-        return list(seen)
+            groups.setdefault(result.subject, []).append(result)
+        return groups
 
     def first_failure(self) -> CheckResult | None:
         for status in (Status.FAIL, Status.ERROR):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 from preflight.model import RunReport
@@ -20,26 +22,68 @@ def formats() -> list[ReportFormat]:
     return [JsonFormat(), JunitFormat(), MarkdownFormat(), HtmlFormat()]
 
 
-def write_reports(run: RunReport, directory: Path) -> list[Path]:
-    """Render every format, redact it once more, and replace the previous run's files."""
-    from preflight.redact import redact
+# From this many results, two formats are written by a forked child while this process writes the other two.
+PARALLEL_FROM = 300
 
+
+def write_reports(run: RunReport, directory: Path, *, parallel: bool | None = None) -> list[Path]:
+    """Render every format, redact it once more, and replace the previous run's files.
+
+    A large run's reports cost a few hundred milliseconds of CPU after the last check is done. Where the OS can
+    fork (Linux), the HTML and JUnit files are written by a child process on another core meanwhile; its failure
+    to write is this call's ReportError all the same. `parallel` forces the choice (tests compare both ways).
+    """
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ReportError(f"cannot create the report folder {directory}: {exc.strerror or exc}") from None
-    written: list[Path] = []
-    for report_format in formats():
-        path = directory / report_format.filename
-        temporary = path.with_suffix(path.suffix + ".tmp")
+    every = formats()
+    if parallel is None:
+        parallel = len(run.results) >= PARALLEL_FROM
+    if not (parallel and sys.platform.startswith("linux") and hasattr(os, "fork")):
+        return [_write(report_format, run, directory) for report_format in every]
+    here = [report_format for report_format in every if report_format.name in ("json", "markdown")]
+    there = [report_format for report_format in every if report_format not in here]
+    read_end, write_end = os.pipe()
+    for stream in (sys.stdout, sys.stderr):  # nothing buffered may be written twice
+        stream.flush()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's coverage is not collected; its files are checked by tests
+        os.close(read_end)
+        code = 0
         try:
-            # A lone surrogate (from undecodable bytes a server sent) cannot be UTF-8; it becomes "?".
-            temporary.write_text(redact(report_format.render(run)), encoding="utf-8", errors="replace")
-            temporary.replace(path)
-        except OSError as exc:
-            raise ReportError(f"cannot write {path}: {exc.strerror or exc}") from None
-        written.append(path)
-    return written
+            for report_format in there:
+                _write(report_format, run, directory)
+        except BaseException as exc:
+            os.write(write_end, str(exc).encode("utf-8", "replace")[:2000])
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    try:
+        written = {report_format.name: _write(report_format, run, directory) for report_format in here}
+    finally:
+        with os.fdopen(read_end, "rb") as pipe:
+            problem = pipe.read().decode("utf-8", "replace")
+        _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise ReportError(problem or f"the process writing {', '.join(f.filename for f in there)} failed")
+    written.update({report_format.name: directory / report_format.filename for report_format in there})
+    return [written[report_format.name] for report_format in every]
 
 
-__all__ = ["FORMAT_NAMES", "ReportError", "ReportFormat", "formats", "write_reports"]
+def _write(report_format: ReportFormat, run: RunReport, directory: Path) -> Path:
+    from preflight.redact import redact
+
+    path = directory / report_format.filename
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    try:
+        # A lone surrogate (from undecodable bytes a server sent) cannot be UTF-8; it becomes "?".
+        temporary.write_text(redact(report_format.render(run)), encoding="utf-8", errors="replace")
+        temporary.replace(path)
+    except OSError as exc:
+        raise ReportError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
+
+
+__all__ = ["FORMAT_NAMES", "PARALLEL_FROM", "ReportError", "ReportFormat", "formats", "write_reports"]

@@ -94,9 +94,9 @@ def render_final(report: RunReport, out: TextIO, *, color: bool) -> None:
     """The table of results (failures first per subject), the counts, notes and the first failure's fix."""
     show_origin = any(result.origin != "local" for result in report.results)
     lines: list[str] = []
-    for subject in report.subjects():
+    for subject, results in report.by_subject().items():
         lines.append(terminal_text(subject))
-        for result in ordered([r for r in report.results if r.subject == subject]):
+        for result in ordered(results):
             mark = _paint(MARKS[result.status.value], result.status.value, color)
             origin = f" [{terminal_text(result.origin)}]" if show_origin else ""
             lines.append(f"  {mark}  {terminal_text(result.check):<30} {terminal_text(result.summary)}{origin}")

@@ -99,10 +99,12 @@ class HtmlFormat(ReportFormat):
                         f"{escape(first.subject)}</h2><p>{escape(first.summary)}</p>"
                         f"<p>{escape(first.remediation)}</p>"
                         + (f"<p>{_docs(first.docs)}</p>" if first.docs else "") + "</section>")
+        groups = run.by_subject()
         for target in dict.fromkeys(r.target for r in run.results):
             body.append(f"<section><h2>Target {escape(target)}</h2>")
-            for subject in [s for s in run.subjects() if s == target or s.startswith(target + "/")]:
-                results = [r for r in run.results if r.subject == subject]
+            for subject, results in groups.items():
+                if results[0].target != target:
+                    continue
                 body.append(f"<h3>{escape(subject)}</h3><table><tr><th>status</th><th>check</th><th>result</th>"
                             "<th>origin</th><th>time</th></tr>" + "".join(_row(r) for r in ordered(results))
                             + "</table>" + waterfall(results))

@@ -38,8 +38,7 @@ class JunitFormat(ReportFormat):
     def render(self, run: RunReport) -> str:
         root = ET.Element("testsuites", name="dw-preflight", time=f"{run.duration_ms / 1000:.3f}")
         totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-        for subject in run.subjects():
-            results = [r for r in run.results if r.subject == subject]
+        for subject, results in run.by_subject().items():
             counts = {
                 "tests": len(results),
                 "failures": sum(r.status is Status.FAIL for r in results),

@@ -47,8 +47,8 @@ class MarkdownFormat(ReportFormat):
                 lines += [first.remediation, ""]
             if first.docs:
                 lines += [f"Docs: {first.docs}", ""]
-        for subject in run.subjects():
-            results = ordered([r for r in run.results if r.subject == subject])
+        for subject, found in run.by_subject().items():
+            results = ordered(found)
             lines += [f"## {subject}", "", "| status | check | summary | fix | origin |", "|---|---|---|---|---|"]
             for result in results:
                 fix = result.remediation if result.status.value in ("fail", "error", "warn") else ""

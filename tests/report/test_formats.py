@@ -136,3 +136,28 @@ def test_a_secret_in_a_result_reaches_no_report(tmp_path: Path) -> None:
         assert CANARY not in text, path.name
         # Formats that show evidence show where the secret was.
         assert ("[REDACTED]" in text) == (path.name in ("report.json", "report.html", "junit.xml")), path.name
+
+
+def test_parallel_writing_gives_the_same_files_as_writing_in_turn(tmp_path: Path) -> None:
+    big = RunReport(tool=TOOL, started_at="2026-11-24T10:00:00+00:00", duration_ms=1.0, results=tuple(
+        result("endpoint.dns", Status.PASS, f"resolves {index}", service=f"s{index}", start=float(index),
+               evidence={"echo": f"key {CANARY}", "n": index}) for index in range(350)))
+    REDACTOR.add(CANARY, "api_key")
+    in_turn = write_reports(big, tmp_path / "in-turn", parallel=False)
+    together = write_reports(big, tmp_path / "together", parallel=True)
+    assert [path.name for path in together] == [path.name for path in in_turn] == [
+        "report.json", "junit.xml", "report.md", "report.html"]
+    for first, second in zip(in_turn, together, strict=True):
+        assert first.read_bytes() == second.read_bytes(), first.name
+        assert CANARY not in second.read_text(encoding="utf-8")
+
+
+def test_a_file_the_parallel_writer_cannot_write_is_a_report_error(tmp_path: Path) -> None:
+    import pytest
+
+    from preflight.report import ReportError
+
+    (tmp_path / "report.html.tmp").mkdir()  # the child's temporary file cannot be created
+    with pytest.raises(ReportError, match=r"cannot write .*report\.html"):
+        write_reports(sample(), tmp_path, parallel=True)
+    assert (tmp_path / "report.json").exists()  # this process's own formats were written
