@@ -244,23 +244,24 @@ class LocalCollector:
                                 "content_type": response.headers.get("content-type", "")})
             if 300 <= response.status_code < 400:
                 observation["redirect"] = response.headers.get("location")
-            chunks = response.aiter_bytes()
-            while True:
-                remaining = stop_at - time.monotonic()
-                if remaining <= 0:
-                    raise asyncio.TimeoutError
-                try:
-                    chunk = await asyncio.wait_for(chunks.__anext__(), remaining)
-                except StopAsyncIteration:
-                    break
-                room = cap - len(data)
-                if len(chunk) > room:
-                    chunk, capped = chunk[:room], True
-                data.extend(chunk)
-                if reader is not None:
-                    reader.feed(chunk, (time.monotonic() - start) * 1000)
-                if capped:
-                    break
+
+            async def read_body(answer: httpx.Response) -> None:
+                nonlocal capped
+                async for chunk in answer.aiter_bytes():
+                    room = cap - len(data)
+                    if len(chunk) > room:
+                        chunk, capped = chunk[:room], True
+                    data.extend(chunk)
+                    if reader is not None:
+                        reader.feed(chunk, (time.monotonic() - start) * 1000)
+                    if capped:
+                        break
+
+            remaining = stop_at - time.monotonic()
+            if remaining <= 0:
+                raise asyncio.TimeoutError
+            # One deadline for the whole body, not a task per chunk: what was read before it stays in `data`.
+            await asyncio.wait_for(read_body(response), remaining)
         except (asyncio.TimeoutError, httpx.TimeoutException) as exc:
             observation["error"] = "timeout"
             observation["detail"] = _timeout_detail(exc, response is not None, total,
