@@ -142,6 +142,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"preflight {__version__}")
         return EXIT_OK
     try:
+        return _main(args_list)
+    finally:
+        if "preflight.cloud" in sys.modules:  # a worker started for a run that then did not take it
+            sys.modules["preflight.cloud"].close_spawned()
+
+
+def _cloud_likely(args_list: list[str]) -> bool:
+    """Whether a command line is a `run` that will probably ask the cloud, judged before parsing it."""
+    if args_list[:1] != ["run"]:
+        return False
+    narrowed = ("--only", "--endpoint", "--from", "-h", "--help")
+    return not any(arg.split("=")[0] in narrowed for arg in args_list[1:])
+
+
+def _main(args_list: list[str]) -> int:
+    if _cloud_likely(args_list):
+        # Before anything else: the SDK worker imports the SDK on the other core while this process parses the
+        # command line, reads the config and imports its own modules. execute() stops it if the run needs no cloud.
+        from preflight.cloud import start_worker
+
+        start_worker()
+    try:
         args = build_parser().parse_args(args_list)
         if args.version:
             print(f"preflight {__version__}")
@@ -245,19 +267,9 @@ def _load_run_config(args: argparse.Namespace, environ: Mapping[str, str]) -> Co
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    # A run of a config file usually asks the cloud: start the SDK worker before reading it, so the SDK's import
-    # overlaps this process's own imports. Without a control plane in sight, leave it to execute() to decide.
-    cloud_likely = not args.only and not (args.endpoint and not (args.workspace or args.resource_group))
-    if cloud_likely and getattr(args, "origin", "local") == "local":
-        from preflight.cloud import start_worker
-
-        start_worker()
-    try:
-        config = _load_run_config(args, os.environ)
-        return execute(config, args)
-    finally:
-        if "preflight.cloud" in sys.modules:
-            sys.modules["preflight.cloud"].close_spawned()
+    # main() started the SDK worker on a guess; execute() configures it for a run that asks the cloud, or stops it.
+    config = _load_run_config(args, os.environ)
+    return execute(config, args)
 
 
 def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] = (),

@@ -3,9 +3,10 @@
 Importing the official SDK (the generic OpenAPI client, the credential chain, Tea, aiohttp, requests) costs a
 third of a second or more of CPU, and every signed call about a millisecond more. In one process that CPU competes
 for the interpreter lock with everything else the run does, so the control-plane chain could only start once the
-import was done and every data-plane check had waited for it. A `preflight run` that needs the cloud therefore
-starts this worker as soon as its config is read: the worker imports the SDK and resolves the credential chain
-while the main process imports its own modules and starts the data-plane checks.
+import was done and every data-plane check had waited for it. A `preflight run` that will probably need the cloud
+therefore starts this worker before it parses its arguments, and sends it the cloud settings once the config is
+read: the worker imports the SDK and resolves the credential chain while the main process reads the config,
+imports its own modules and starts the data-plane checks.
 
 The protocol is JSON lines over the worker's stdin and stdout:
 
@@ -30,6 +31,7 @@ import os
 import subprocess
 import sys
 import threading
+import types
 from collections.abc import Mapping
 from dataclasses import asdict
 from typing import IO, TYPE_CHECKING, Any
@@ -211,33 +213,73 @@ class CloudWorker:
         self._process.wait()
 
 
-def _import_sdk() -> None:
-    """Import the SDK, without the two trust stores aiohttp loads at import for clients this process never makes.
+class _DeferredModule(types.ModuleType):
+    """Stands in for a module until something really uses it, then hands every lookup to the real one.
 
-    Tea and darabonba import aiohttp for their async clients; aiohttp's connector module builds a verified and an
-    unverified SSL context at import, each loading the system trust store (about 50 ms of CPU apiece). The worker
-    only makes synchronous calls, through requests, which builds its own context from certifi's bundle, so those
-    two contexts are never used here. They are left without a trust store: if anything did use them, the
-    verified one would trust nothing, failing closed. This is done only in this process, which exists to make
-    these calls; in-process runs import the SDK unchanged.
+    Tea and darabonba import aiohttp at the top for their async clients, and this process makes only synchronous
+    calls (through requests). Importing aiohttp costs about a third of this process's start: asyncio, attrs, yarl,
+    multidict, and two SSL contexts with the system trust store. At import time the SDK only names two classes, in
+    type hints; the stand-in answers those two with placeholders. Any other attribute (an async call) imports the
+    real module and is served by it. A submodule import fails, and `_import_sdk` then imports the SDK again
+    without the stand-in: a later SDK that needs more of aiohttp at import gets a slower start, not a broken one.
     """
-    import gc
-    import ssl
 
-    load = ssl.SSLContext.set_default_verify_paths
+    def __init__(self, name: str, placeholders: Mapping[str, type]) -> None:
+        super().__init__(name)
+        self._placeholders = dict(placeholders)
+        self._real: types.ModuleType | None = None
+
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith("__"):  # __path__ among them: `from aiohttp import X` must not look for submodules
+            raise AttributeError(attribute)
+        if self._real is None and attribute in self._placeholders:
+            return self._placeholders[attribute]
+        return getattr(self.load(), attribute)
+
+    def load(self) -> types.ModuleType:
+        if self._real is None:
+            import importlib
+
+            if sys.modules.get(self.__name__) is self:
+                del sys.modules[self.__name__]
+            self._real = importlib.import_module(self.__name__)
+        return self._real
+
+
+class _TypeHintOnly:
+    """What the SDK's type hints name while aiohttp is deferred; never instantiated by a synchronous call."""
+
+
+def _import_sdk() -> None:
+    """Import the SDK's generic client and credential chain, with aiohttp deferred (see _DeferredModule)."""
+    import gc
+
+    deferred = "aiohttp" not in sys.modules
+    if deferred:
+        sys.modules["aiohttp"] = _DeferredModule("aiohttp", {"ClientResponse": _TypeHintOnly,
+                                                             "ClientSession": _TypeHintOnly})
     gc.disable()  # the import allocates tens of thousands of long-lived objects: collecting them is wasted time
     try:
-        ssl.SSLContext.set_default_verify_paths = lambda self: None  # type: ignore[method-assign]
-        import aiohttp.connector  # noqa: F401
+        _import_clients()
     except ImportError:
-        pass
+        if not deferred:
+            raise
+        # This SDK needs more of aiohttp while importing than the stand-in offers: import everything as it is.
+        for name in [name for name in sys.modules if name.split(".")[0] in _SDK_PACKAGES]:
+            del sys.modules[name]
+        _import_clients()
     finally:
-        ssl.SSLContext.set_default_verify_paths = load  # type: ignore[method-assign]
+        gc.enable()
+    gc.freeze()
+
+
+_SDK_PACKAGES = frozenset({"aiohttp", "Tea", "darabonba", "alibabacloud_credentials", "alibabacloud_tea_openapi",
+                           "alibabacloud_tea_util", "alibabacloud_openapi_util", "alibabacloud_gateway_spi"})
+
+
+def _import_clients() -> None:
     import alibabacloud_credentials.client  # noqa: F401
     import alibabacloud_tea_openapi.client  # noqa: F401
-
-    gc.enable()
-    gc.freeze()
 
 
 def main() -> int:

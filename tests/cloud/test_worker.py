@@ -162,14 +162,62 @@ def test_a_run_makes_its_cloud_calls_in_the_worker_with_the_same_results(tmp_pat
     assert ACCESS_KEY_SECRET not in json.dumps(report)
 
 
-def test_the_worker_import_leaves_the_trust_store_of_new_contexts_alone() -> None:
-    """Only aiohttp's two import-time contexts go without a trust store; any context made afterwards loads it."""
-    script = ("import ssl\nbefore = ssl.create_default_context().cert_store_stats()['x509_ca']\n"
-              "from preflight.cloud_worker import _import_sdk\n_import_sdk()\n"
-              "after = ssl.create_default_context().cert_store_stats()['x509_ca']\n"
-              "import aiohttp.connector as c\n"
-              "print(before, after, c._SSL_CONTEXT_VERIFIED.cert_store_stats()['x509_ca'])\n")
+def test_the_worker_imports_the_sdk_without_aiohttp_until_something_uses_it() -> None:
+    script = ("import sys\nfrom preflight.cloud_worker import _import_sdk\n_import_sdk()\n"
+              "import alibabacloud_tea_openapi.client, darabonba.core\n"
+              "print('connector' , 'aiohttp.connector' in sys.modules)\n"
+              "import aiohttp\nprint('real', aiohttp.TCPConnector.__module__)\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    before, after, aiohttp_verified = (int(value) for value in result.stdout.split())
-    assert after == before and aiohttp_verified == 0  # it fails closed: it trusts nothing
+    assert result.stdout.split() == ["connector", "False", "real", "aiohttp.connector"]
+
+
+def test_an_sdk_that_needs_more_of_aiohttp_is_imported_as_it_is() -> None:
+    """A later SDK importing an aiohttp submodule at import time gets the real aiohttp, not an ImportError."""
+    script = ("import sys\nfrom preflight import cloud_worker\nreal = cloud_worker._import_clients\ncalls = []\n"
+              "def needs_more():\n    calls.append(1)\n    import aiohttp.client_exceptions\n    real()\n"
+              "cloud_worker._import_clients = needs_more\ncloud_worker._import_sdk()\n"
+              "import aiohttp\n"
+              "print(len(calls), type(sys.modules['aiohttp']).__name__, aiohttp.ClientSession.__module__)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["2", "module", "aiohttp.client"]
+
+
+def test_a_deferred_module_serves_placeholders_then_the_real_module() -> None:
+    from preflight.cloud_worker import _DeferredModule
+
+    class Hint:
+        pass
+
+    stand_in = _DeferredModule("json", {"JSONDecoder": Hint})
+    assert stand_in.JSONDecoder is Hint  # before anything real is asked for
+    assert stand_in.dumps([1]) == "[1]" and stand_in.JSONDecoder is json.JSONDecoder
+    with pytest.raises(AttributeError):
+        stand_in.__path__  # noqa: B018 - `from json import x` must not look for submodules
+
+
+def test_a_worker_started_on_a_guess_is_stopped_when_the_config_needs_no_cloud(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from preflight.cli import main
+
+    started: list[CloudWorker] = []
+    real_init = CloudWorker.__init__
+
+    def record(self: CloudWorker, **kwargs: Any) -> None:
+        real_init(self, **kwargs)
+        started.append(self)
+
+    monkeypatch.setattr(CloudWorker, "__init__", record)
+    with Simulator(get_scenario("healthy")) as simulator:
+        for name, value in simulator.environ().items():
+            monkeypatch.setenv(name, value)
+        text = "\n".join(line for line in simulator.config_text().splitlines()
+                         if not line.strip().startswith(("workspace:", "resource_group:", "nodes:")))
+        config = tmp_path / "no-cloud.yaml"
+        config.write_text(text)
+        code = main(["run", "-c", str(config), "--format", "json", "--no-reports"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and {r["status"] for r in report["results"] if r["check"] == "cloud.credentials"} == {"skip"}
+    assert len(started) == 1 and started[0]._process.poll() is not None  # started early, stopped, reaped
+    assert not cloud._SPAWNED
