@@ -63,6 +63,40 @@ def run_child(argv: list[str], env: dict[str, str] | None = None, timeout: float
         return wall, process.returncode, usage.ru_maxrss, out.read().decode("utf-8", "replace")
 
 
+def _peak_kib(pid: int, peaks: dict[int, int], parent_command: bytes = b"") -> None:
+    """Record the peak RSS (VmHWM) of a process and of the processes it started, as far as /proc shows them now.
+
+    A child with its parent's command line is a fork of it (the report writer): its pages are its parent's until
+    written, so adding its RSS would count the parent twice. It is left out.
+    """
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            command = cmdline.read()
+        if command == parent_command:
+            return
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    peaks[pid] = max(peaks.get(pid, 0), int(line.split()[1]))
+        with open(f"/proc/{pid}/task/{pid}/children") as children:
+            found = [int(child) for child in children.read().split()]
+    except (OSError, ValueError):
+        return
+    for child in found:
+        _peak_kib(child, peaks, command)
+
+
+def tree_peak_rss(argv: list[str], env: dict[str, str]) -> tuple[float, dict[int, int]]:
+    """Run a process and return the sum of the peak RSS (MiB) of it and the processes it started (not forks of
+    itself), sampled every 10 ms from /proc (Linux): a run is two processes, and wait4 gives only the larger."""
+    peaks: dict[int, int] = {}
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
+    while process.poll() is None:
+        _peak_kib(process.pid, peaks)
+        time.sleep(0.01)
+    return sum(peaks.values()) / 1024, peaks
+
+
 def median_wall(argv: list[str], repeats: int) -> float:
     return statistics.median(run_child(argv)[0] for _ in range(repeats))
 
@@ -161,6 +195,8 @@ def bench_critical_path(bench: Bench, sizes: list[tuple[int, int, int]], latency
                 argv = [*PREFLIGHT, "run", "-c", str(simulator.config), "--report-dir", str(Path(directory) / "r"),
                         "--format", "json"]
                 runs = [run_child(argv, env) for _ in range(repeats)]
+                # Memory in a run of its own: sampling /proc would cost the timed runs CPU.
+                tree = tree_peak_rss(argv, env) if services == 100 and Path("/proc/self/task").exists() else None
             finally:
                 stats = simulator.stop()
             all_stats[services] = stats
@@ -173,9 +209,15 @@ def bench_critical_path(bench: Bench, sizes: list[tuple[int, int, int]], latency
             limit = targets.get(services, 1.5)
             bench.add(Row(f"wall / critical path, {services} service(s)", f"{ratio:.2f}x", f"<= {limit}",
                           ratio <= limit, f"({wall * 1000:.0f} ms; {target_count} target(s), {groups} group(s); "
-                          f"peak RSS {rss_mb:.0f} MB)"))
+                          f"largest process peak RSS {rss_mb:.0f} MB)"))
             if services == 100:
-                bench.add(Row("peak RSS, 100 services", f"{rss_mb:.0f} MB", "<= 150 MB", rss_mb <= 150))
+                if tree is not None:
+                    rss_mb, peaks = tree
+                    what = (f"(main process and SDK worker: {' + '.join(f'{kib / 1024:.0f}' for kib in peaks.values())}"
+                            " MB, sampled from /proc every 10 ms)")
+                else:
+                    what = "(the largest process of the run, from wait4)"
+                bench.add(Row("peak RSS, 100 services", f"{rss_mb:.0f} MB", "<= 150 MB", rss_mb <= 150, what))
     return all_stats
 
 
