@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from checks.cloudfail import outcome_of
 from preflight.cloud import call, is_credential_error, session
-from preflight.errors import CloudError
+from preflight.errors import SDK_WORKER_CODES, CloudError
 from preflight.model import Outcome
 from preflight.registry import check
 
@@ -74,6 +74,8 @@ async def credentials(context: Context) -> Outcome:
                               f"{identity.access_key_id}{note}", provider=identity.provider,
                               access_key_id=identity.access_key_id, verified_with=action,
                               other_errors=[e.code for e in errors])
+    if errors and all(e.code in SDK_WORKER_CODES for e in errors):
+        return outcome_of(errors[0], f"{errors[0].action.split(':')[-1]} (to verify the key)")
     identity = cloud.identity()
     evidence = {"provider": identity.provider, "access_key_id": identity.access_key_id,
                 "errors": {e.action: e.code for e in errors}}

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from preflight.cloud import is_credential_error, managed_policy
-from preflight.errors import CloudError
-from preflight.model import Outcome
+from preflight.errors import SDK_WORKER_CODES, CloudError
+from preflight.model import Outcome, Status
 
 
 def error_evidence(error: CloudError) -> dict[str, Any]:
@@ -19,6 +19,11 @@ def outcome_of(error: CloudError, what: str) -> Outcome:
     evidence = error_evidence(error)
     request = f" (request id {error.request_id})" if error.request_id else ""
     code = error.code
+    if code in SDK_WORKER_CODES:
+        return Outcome(Status.ERROR, f"{what}: not asked: the tool's cloud SDK worker failed: {error}", evidence,
+                       "A problem of dw-preflight or its SDK installation, not of the cloud: reinstall "
+                       "(pip install --force-reinstall dw-preflight), or set PREFLIGHT_CLOUD_WORKER=0 to make the "
+                       "calls in this process; report it with `preflight bundle`.")
     if code == "Forbidden.RAM" or code.startswith("Forbidden"):
         action = error.auth_action or error.action
         policy = managed_policy(action)

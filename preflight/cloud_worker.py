@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import IO, TYPE_CHECKING, Any
 
-from preflight.errors import CloudError
+from preflight.errors import WORKER_ERROR, WORKER_EXITED, CloudError
 
 if TYPE_CHECKING:
     from preflight.cloud import Identity
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 # Set to 0 to make the SDK calls in the main process instead (for a debugger, or a platform without subprocesses).
 ENV_SWITCH = "PREFLIGHT_CLOUD_WORKER"
 STDERR_TAIL = 2000
-WORKER_EXITED = "WorkerExited"
 
 
 def enabled() -> bool:
@@ -106,15 +105,14 @@ class CloudWorker:
         return self._process.pid
 
     def _send(self, message: Mapping[str, Any]) -> None:
+        """Write one line. Never raises: if the worker is gone, its reader fails every waiting call with why."""
         line = json.dumps(message, separators=(",", ":")).encode() + b"\n"
         with self._lock:
             if self._gone is not None:
-                raise self._gone
-            try:
+                return
+            with contextlib.suppress(OSError, ValueError):
                 self._stdin.write(line)
                 self._stdin.flush()
-            except (OSError, ValueError):  # the worker is gone; the reader says why
-                pass
 
     def submit(self, product: str, action: str, params: Mapping[str, Any], region: str, method: str
                ) -> concurrent.futures.Future[dict[str, Any]]:
@@ -322,7 +320,7 @@ def main() -> int:
             send({"id": request["id"], "error": _error_fields(error)})
         except Exception as exc:  # a bug here must still answer, or the caller would wait until its timeout
             send({"id": request["id"], "error": {"message": f"{type(exc).__name__}: {str(exc)[:300]}",
-                                                 "code": "InternalError", "action": str(request.get("action"))}})
+                                                 "code": WORKER_ERROR, "action": str(request.get("action"))}})
         else:
             send({"id": request["id"], "body": body})
 

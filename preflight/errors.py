@@ -66,6 +66,12 @@ class CloudError(PreflightError):
         self.auth_action = auth_action
 
 
+# CloudError codes of the tool's own SDK worker process (preflight.cloud_worker), not of any API: it ended, or a
+# call raised something unexpected inside it. No API answered; the tool broke.
+WORKER_EXITED = "WorkerExited"
+WORKER_ERROR = "WorkerError"
+SDK_WORKER_CODES = (WORKER_EXITED, WORKER_ERROR)
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from preflight import cloud
-from preflight.cloud_worker import WORKER_EXITED, CloudWorker
+from preflight.cloud_worker import CloudWorker
 from preflight.config import CloudConfig, parse_config
-from preflight.errors import CloudError
+from preflight.errors import WORKER_EXITED, CloudError
 from preflight.redact import redact, register_secrets
 from preflight.simulator.harness import Simulator
 from preflight.simulator.openapi import CloudApi
@@ -221,3 +221,44 @@ def test_a_worker_started_on_a_guess_is_stopped_when_the_config_needs_no_cloud(
     assert code == 0 and {r["status"] for r in report["results"] if r["check"] == "cloud.credentials"} == {"skip"}
     assert len(started) == 1 and started[0]._process.poll() is not None  # started early, stopped, reaped
     assert not cloud._SPAWNED
+
+
+def test_a_worker_that_died_before_its_config_arrived_fails_the_calls_not_the_run() -> None:
+    worker = CloudWorker(argv=[sys.executable, "-c", "import sys; sys.exit(4)"])
+    try:
+        deadline = time.monotonic() + 30
+        while worker._gone is None and time.monotonic() < deadline:  # the reader has seen it end
+            time.sleep(0.01)
+        worker.configure(cloud_config(1))  # no exception here: the run goes on and its checks say why
+        with pytest.raises(CloudError) as caught:
+            worker.submit("dataworks", "GetProject", {"Id": WORKSPACE_ID}, "cn-beijing", "GET").result(timeout=10)
+        assert caught.value.code == WORKER_EXITED and "exit code 4" in str(caught.value)
+    finally:
+        worker.close()
+
+
+def test_a_run_whose_worker_breaks_says_the_tool_broke_not_the_cloud(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from preflight.cli import main
+
+    real_init = CloudWorker.__init__
+    broken = "import sys; sys.stderr.write('ModuleNotFoundError: No module named Tea'); sys.exit(1)"
+
+    def broken_install(self: CloudWorker, **_: Any) -> None:
+        real_init(self, argv=[sys.executable, "-c", broken])
+
+    monkeypatch.setattr(CloudWorker, "__init__", broken_install)
+    with Simulator(get_scenario("healthy")) as simulator:
+        for name, value in simulator.environ().items():
+            monkeypatch.setenv(name, value)
+        config = tmp_path / "sim.yaml"
+        config.write_text(simulator.config_text())
+        code = main(["run", "-c", str(config), "--format", "json", "--no-reports"])
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    (credentials,) = [r for r in report["results"] if r["check"] == "cloud.credentials"]
+    assert code == 3 and credentials["status"] == "error", credentials
+    assert "cloud SDK worker failed" in credentials["summary"] and "No module named Tea" in credentials["summary"]
+    assert "PREFLIGHT_CLOUD_WORKER=0" in credentials["remediation"]
+    assert "Traceback" not in captured.err and {r["status"] for r in report["results"]
+                                                if r["check"].startswith("endpoint.")} == {"pass"}
