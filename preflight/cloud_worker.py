@@ -89,9 +89,11 @@ class CloudWorker:
                                          close_fds=True)
         assert self._process.stdin is not None and self._process.stdout is not None
         self._stdin: IO[bytes] = self._process.stdin
+        self._stderr_reader = threading.Thread(target=self._drain_stderr, name="preflight-cloud-worker-stderr",
+                                               daemon=True)
+        self._stderr_reader.start()
         threading.Thread(target=self._read, args=(self._process.stdout,), name="preflight-cloud-worker",
                          daemon=True).start()
-        threading.Thread(target=self._drain_stderr, name="preflight-cloud-worker-stderr", daemon=True).start()
 
     def configure(self, cloud: CloudConfig) -> None:
         """Send the cloud settings; the worker was started before the config was read, and imports meanwhile."""
@@ -153,25 +155,25 @@ class CloudWorker:
         for raw in stdout:
             try:
                 message = json.loads(raw)
-            except ValueError:
-                continue  # not ours: the protocol channel carries only JSON lines
-            if not isinstance(message, dict):
-                continue
-            if "id" not in message:
-                if "identity" in message:
-                    register_secrets((secret, "cloud credential") for secret in message.get("secrets") or ())
-                    found = message["identity"]
-                    _settle(self._hello, Identity(str(found.get("provider", "")),
-                                                  str(found.get("access_key_id", ""))))
-                elif "error" in message:
-                    _settle(self._hello, _error_from(message["error"]))
-                continue
-            with self._lock:
-                future = self._pending.pop(message["id"], None)
-            if future is None:
-                continue
-            body = message.get("body")
-            _settle(future, body if isinstance(body, dict) else _error_from(message.get("error") or {}))
+                if not isinstance(message, dict):
+                    continue
+                if "id" not in message:
+                    if "identity" in message:
+                        register_secrets((str(secret), "cloud credential") for secret in message.get("secrets") or ())
+                        found = message["identity"]
+                        _settle(self._hello, Identity(str(found.get("provider", "")),
+                                                      str(found.get("access_key_id", ""))))
+                    elif "error" in message:
+                        _settle(self._hello, _error_from(message["error"]))
+                    continue
+                with self._lock:
+                    future = self._pending.pop(message["id"], None)
+                if future is None:
+                    continue
+                body = message.get("body")
+                _settle(future, body if isinstance(body, dict) else _error_from(message.get("error") or {}))
+            except (ValueError, TypeError, AttributeError, KeyError):
+                continue  # not a line of the protocol; the reader must outlive it, or every call would hang
         self._fail_all()
 
     def _drain_stderr(self) -> None:
@@ -187,6 +189,7 @@ class CloudWorker:
             code = self._process.wait(timeout=2)
         except subprocess.TimeoutExpired:
             code = None
+        self._stderr_reader.join(timeout=1)  # its last words are often the reason
         from preflight.redact import redact
 
         tail = redact(self._stderr_tail.decode("utf-8", "replace").strip()[-400:])

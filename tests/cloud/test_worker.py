@@ -262,3 +262,17 @@ def test_a_run_whose_worker_breaks_says_the_tool_broke_not_the_cloud(
     assert "PREFLIGHT_CLOUD_WORKER=0" in credentials["remediation"]
     assert "Traceback" not in captured.err and {r["status"] for r in report["results"]
                                                 if r["check"].startswith("endpoint.")} == {"pass"}
+
+
+def test_lines_that_are_not_the_protocol_do_not_stop_the_reader() -> None:
+    lines = ["not json", "[1]", json.dumps({"id": [1, 2]}), json.dumps({"identity": 5}),
+             json.dumps({"identity": {"provider": "env", "access_key_id": "LTAI****"}, "secrets": []})]
+    script = f"import time\nfor line in {lines!r}:\n    print(line, flush=True)\ntime.sleep(0.3)\n"
+    worker = CloudWorker(argv=[sys.executable, "-c", script])
+    try:
+        assert worker.identity(timeout=30).provider == "env"
+        with pytest.raises(CloudError) as caught:  # and the worker's end is still noticed
+            worker.submit("dataworks", "GetProject", {}, "cn-beijing", "GET").result(timeout=30)
+        assert caught.value.code == WORKER_EXITED and "exit code 0" in str(caught.value)
+    finally:
+        worker.close()
