@@ -67,7 +67,8 @@ _SESSIONS_SERIALISED = False
 _SPAWNED: list[CloudWorker] = []
 
 
-def _import_sdk() -> None:
+def import_sdk() -> None:
+    """Import the SDK's generic client and credential chain: what every call needs, and most of its cost."""
     import alibabacloud_credentials.client  # noqa: F401
     import alibabacloud_tea_openapi.client  # noqa: F401
 
@@ -77,7 +78,7 @@ def _import_sdk() -> None:
 def prefetch() -> None:
     """Start importing the SDK in the background, so the import overlaps network work instead of preceding it."""
     if not _IMPORTED.is_set():
-        threading.Thread(target=_import_sdk, name="preflight-sdk-import", daemon=True).start()
+        threading.Thread(target=import_sdk, name="preflight-sdk-import", daemon=True).start()
 
 
 def start_worker() -> None:
@@ -95,14 +96,11 @@ def spawn_worker(cloud: CloudConfig) -> None:
     Unless PREFLIGHT_CLOUD_WORKER=0, or the worker cannot be started: then the SDK is imported in a thread of this
     process, as early as possible.
     """
+    if _SPAWNED and _SPAWNED[-1].cloud not in (None, cloud):
+        close_spawned()  # configured for other cloud settings: a worker's settings are fixed
     start_worker()
     if _SPAWNED and _SPAWNED[-1].cloud is None:
         _SPAWNED[-1].configure(cloud)
-    elif _SPAWNED and _SPAWNED[-1].cloud != cloud:
-        close_spawned()
-        start_worker()
-        if _SPAWNED:
-            _SPAWNED[-1].configure(cloud)
     if not _SPAWNED:
         prefetch()
 
@@ -393,5 +391,5 @@ async def call(context: Context, product: str, action: str, method: str = "GET",
 
 
 __all__ = ["MANAGED_POLICIES", "PRODUCTS", "CloudSession", "Identity", "call", "close_spawned", "describe_provider",
-           "extra_installed", "is_credential_error", "managed_policy", "prefetch", "session", "spawn_worker",
-           "start_worker", "translate"]
+           "extra_installed", "import_sdk", "is_credential_error", "managed_policy", "prefetch", "session",
+           "spawn_worker", "start_worker", "translate"]

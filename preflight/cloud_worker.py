@@ -255,20 +255,22 @@ def _import_sdk() -> None:
     """Import the SDK's generic client and credential chain, with aiohttp deferred (see _DeferredModule)."""
     import gc
 
+    from preflight.cloud import import_sdk
+
     deferred = "aiohttp" not in sys.modules
     if deferred:
         sys.modules["aiohttp"] = _DeferredModule("aiohttp", {"ClientResponse": _TypeHintOnly,
                                                              "ClientSession": _TypeHintOnly})
     gc.disable()  # the import allocates tens of thousands of long-lived objects: collecting them is wasted time
     try:
-        _import_clients()
+        import_sdk()
     except ImportError:
         if not deferred:
             raise
         # This SDK needs more of aiohttp while importing than the stand-in offers: import everything as it is.
         for name in [name for name in sys.modules if name.split(".")[0] in _SDK_PACKAGES]:
             del sys.modules[name]
-        _import_clients()
+        import_sdk()
     finally:
         gc.enable()
     gc.freeze()
@@ -276,12 +278,6 @@ def _import_sdk() -> None:
 
 _SDK_PACKAGES = frozenset({"aiohttp", "Tea", "darabonba", "alibabacloud_credentials", "alibabacloud_tea_openapi",
                            "alibabacloud_tea_util", "alibabacloud_openapi_util", "alibabacloud_gateway_spi"})
-
-
-def _import_clients() -> None:
-    import alibabacloud_credentials.client  # noqa: F401
-    import alibabacloud_tea_openapi.client  # noqa: F401
-
 
 def main() -> int:
     """The worker process: import the SDK, resolve credentials, then answer calls until stdin closes."""

@@ -174,9 +174,9 @@ def test_the_worker_imports_the_sdk_without_aiohttp_until_something_uses_it() ->
 
 def test_an_sdk_that_needs_more_of_aiohttp_is_imported_as_it_is() -> None:
     """A later SDK importing an aiohttp submodule at import time gets the real aiohttp, not an ImportError."""
-    script = ("import sys\nfrom preflight import cloud_worker\nreal = cloud_worker._import_clients\ncalls = []\n"
+    script = ("import sys\nfrom preflight import cloud, cloud_worker\nreal = cloud.import_sdk\ncalls = []\n"
               "def needs_more():\n    calls.append(1)\n    import aiohttp.client_exceptions\n    real()\n"
-              "cloud_worker._import_clients = needs_more\ncloud_worker._import_sdk()\n"
+              "cloud.import_sdk = needs_more\ncloud_worker._import_sdk()\n"
               "import aiohttp\n"
               "print(len(calls), type(sys.modules['aiohttp']).__name__, aiohttp.ClientSession.__module__)\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
