@@ -144,8 +144,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(args_list)
     finally:
-        if "preflight.cloud" in sys.modules:  # a worker started for a run that then did not take it
-            sys.modules["preflight.cloud"].close_spawned()
+        _close_unclaimed_worker()
+
+
+def _close_unclaimed_worker() -> None:
+    """Stop an SDK worker no run took (started on a guess, or for a run that ended early), if one was started."""
+    if "preflight.cloud" in sys.modules:  # without importing it: most commands never need it
+        sys.modules["preflight.cloud"].close_spawned()
 
 
 def _cloud_likely(args_list: list[str]) -> bool:
@@ -306,8 +311,8 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
         from preflight.cloud import spawn_worker
 
         spawn_worker(config.cloud)  # the SDK's import runs on another core while the run starts here
-    elif "preflight.cloud" in sys.modules:
-        sys.modules["preflight.cloud"].close_spawned()  # started on a guess that this run would need the cloud
+    else:
+        _close_unclaimed_worker()  # started on a guess that this run would need the cloud
     progress = _progress(args, config, registry, selection)
     import asyncio
     import time
@@ -337,8 +342,7 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
     try:
         report = asyncio.run(go())
     finally:
-        if "preflight.cloud" in sys.modules:
-            sys.modules["preflight.cloud"].close_spawned()
+        _close_unclaimed_worker()
         close = getattr(progress, "close", None)
         if close is not None:
             close()
