@@ -61,15 +61,15 @@ def write_reports(run: RunReport, directory: Path, *, parallel: bool | None = No
             os._exit(code)
     os.close(write_end)
     try:
-        written = {report_format.name: _write(report_format, run, directory) for report_format in here}
+        for report_format in here:
+            _write(report_format, run, directory)
     finally:
         with os.fdopen(read_end, "rb") as pipe:
             problem = pipe.read().decode("utf-8", "replace")
         _, status = os.waitpid(pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise ReportError(problem or f"the process writing {', '.join(f.filename for f in there)} failed")
-    written.update({report_format.name: directory / report_format.filename for report_format in there})
-    return [written[report_format.name] for report_format in every]
+    return [directory / report_format.filename for report_format in every]
 
 
 def _write(report_format: ReportFormat, run: RunReport, directory: Path) -> Path:
