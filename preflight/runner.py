@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from preflight import __version__
+from preflight.aio import within
 from preflight.config import Config, ServiceConfig, TargetConfig
 from preflight.context import Context, Observation, Resources
 from preflight.model import CheckResult, Outcome, RunReport, Status, Timings
@@ -171,7 +172,7 @@ class _TargetRun:
                               observation_origin=runner.options.observation_origins.get(self.target.name, origin),
                               deadline=start + budget)
             try:
-                outcome = await asyncio.wait_for(check.run(context), timeout=budget)
+                outcome = await within(check.run(context), budget)
             except asyncio.TimeoutError:
                 which = "the check's timeout" if budget == check.timeout_s else "the run deadline (--timeout)"
                 outcome = Outcome.failed(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import socket
 import ssl
@@ -11,6 +12,7 @@ import urllib.parse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from preflight.aio import within
 from preflight.probe import observations as obs
 
 if TYPE_CHECKING:
@@ -53,11 +55,12 @@ class LocalCollector:
     """
 
     def __init__(self, config: Config, client_factory: Callable[[], httpx.AsyncClient] | None = None, *,
-                 verify: ssl.SSLContext | None = None) -> None:
+                 verify: ssl.SSLContext | None = None, setup: Setup | None = None) -> None:
         self.config = config
         self.clients: dict[str, httpx.AsyncClient] = {}
         self._factory = client_factory
         self._verify = verify
+        self._setup = setup
 
     def client_for(self, endpoint: Endpoint) -> httpx.AsyncClient:
         key = f"{endpoint.scheme}://{endpoint.host}:{endpoint.port}"
@@ -80,8 +83,10 @@ class LocalCollector:
         observation: dict[str, Any] = obs.base("dns")
         observation.update({"host": endpoint.host, "port": endpoint.port, "resolver": "system", "answers": [],
                             "error": None, "detail": ""})
-        start = time.monotonic()
         override = self.config.dns.resolve.get(f"{endpoint.host}:{endpoint.port}")
+        if self._setup is not None and override is None and self.config.dns.nameservers:
+            await asyncio.shield(self._setup.resolver)  # not timed: the import, not the network
+        start = time.monotonic()
         try:
             if override is not None:
                 observation["resolver"] = "override"
@@ -214,6 +219,8 @@ class LocalCollector:
 
     async def _exchange(self, name: str, service: ServiceConfig, dns_obs: Observation, *, with_key: bool,
                         deadline: float | None, batch: bool = False) -> Observation:
+        if self._setup is not None and self._verify is None:
+            self._verify = await asyncio.shield(self._setup.http)
         import httpx
 
         endpoint = Endpoint(service.endpoint)
@@ -238,7 +245,7 @@ class LocalCollector:
         capped = False
         response: httpx.Response | None = None
         try:
-            response = await asyncio.wait_for(client.send(request, stream=True), total)
+            response = await within(client.send(request, stream=True), total)
             observation.update({"status": response.status_code, "reason": response.reason_phrase,
                                 "headers": obs.clean_headers(response.headers.multi_items()),
                                 "content_type": response.headers.get("content-type", "")})
@@ -261,7 +268,7 @@ class LocalCollector:
             if remaining <= 0:
                 raise asyncio.TimeoutError
             # One deadline for the whole body, not a task per chunk: what was read before it stays in `data`.
-            await asyncio.wait_for(read_body(response), remaining)
+            await within(read_body(response), remaining)
         except (asyncio.TimeoutError, httpx.TimeoutException) as exc:
             observation["error"] = "timeout"
             observation["detail"] = _timeout_detail(exc, response is not None, total,
@@ -343,38 +350,75 @@ def tls_context(config: Config) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
-def prepare(config: Config) -> ssl.SSLContext:
-    """The CPU-bound part of setting the collector up: imports and the trust store, about 300 ms in all.
-
-    Run on a worker thread: on the event loop it would stall every connect and request in flight, and the
-    stall would be reported as their network time.
-    """
-    import httpcore  # noqa: F401  (httpx imports it, h11 and anyio when it builds its first client)
-    import httpx  # noqa: F401
-
+def prepare_resolver(config: Config) -> None:
+    """dnspython's imports (about 50 ms), when the config names nameservers; the system resolver needs none."""
     if config.dns.nameservers:
         import dns.asyncresolver
         import dns.nameserver  # noqa: F401
+
+
+def prepare_http(config: Config) -> ssl.SSLContext:
+    """httpx's imports, the ones its first request would otherwise make on the event loop, and the trust store."""
+    import anyio._backends._asyncio  # noqa: F401  (anyio imports its backend at the first request)
+    import httpcore  # noqa: F401
+    import httpx  # noqa: F401
+
     return tls_context(config)
+
+
+class Setup:
+    """The CPU-bound part of setting the collector up (about 150 ms), on a worker thread, in the order needed.
+
+    Not on the event loop: there it would stall every connect and request in flight, and the stall would be
+    reported as their network time. The resolver's imports come first, so the DNS checks ask while httpx loads;
+    every check waits only for what it uses.
+    """
+
+    def __init__(self, config: Config) -> None:
+        loop = asyncio.get_running_loop()
+        self.resolver: asyncio.Future[None] = loop.create_future()
+        self.http: asyncio.Future[ssl.SSLContext] = loop.run_in_executor(None, self._run, config, loop)
+        for future in (self.resolver, self.http):  # a run that uses neither must not log "never retrieved"
+            future.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+    def _run(self, config: Config, loop: asyncio.AbstractEventLoop) -> ssl.SSLContext:
+        try:
+            prepare_resolver(config)
+        except Exception as exc:
+            outcome: BaseException | None = exc
+        else:
+            outcome = None
+        with contextlib.suppress(RuntimeError):  # the run may have ended, and its loop closed, meanwhile
+            loop.call_soon_threadsafe(_settle, self.resolver, outcome)
+        return prepare_http(config)
+
+
+def _settle(future: asyncio.Future[None], outcome: BaseException | None) -> None:
+    if not future.done():
+        if outcome is None:
+            future.set_result(None)
+        else:
+            future.set_exception(outcome)
 
 
 def build_client(config: Config, verify: ssl.SSLContext) -> httpx.AsyncClient:
     """A client for one endpoint: keep-alive, per-phase timeouts, no redirects, verification on."""
     import httpx
 
+    from preflight.probe.backend import transport
+
     http = config.http
     timeout = httpx.Timeout(connect=http.connect_timeout_s, read=http.read_timeout_s, write=http.read_timeout_s,
                             pool=http.total_timeout_s)
-    return httpx.AsyncClient(timeout=timeout, follow_redirects=False, verify=verify, trust_env=False,
-                             limits=httpx.Limits(max_connections=16, max_keepalive_connections=8))
+    return httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False,
+                             transport=transport(verify, max_connections=16, max_keepalive=8))
 
 
 async def local_collector(context: Context) -> LocalCollector:
     """The run's one local collector, built on first use and closed when the run ends."""
 
     async def factory() -> LocalCollector:
-        verify = await asyncio.get_running_loop().run_in_executor(None, prepare, context.config)
-        return LocalCollector(context.config, verify=verify)
+        return LocalCollector(context.config, setup=Setup(context.config))
 
     async def closer(collector: LocalCollector) -> None:
         await collector.aclose()
@@ -382,4 +426,5 @@ async def local_collector(context: Context) -> LocalCollector:
     return await context.resources.get("local-collector", factory, closer)
 
 
-__all__ = ["Endpoint", "LocalCollector", "build_client", "local_collector", "prepare", "tls_context"]
+__all__ = ["Endpoint", "LocalCollector", "Setup", "build_client", "local_collector", "prepare_http", "prepare_resolver",
+           "tls_context"]

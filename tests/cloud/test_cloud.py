@@ -255,21 +255,22 @@ def test_concurrent_first_calls_build_the_sdks_session_once(healthy: Simulator,
     import time
     from concurrent.futures import ThreadPoolExecutor
 
-    from darabonba.core import DaraCore
+    import darabonba.core
+    from requests import Session
 
     from preflight.cloud import CloudSession
 
     for name, value in healthy.environ().items():
         monkeypatch.setenv(name, value)
     built = []
-    real_adapter = DaraCore.get_adapter
 
-    def slow_adapter(*args: Any, **kwargs: Any) -> Any:
-        built.append(threading.get_ident())
-        time.sleep(0.05)  # widen the window in which an unlocked cache lets other threads in
-        return real_adapter(*args, **kwargs)
+    class SlowSession(Session):
+        def __init__(self) -> None:
+            built.append(threading.get_ident())
+            time.sleep(0.05)  # widen the window in which an unlocked cache lets other threads in
+            super().__init__()
 
-    monkeypatch.setattr(DaraCore, "get_adapter", staticmethod(slow_adapter))
+    monkeypatch.setattr(darabonba.core, "Session", SlowSession)
     session = CloudSession(parse_config(healthy.config_text(), "sim.yaml", healthy.environ()))
     start = threading.Barrier(16)
 
@@ -282,6 +283,45 @@ def test_concurrent_first_calls_build_the_sdks_session_once(healthy: Simulator,
         names = list(pool.map(ask, range(16)))
     assert names == ["llm_demo"] * 16
     assert len(built) == 1, f"{len(built)} sessions built for one endpoint"
+
+
+def test_sdk_sessions_load_a_trust_store_only_for_https_and_only_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every SDK session used to get a TLS context of its own, loaded with the system trust store (about 50 ms of
+    CPU), http endpoints too: in a run, that was the worker's first call. An http endpoint needs none, and https
+    endpoints with the same TLS settings share one adapter and its context."""
+    import ssl
+
+    from darabonba.core import DaraCore
+    from requests.adapters import HTTPAdapter
+
+    from preflight.cloud import _tune_sdk_sessions
+
+    loaded = []
+    real = ssl.create_default_context
+
+    def counted(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        loaded.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ssl, "create_default_context", counted)
+    _tune_sdk_sessions()
+    _tune_sdk_sessions()  # a second call wraps nothing twice
+    keys = [f"preflight-test-{scheme}-{n}" for scheme in ("http", "https") for n in range(3)]
+    try:
+        plain = [DaraCore._get_session(key, "http", pool_size=7) for key in keys[:3]]
+        assert loaded == []
+        adapter = plain[0].get_adapter("http://model.invalid/")
+        assert type(adapter) is HTTPAdapter and adapter._pool_maxsize == 7
+        secure = [DaraCore._get_session(key, "https", pool_size=7) for key in keys[3:]]
+        assert len(loaded) == 1
+        shared = {id(session.get_adapter("https://dataworks.invalid/")) for session in secure}
+        assert len(shared) == 1
+        context = secure[0].get_adapter("https://dataworks.invalid/").ssl_context
+        assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+        assert context.cert_store_stats()["x509_ca"] > 0  # certifi's roots are in it
+    finally:
+        for key in keys:
+            DaraCore._sessions.pop(key, None)
 
 
 def test_one_paged_zone_listing_serves_every_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
