@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from html import escape
 
 from preflight.model import CheckResult, RunReport
 from preflight.report.base import ReportFormat
-from preflight.report.json import plain
+from preflight.report.json import fields
 from preflight.report.markdown import ordered
 
 COLOURS = {"pass": "#2e7d32", "warn": "#ef8c00", "fail": "#c62828", "skip": "#9e9e9e", "error": "#6a1b9a"}
@@ -69,7 +68,7 @@ def _row(result: CheckResult) -> str:
     if result.blocked_by:
         detail += f"<div>Blocked by {', '.join(f'<code>{escape(d)}</code>' for d in result.blocked_by)}</div>"
     if result.evidence:
-        evidence = json.dumps(plain(result.evidence), indent=2, ensure_ascii=False)
+        evidence = fields(result.evidence)
         detail += f"<details><summary>evidence</summary><pre>{escape(evidence)}</pre></details>"
     if result.docs:
         detail += f"<div>{_docs(result.docs)}</div>"
