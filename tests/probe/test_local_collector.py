@@ -34,7 +34,7 @@ def collect(name: str, handler: Handler) -> tuple[dict[str, Any], list[httpx.Req
         return handler(request)
 
     async def go() -> dict[str, Any]:
-        collector = LocalCollector(CONFIG, lambda: httpx.AsyncClient(transport=httpx.MockTransport(record)))
+        collector = LocalCollector(CONFIG, lambda: httpx.MockTransport(record))
         try:
             result: dict[str, Any] = await getattr(collector, name)(SERVICE, DNS)
             return result
