@@ -200,7 +200,8 @@ def test_latency_is_added_to_every_request() -> None:
 
 
 def test_a_hundred_concurrent_clients() -> None:
-    # With 100 ms per request, a hundred answered one after another would take ten seconds.
+    # With 100 ms per request, a hundred answered one after another would take ten seconds; half of that proves
+    # they overlap, with room for a slow 2-core CI machine (3 s was missed by 80 ms on one).
     server = ModelService(WORLD, latency_s=0.1)
     port = server.start()
     try:
@@ -208,7 +209,7 @@ def test_a_hundred_concurrent_clients() -> None:
         with ThreadPoolExecutor(max_workers=100) as pool:
             codes = list(pool.map(lambda _: call(port, QWEN, "POST", "/v1/completions", body=PROMPT).status_code,
                                   range(100)))
-        assert codes == [200] * 100 and time.monotonic() - started < 3.0
+        assert codes == [200] * 100 and time.monotonic() - started < 5.0
         assert server.requests["POST /v1/completions"] == 100
     finally:
         server.stop()
