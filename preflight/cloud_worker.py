@@ -251,23 +251,55 @@ class _TypeHintOnly:
     """What the SDK's type hints name while aiohttp is deferred; never instantiated by a synchronous call."""
 
 
+_SCHEDULER_MODULE = "apscheduler.schedulers.background"
+
+
+class _SchedulerOnDemand:
+    """apscheduler's BackgroundScheduler, imported when the credential chain first makes one.
+
+    The ECS RAM role provider imports the class at the top (30 ms: apscheduler, tzlocal, its executors) and
+    makes one only when it is constructed to refresh credentials in the background, on an ECS instance or in
+    a resource group. Making one here imports the real module and returns the real scheduler.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        module = sys.modules.get(_SCHEDULER_MODULE)
+        if isinstance(module, _DeferredModule):
+            real = module.load()
+        else:
+            import importlib
+
+            real = importlib.import_module(_SCHEDULER_MODULE)
+        return real.BackgroundScheduler(*args, **kwargs)
+
+
+# What the SDK imports at the top and this process rarely or never uses, and what the SDK takes from each then.
+_DEFERRED: dict[str, dict[str, type]] = {
+    "aiohttp": {"ClientResponse": _TypeHintOnly, "ClientSession": _TypeHintOnly},
+    _SCHEDULER_MODULE: {"BackgroundScheduler": _SchedulerOnDemand},
+}
+
+
 def _import_sdk() -> None:
-    """Import the SDK's generic client and credential chain, with aiohttp deferred (see _DeferredModule)."""
+    """Import the SDK's generic client and credential chain, with aiohttp and apscheduler deferred.
+
+    See _DeferredModule. A module that something imported before is left alone.
+    """
     import gc
 
     from preflight.cloud import import_sdk
 
-    deferred = "aiohttp" not in sys.modules
-    if deferred:
-        sys.modules["aiohttp"] = _DeferredModule("aiohttp", {"ClientResponse": _TypeHintOnly,
-                                                             "ClientSession": _TypeHintOnly})
+    deferred = [name for name in _DEFERRED if name.split(".")[0] not in sys.modules]
+    for name in deferred:
+        sys.modules[name] = _DeferredModule(name, _DEFERRED[name])
     gc.disable()  # the import allocates tens of thousands of long-lived objects: collecting them is wasted time
     try:
         import_sdk()
     except ImportError:
         if not deferred:
             raise
-        # This SDK needs more of aiohttp while importing than the stand-in offers: import everything as it is.
+        # This SDK needs more of a deferred module while importing than its stand-in offers: import everything
+        # as it is.
         for name in [name for name in sys.modules if name.split(".")[0] in _SDK_PACKAGES]:
             del sys.modules[name]
         import_sdk()
@@ -276,8 +308,10 @@ def _import_sdk() -> None:
     gc.freeze()
 
 
-_SDK_PACKAGES = frozenset({"aiohttp", "Tea", "darabonba", "alibabacloud_credentials", "alibabacloud_tea_openapi",
-                           "alibabacloud_tea_util", "alibabacloud_openapi_util", "alibabacloud_gateway_spi"})
+_SDK_PACKAGES = frozenset({"aiohttp", "apscheduler", "Tea", "darabonba", "alibabacloud_credentials",
+                           "alibabacloud_tea_openapi", "alibabacloud_tea_util", "alibabacloud_openapi_util",
+                           "alibabacloud_gateway_spi"})
+
 
 def main() -> int:
     """The worker process: import the SDK, resolve credentials, then answer calls until stdin closes."""

@@ -172,6 +172,24 @@ def test_the_worker_imports_the_sdk_without_aiohttp_until_something_uses_it() ->
     assert result.stdout.split() == ["connector", "False", "real", "aiohttp.connector"]
 
 
+def test_the_worker_imports_apscheduler_only_when_a_credential_provider_makes_a_scheduler() -> None:
+    """The ECS RAM role provider imports apscheduler's BackgroundScheduler at the top and makes one only when it
+    refreshes credentials in the background; until then the worker does without the 30 ms import."""
+    script = ("import sys\nfrom preflight.cloud_worker import _import_sdk\n_import_sdk()\n"
+              "print('before', 'apscheduler.schedulers.base' in sys.modules)\n"
+              "from alibabacloud_credentials.provider.ecs_ram_role import EcsRamRoleCredentialsProvider\n"
+              "provider = EcsRamRoleCredentialsProvider(async_update_enabled=True)\n"
+              "from apscheduler.schedulers.background import BackgroundScheduler\n"
+              "made = BackgroundScheduler()\n"
+              "print('after', 'apscheduler.schedulers.base' in sys.modules, type(made).__module__,\n"
+              "      isinstance(made, BackgroundScheduler))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "ALIBABA_CLOUD_ECS_METADATA": "preflight-test-role",
+                                 "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "false"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["before", "False", "after", "True", "apscheduler.schedulers.background", "True"]
+
+
 def test_an_sdk_that_needs_more_of_aiohttp_is_imported_as_it_is() -> None:
     """A later SDK importing an aiohttp submodule at import time gets the real aiohttp, not an ImportError."""
     script = ("import sys\nfrom preflight import cloud, cloud_worker\nreal = cloud.import_sdk\ncalls = []\n"
