@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import datetime as dt
-import platform
+import functools
+import os
+import sys
 import time
 import traceback
 from collections.abc import Mapping, Sequence
@@ -72,8 +74,30 @@ class RunOptions:
 
 
 def tool_info() -> dict[str, str]:
-    return {"name": "dw-preflight", "version": __version__, "python": platform.python_version(),
-            "platform": platform.platform(terse=True)}
+    return {"name": "dw-preflight", "version": __version__, "python": sys.version.split()[0],
+            "platform": platform_name()}
+
+
+@functools.cache
+def platform_name() -> str:
+    """The OS, its release, the machine and the C library, as `platform.platform()` words them on Linux.
+
+    Without what `platform.platform()` does to find out: run `uname -p` in a subprocess (a fork of the whole
+    process, at the end of every run) and scan the interpreter's binary for the glibc version.
+    """
+    if not hasattr(os, "uname"):
+        import platform
+
+        return platform.platform(terse=True)
+    uname = os.uname()
+    words = [uname.sysname, uname.release, uname.machine]
+    try:
+        libc = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (ValueError, OSError):  # not glibc: musl, macOS
+        libc = ""
+    if libc:
+        words += ["with", libc.replace(" ", "")]
+    return "-".join(word.replace(" ", "_") for word in words if word)
 
 
 def finalise(check: Check, target: str, service: str | None, outcome: Outcome, *, origin: str,
@@ -253,4 +277,4 @@ def run(config: Config, registry: Registry, selection: Selection | None = None,
 
 
 __all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_RUN_TIMEOUT_S", "Progress", "RunOptions", "Runner", "Selection",
-           "finalise", "run", "tool_info"]
+           "finalise", "platform_name", "run", "tool_info"]

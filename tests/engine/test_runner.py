@@ -147,3 +147,26 @@ def test_registry_order_is_deterministic_and_topological() -> None:
     checks = [make("z.first"), make("a.second", depends_on=("z.first",)), make("m.alone")]
     assert [c.id for c in Registry(checks).ordered] == ["z.first", "a.second", "m.alone"]
     assert [c.id for c in Registry(reversed(checks)).ordered] == ["m.alone", "z.first", "a.second"]
+
+
+def test_the_reports_platform_is_found_without_a_subprocess(monkeypatch: pytest.MonkeyPatch) -> None:
+    """platform.platform() runs `uname -p` in a subprocess: a fork of the whole process at the end of every run."""
+    import platform
+    import subprocess
+    import sys
+
+    from preflight.runner import platform_name, tool_info
+
+    expected = platform.platform(terse=True)  # before forbidding subprocesses: this one may run one
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a subprocess was started")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", forbidden)
+    monkeypatch.setattr(platform, "_uname_cache", None)  # platform's own answers, remembered from above
+    monkeypatch.setattr(platform, "_platform_cache", {})
+    platform_name.cache_clear()
+    info = tool_info()
+    if sys.platform.startswith("linux"):
+        assert info["platform"] == expected
+    assert info["python"] == platform.python_version()
