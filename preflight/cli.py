@@ -313,8 +313,9 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
     else:
         _close_unclaimed_worker()  # started on a guess that this run would need the cloud
     progress = _progress(args, config, registry, selection)
-    import asyncio
     import time
+
+    from preflight import aio
 
     from_group = getattr(args, "origin", "local") == "resource-group"
     if from_group:
@@ -339,7 +340,7 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
         return await runner.run()
 
     try:
-        report = asyncio.run(go())
+        report = aio.run(go())
     finally:
         _close_unclaimed_worker()
         close = getattr(progress, "close", None)

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from preflight import __version__
+from preflight import __version__, aio
 from preflight.aio import within
 from preflight.config import Config, ServiceConfig, TargetConfig
 from preflight.context import Context, Observation, Resources
@@ -273,7 +273,7 @@ def run(config: Config, registry: Registry, selection: Selection | None = None,
     async def main() -> RunReport:
         return await Runner(config, registry, selection, options, progress).run()
 
-    return asyncio.run(main())
+    return aio.run(main())
 
 
 __all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_RUN_TIMEOUT_S", "Progress", "RunOptions", "Runner", "Selection",
