@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench()
     bench_startup(bench, 10 if args.quick else 20)
     sizes = [(1, 1, 1), (10, 2, 2), (100, 10, 4)]
-    stats = bench_critical_path(bench, sizes, args.latency_ms, args.dns_latency_ms, 1 if args.quick else 3)
+    stats = bench_critical_path(bench, sizes, args.latency_ms, args.dns_latency_ms, 1 if args.quick else 5)
     bench_requests(bench, stats, sizes)
     bench_endless_stream(bench)
     missed = [row for row in bench.rows if not row.ok]
