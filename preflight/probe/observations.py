@@ -105,10 +105,13 @@ def summarise_vector(value):
     if isinstance(value, list):
         non_numeric = 0
         non_finite = 0
+        # The usual vector, all floats and all finite, is told in C: a finite sum has no NaN or infinity in it.
+        if set(map(type, value)) <= {float} and math.isfinite(sum(value)):
+            return {"type": "list", "length": len(value), "non_numeric": 0, "non_finite": 0}
         for item in value:
             if isinstance(item, bool) or not isinstance(item, (int, float)):
                 non_numeric += 1
-            elif not math.isfinite(item):
+            elif isinstance(item, float) and not math.isfinite(item):  # an int is finite, however large
                 non_finite += 1
         return {"type": "list", "length": len(value), "non_numeric": non_numeric, "non_finite": non_finite}
     kind = "null" if value is None else "str" if isinstance(value, str) else \
