@@ -80,6 +80,7 @@ SHAPE_KINDS = frozenset(shape.kind for shape in _SHAPES)
 _ANY_TRIGGER = re.compile("|".join(sorted({re.escape(trigger.lower()) for shape in _SHAPES
                                            for trigger in shape.triggers}, key=len, reverse=True)))
 _PREFIX = 3  # registered secrets are grouped by their first characters (they are at least 4 long)
+_MEMO_LENGTH, _MEMO_ENTRIES = 2048, 50_000  # what the redactor remembers having scanned: short text, a bounded count
 
 
 class _Cursor:
@@ -164,6 +165,9 @@ class Redactor:
         self._lock = threading.Lock()
         self._secrets: dict[str, str] = {}
         self._groups: dict[str, list[tuple[str, str]]] | None = None
+        # Text already scanned against the current secrets, and what was found in it. A run's results repeat
+        # most of their strings (statuses, regions, titles, shared answers): five in six scans were repeats.
+        self._scanned: dict[str, tuple[str, Counter[str]]] = {}
         self.hits: dict[str, int] = {}
 
     def add(self, secret: str | None, label: str = "secret") -> None:
@@ -176,6 +180,7 @@ class Redactor:
                 if len(variant) >= 4 and variant not in self._secrets:
                     self._secrets[variant] = label
                     self._groups = None
+                    self._scanned = {}
 
     def labels(self) -> list[str]:
         with self._lock:
@@ -202,12 +207,22 @@ class Redactor:
         found: Counter[str] = Counter()
         if not value:
             return value, found
-        # A substring search per registered value is a fast C scan; a regex alternation of them is not.
-        for secret, label in self._registered(value):
-            if secret in value:
-                found[label] += value.count(secret)
-                value = value.replace(secret, MASK)
-        value = _mask_shapes(value, found)
+        scanned = self._scanned  # replaced, not changed, when a secret is added
+        known = scanned.get(value) if len(value) <= _MEMO_LENGTH else None
+        if known is not None:
+            value, found = known[0], Counter(known[1])
+        else:
+            original = value
+            # A substring search per registered value is a fast C scan; a regex alternation of them is not.
+            for secret, label in self._registered(value):
+                if secret in value:
+                    found[label] += value.count(secret)
+                    value = value.replace(secret, MASK)
+            value = _mask_shapes(value, found)
+            if len(original) <= _MEMO_LENGTH:
+                if len(scanned) >= _MEMO_ENTRIES:
+                    scanned.clear()
+                scanned[original] = (value, Counter(found))
         if found:
             with self._lock:
                 for label, count in found.items():

@@ -185,3 +185,14 @@ def test_text_whose_lowercase_does_not_align_is_still_masked() -> None:
     # U+0130 lowercases to two characters, so the fast path cannot use a lowercased copy; the fallback must.
     text = "\u0130 AUTHORIZATION: sekrit-value\nthen bearer abcdefghij"
     assert Redactor().text(text) == f"\u0130 AUTHORIZATION: {MASK}\nthen bearer {MASK}"
+
+
+def test_text_scanned_before_a_secret_was_registered_is_scanned_again() -> None:
+    """Scans of repeated text are remembered; a newly registered secret forgets them."""
+    redactor = Redactor()
+    text = "the key is sk-internal-7f3a9c and nothing else"
+    assert redactor.text(text) == text
+    redactor.add("sk-internal-7f3a9c", "api_key")
+    assert redactor.text(text) == f"the key is {MASK} and nothing else"
+    redactor.scan(text)
+    assert redactor.hits["api_key"] == 2  # a remembered scan still counts what it masked
