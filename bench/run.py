@@ -42,11 +42,12 @@ class Bench:
         print(f"  {mark} {row.name:<44} {row.value:>12}   target {row.target:<10} {row.detail}", flush=True)
 
 
-def run_child(argv: list[str], env: dict[str, str] | None = None, timeout: float = 300) -> tuple[float, int, int, str]:
+def run_child(argv: list[str], env: dict[str, str] | None = None, timeout: float = 300, cwd: Path = ROOT
+              ) -> tuple[float, int, int, str]:
     """Run a process; return wall seconds, exit code, peak RSS in KiB and stdout."""
     start = time.perf_counter()
     with tempfile.TemporaryFile() as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL, env=env, cwd=cwd)
         deadline = start + timeout
         while True:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
