@@ -224,7 +224,8 @@ def console() -> None:
         sys.stderr.flush()
     # Interpreter teardown would free every object of the run one by one and collect the heap: 20 to 30 ms after
     # a 100-service run, for memory the OS takes back at once. Nothing is left to do: the report files are
-    # closed, the SDK worker is stopped, both standard streams are flushed, and no atexit handler is registered.
+    # closed, the SDK worker is stopped and both standard streams are flushed. The atexit handlers libraries
+    # register (joining idle executor threads, stopping a credential refresher) would only wait on threads.
     os._exit(code)
 
 

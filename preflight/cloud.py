@@ -125,7 +125,7 @@ def extra_installed(product: str) -> bool:
     """Whether the optional SDK package of a network product is installed (`preflight[network]`).
 
     Asked once per product and process: every network check asks, and each search of sys.path costs more than
-    the check's own judgement (4% of a 100-service run's CPU before).
+    the check's own judgement (a few per cent of a 100-service run's CPU before).
     """
     package = PRODUCTS[product].package
     try:

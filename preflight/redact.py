@@ -80,7 +80,7 @@ SHAPE_KINDS = frozenset(shape.kind for shape in _SHAPES)
 _ANY_TRIGGER = re.compile("|".join(sorted({re.escape(trigger.lower()) for shape in _SHAPES
                                            for trigger in shape.triggers}, key=len, reverse=True)))
 _PREFIX = 3  # registered secrets are grouped by their first characters (they are at least 4 long)
-_MEMO_LENGTH, _MEMO_ENTRIES = 2048, 50_000  # what the redactor remembers having scanned: short text, a bounded count
+_MEMO_LENGTH, _MEMO_ENTRIES = 1024, 10_000  # what the redactor remembers: text up to 1 KB, 10,000 of them
 
 
 class _Cursor:

@@ -56,8 +56,9 @@ class LocalCollector:
 
     Requests go straight to httpx's transport, not through an `httpx.AsyncClient`. The client would add
     a cookie jar carried from one check to the next, redirect and auth machinery that is switched off here,
-    and the merging of base URL, headers and defaults on every request: a third of the CPU httpx cost in a
-    100-service run. What the client would send by default, the request here sends itself.
+    and the merging of base URL, headers and defaults on every request: about a tenth of a request's CPU, and
+    cookies one check's server set would reach the next check. What the client would send by default, the
+    request here sends itself.
     """
 
     def __init__(self, config: Config, transport_factory: Callable[[], httpx.AsyncBaseTransport] | None = None, *,
