@@ -33,43 +33,39 @@ def _split(entry, default_port):
 
 
 def _dns_query(host, server, port, timeout):
-    """One A query over UDP to a chosen resolver; returns (rcode, addresses)."""
+    """One A question to a chosen resolver, over UDP, again over TCP if truncated; returns (rcode, addresses).
+
+    The message format and the reading of answers are observations.py's (dns_query, dns_answer), as the local
+    collector uses them: a datagram that answers something else is ignored, a malformed one is a ValueError."""
     ident = random.randint(0, 0xFFFF)
-    question = b"".join(bytes([len(label)]) + label.encode("idna") for label in host.rstrip(".").split("."))
-    packet = struct.pack(">HHHHHH", ident, 0x0100, 1, 0, 0, 0) + question + b"\x00" + struct.pack(">HH", 1, 1)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.settimeout(timeout)
+    packet = dns_query(host, ident)
+    family = socket.AF_INET6 if ":" in server else socket.AF_INET
+    deadline = time.monotonic() + timeout
+    sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
+        sock.settimeout(timeout)
         sock.sendto(packet, (server, port))
         while True:
+            sock.settimeout(max(0.001, deadline - time.monotonic()))
             data, _ = sock.recvfrom(4096)
-            if len(data) >= 12 and struct.unpack(">H", data[:2])[0] == ident:
+            answer = dns_answer(data, ident, host)
+            if answer is not None:
                 break
     finally:
         sock.close()
-    flags, qdcount, ancount = struct.unpack(">HHH", data[2:8])
-    offset = 12
-    for _ in range(qdcount):
-        offset = _skip_name(data, offset) + 4
-    addresses = []
-    for _ in range(ancount):
-        offset = _skip_name(data, offset)
-        rtype, _, _, length = struct.unpack(">HHIH", data[offset:offset + 10])
-        offset += 10
-        if rtype == 1 and length == 4:
-            addresses.append(socket.inet_ntoa(data[offset:offset + 4]))
-        offset += length
-    return flags & 0x000F, sorted(set(addresses))
-
-
-def _skip_name(data, offset):
-    while True:
-        length = data[offset]
-        if length & 0xC0 == 0xC0:
-            return offset + 2
-        if length == 0:
-            return offset + 1
-        offset += length + 1
+    if answer[1]:
+        with socket.create_connection((server, port), timeout=max(0.001, deadline - time.monotonic())) as stream:
+            stream.sendall(struct.pack(">H", len(packet)) + packet)
+            reader = stream.makefile("rb")
+            while True:
+                size = reader.read(2)
+                data = reader.read(struct.unpack(">H", size)[0]) if len(size) == 2 else b""
+                if not data:
+                    raise ValueError("the TCP answer ended early")
+                answer = dns_answer(data, ident, host)
+                if answer is not None:
+                    break
+    return answer[0], answer[2]
 
 
 def _endpoint(url):
@@ -106,24 +102,9 @@ class Collector(object):
                 obs["resolver"], obs["answers"] = "override", [override]
             elif self.nameservers:
                 obs["resolver"] = ",".join(self.nameservers)
-                rcode, answers = None, []
-                # Each resolver gets timeout_s, in order, as resolv.conf does: a dead first one is not the answer.
-                for entry in self.nameservers:
-                    server, port = _split(entry, 53)
-                    try:
-                        rcode, answers = _dns_query(end["host"], server, port, timeout)
-                        break
-                    except socket.timeout:
-                        rcode = "timeout"
-                if rcode == "timeout":
-                    obs["error"], obs["detail"] = "timeout", dns_timeout_detail(len(self.nameservers), timeout)
-                elif rcode == 3:
-                    obs["error"], obs["detail"] = "nxdomain", "%s does not exist (NXDOMAIN)" % end["host"]
-                elif rcode == 2:
-                    obs["error"], obs["detail"] = "servfail", "the resolver answered SERVFAIL"
-                elif rcode not in (0, None):
-                    obs["error"], obs["detail"] = "error", "the resolver answered rcode %s" % rcode
-                obs["answers"] = answers
+                kind, detail, obs["answers"] = self._ask_nameservers(end["host"], timeout)
+                if kind:
+                    obs["error"], obs["detail"] = kind, detail
             else:
                 infos = socket.getaddrinfo(end["host"], end["port"], 0, socket.SOCK_STREAM)
                 obs["answers"] = list(dict.fromkeys(info[4][0] for info in infos))
@@ -137,6 +118,36 @@ class Collector(object):
             obs["error"], obs["detail"] = "no-answer", "the name exists but has no address"
         obs["elapsed_ms"] = _ms(start)
         return obs
+
+    def _ask_nameservers(self, host, timeout):
+        """(error kind, detail, addresses), with the local collector's policy (dnsstub.resolve): each resolver in
+        order gets the whole timeout; NXDOMAIN or an answer ends the lookup; SERVFAIL, REFUSED, a malformed
+        answer, an error or silence moves on to the next one."""
+        problems = []
+        silent = 0
+        for entry in self.nameservers:
+            server, port = _split(entry, 53)
+            where = "%s:%d" % (server, port)
+            try:
+                rcode, answers = _dns_query(host, server, port, timeout)
+            except socket.timeout:
+                silent += 1
+                problems.append("%s did not answer within %g s" % (where, timeout))
+                continue
+            except ValueError as exc:
+                problems.append("%s sent a malformed answer (%s)" % (where, exc))
+                continue
+            except OSError as exc:
+                problems.append("%s: %s" % (where, exc.strerror or exc))
+                continue
+            if rcode == 3:
+                return "nxdomain", "%s does not exist (NXDOMAIN)" % host, []
+            if rcode == 0:
+                return (None, "", answers) if answers else ("no-answer", "%s has no A record" % host, [])
+            problems.append("%s answered %s" % (where, DNS_RCODES.get(rcode, "rcode %s" % rcode)))
+        if self.nameservers and silent == len(self.nameservers):
+            return "timeout", dns_timeout_detail(len(self.nameservers), timeout), []
+        return "servfail", "no resolver gave a usable answer: %s" % "; ".join(problems), []
 
     def tcp(self, service, dns_obs):
         end = _endpoint(service["endpoint"])

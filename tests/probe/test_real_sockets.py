@@ -257,6 +257,30 @@ def test_dns_failures_and_a_refused_port_are_classified_alike() -> None:
         answering.stop()
 
 
+def test_a_refusing_resolver_is_passed_over_alike_and_named_when_it_is_the_only_one() -> None:
+    """Both collectors ask the next resolver after a REFUSED, and say which resolver refused when none answered."""
+    outside = "svc.example.org"
+    refusing = DnsServer({HOST: "127.0.0.1"})  # refuses names outside the model domain
+    refusing_port = refusing.start()
+    answering = DnsServer({outside: "127.0.0.1"})
+    answering_port = answering.start()
+    try:
+        endpoint = f"http://{outside}:{closed_port()}"
+        both = f"{{nameservers: ['127.0.0.1:{refusing_port}', '127.0.0.1:{answering_port}'], timeout_s: 1}}"
+        only = f"{{nameservers: ['127.0.0.1:{refusing_port}'], timeout_s: 1}}"
+        for dns, check in ((both, lambda found: found["answers"] == ["127.0.0.1"] and found["error"] is None),
+                           (only, lambda found: found["error"] == "servfail"
+                            and f"127.0.0.1:{refusing_port} answered REFUSED" in found["detail"])):
+            config = small_config(endpoint, dns)
+            service = config.targets[0].services[0]
+            local = observe_locally(config, service, ["dns"])
+            remote = observe_in_network(config, service, ["dns"])
+            assert stable(local) == stable(remote) and check(local["dns"]), local
+    finally:
+        refusing.stop()
+        answering.stop()
+
+
 def test_requests_carry_the_hostname_while_connecting_to_the_resolved_address() -> None:
     world = World()
     service_model = world.models[0]
