@@ -13,9 +13,7 @@ import pytest
 
 from preflight.probe import dnsstub
 from preflight.probe.dnsstub import DnsFailure
-from preflight.probe.observations import dns_answer as parse_answer
-from preflight.probe.observations import dns_query as build_query
-from preflight.probe.observations import dns_read_name as read_name
+from preflight.probe.observations import dns_answer, dns_query, dns_read_name
 from preflight.simulator.dns_server import DnsServer
 
 HOST = "ms-abc.cn-beijing.dataworks-model.aliyuncs.com"
@@ -57,12 +55,12 @@ def test_the_simulators_answers_nxdomain_and_refusal_are_read() -> None:
 
 
 def test_the_query_asks_for_an_a_record_with_recursion() -> None:
-    query = build_query(HOST.upper(), 0x1234)
+    query = dns_query(HOST.upper(), 0x1234)
     ident, flags, questions, answers, _, _ = struct.unpack(">HHHHHH", query[:12])
     assert (ident, flags, questions, answers) == (0x1234, 0x0100, 1, 0)
-    assert read_name(query, 12)[0] == HOST and query.endswith(b"\x00\x01\x00\x01")
+    assert dns_read_name(query, 12)[0] == HOST and query.endswith(b"\x00\x01\x00\x01")
     with pytest.raises(ValueError):
-        build_query("a" * 64 + ".example.com", 1)
+        dns_query("a" * 64 + ".example.com", 1)
     with pytest.raises(DnsFailure) as invalid:
         asyncio.run(dnsstub.resolve("a" * 64 + ".example.com", [("127.0.0.1", 9)], 1.0, "silence"))
     assert invalid.value.kind == "error"
@@ -70,32 +68,32 @@ def test_the_query_asks_for_an_a_record_with_recursion() -> None:
 
 def test_only_the_answer_to_our_question_counts() -> None:
     good = response(7, [record(name(HOST), 1, bytes([10, 0, 0, 9]))])
-    assert parse_answer(good, 7, HOST) == (0, False, ["10.0.0.9"])
-    assert parse_answer(good, 8, HOST) is None  # another id: late, or spoofed
-    assert parse_answer(good[:2] + b"\x01\x00" + good[4:], 7, HOST) is None  # a query, not a response
-    assert parse_answer(response(7, [], question="evil.example.com"), 7, HOST) is None
-    assert parse_answer(response(7, [], qtype=28), 7, HOST) is None
-    assert parse_answer(b"\x00\x07", 7, HOST) is None
+    assert dns_answer(good, 7, HOST) == (0, False, ["10.0.0.9"])
+    assert dns_answer(good, 8, HOST) is None  # another id: late, or spoofed
+    assert dns_answer(good[:2] + b"\x01\x00" + good[4:], 7, HOST) is None  # a query, not a response
+    assert dns_answer(response(7, [], question="evil.example.com"), 7, HOST) is None
+    assert dns_answer(response(7, [], qtype=28), 7, HOST) is None
+    assert dns_answer(b"\x00\x07", 7, HOST) is None
 
 
 def test_cnames_are_followed_from_the_name_asked() -> None:
     middle, end = "alias.example.com", "real.example.com"
     records = [record(name(HOST), 5, name(middle)), record(name(middle), 5, name(end)),
                record(name(end), 1, bytes([10, 1, 1, 1])), record(name("unrelated.example.com"), 1, bytes(4))]
-    assert parse_answer(response(1, records), 1, HOST) == (0, False, ["10.1.1.1"])
+    assert dns_answer(response(1, records), 1, HOST) == (0, False, ["10.1.1.1"])
     loop = [record(name(HOST), 5, name(middle)), record(name(middle), 5, name(HOST))]
-    assert parse_answer(response(1, loop), 1, HOST) == (0, False, [])
+    assert dns_answer(response(1, loop), 1, HOST) == (0, False, [])
 
 
 def test_compression_pointers_are_followed_and_loops_and_overruns_are_malformed() -> None:
     # The answer names its owner by a pointer to the question's name at offset 12.
     compressed = response(3, [record(b"\xc0\x0c", 1, bytes([10, 2, 2, 2]))])
-    assert parse_answer(compressed, 3, HOST) == (0, False, ["10.2.2.2"])
+    assert dns_answer(compressed, 3, HOST) == (0, False, ["10.2.2.2"])
     looping = response(3, [record(b"\xc0" + bytes([len(response(3, []))]), 1, bytes(4))])
     with pytest.raises(ValueError):
-        parse_answer(looping, 3, HOST)
+        dns_answer(looping, 3, HOST)
     with pytest.raises(ValueError):
-        parse_answer(compressed[:-3], 3, HOST)  # the record's data is cut short
+        dns_answer(compressed[:-3], 3, HOST)  # the record's data is cut short
 
 
 class Scripted(asyncio.DatagramProtocol):
