@@ -20,7 +20,6 @@ socket's buffers, not this process's memory.
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -227,8 +226,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
 def _apply(transport: asyncio.BaseTransport, options: Iterable[Any] | None) -> None:
     raw = transport.get_extra_info("socket")
     for option in options or ():
-        if isinstance(raw, socket.socket) or hasattr(raw, "setsockopt"):
-            raw.setsockopt(*option)
+        raw.setsockopt(*option)
 
 
 def transport(verify: ssl.SSLContext, *, max_connections: int, max_keepalive: int) -> httpx.AsyncHTTPTransport:

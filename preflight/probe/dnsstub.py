@@ -15,7 +15,8 @@ What this resolver does, as a stub resolver should:
 - CNAMEs in the answer are followed from the name asked (at most 16), and only the A records of the end of that
   chain count;
 - NXDOMAIN ends the lookup; SERVFAIL, REFUSED, a malformed answer, an error or silence move on to the next
-  resolver, each of which gets the whole timeout.
+  resolver, each of which gets the whole timeout (`observations.dns_lookup`, shared with the in-network
+  collector).
 
 The message format (the query, and reading an answer with its compression pointers bounded: a pointer loop or
 an overrun is a malformed answer, never a hang or a crash) is in `observations`, which the in-network collector
@@ -31,7 +32,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from preflight.aio import within
-from preflight.probe.observations import DNS_RCODES, dns_answer, dns_query
+from preflight.probe.observations import dns_answer, dns_lookup, dns_query
 
 Answer = tuple[int, bool, list[str]]  # rcode, truncated, addresses
 
@@ -95,39 +96,29 @@ async def ask(host: str, server: str, port: int) -> Answer:
         writer.close()
 
 
-async def resolve(host: str, servers: Sequence[tuple[str, int]], timeout_s: float, timeout_detail: str
-                  ) -> list[str]:
-    """The A addresses of `host` from the first resolver that gives a usable answer; DnsFailure otherwise."""
+async def resolve(host: str, servers: Sequence[tuple[str, int]], timeout_s: float) -> list[str]:
+    """The A addresses of `host` from the first resolver that gives a usable answer; DnsFailure otherwise.
+
+    The policy, and the words of every failure, are `dns_lookup`'s, which the in-network collector follows too.
+    """
+    lookup = dns_lookup(host, servers, timeout_s)
     try:
-        dns_query(host, 0)
-    except ValueError as exc:
-        raise DnsFailure("error", str(exc)) from None
-    problems: list[str] = []
-    silent = 0
-    for server, port in servers:
-        where = f"{server}:{port}"
-        try:
-            rcode, _, addresses = await within(ask(host, server, port), timeout_s)
-        except asyncio.TimeoutError:
-            silent += 1
-            problems.append(f"{where} did not answer within {timeout_s:g} s")
-            continue
-        except ValueError as exc:
-            problems.append(f"{where} sent a malformed answer ({exc})")
-            continue
-        except OSError as exc:
-            problems.append(f"{where}: {exc.strerror or exc}")
-            continue
-        if rcode == 3:
-            raise DnsFailure("nxdomain", f"{host} does not exist (NXDOMAIN)")
-        if rcode == 0:
-            if not addresses:
-                raise DnsFailure("no-answer", f"{host} has no A record")
-            return list(addresses)
-        problems.append(f"{where} answered {DNS_RCODES.get(rcode, f'rcode {rcode}')}")
-    if servers and silent == len(servers):
-        raise DnsFailure("timeout", timeout_detail)
-    raise DnsFailure("servfail", f"no resolver gave a usable answer: {'; '.join(problems)}")
+        server, port = next(lookup)
+        while True:
+            outcome: Any
+            try:
+                rcode, _, addresses = await within(ask(host, server, port), timeout_s)
+                outcome = (rcode, addresses)
+            except asyncio.TimeoutError:  # before OSError: from Python 3.11 it is the builtin TimeoutError
+                outcome = "timeout"
+            except (ValueError, OSError) as exc:
+                outcome = exc
+            server, port = lookup.send(outcome)
+    except StopIteration as done:
+        kind, detail, found = done.value
+    if kind:
+        raise DnsFailure(kind, detail)
+    return list(found)
 
 
 __all__ = ["Answer", "DnsFailure", "ask", "resolve"]

@@ -120,34 +120,21 @@ class Collector(object):
         return obs
 
     def _ask_nameservers(self, host, timeout):
-        """(error kind, detail, addresses), with the local collector's policy (dnsstub.resolve): each resolver in
-        order gets the whole timeout; NXDOMAIN or an answer ends the lookup; SERVFAIL, REFUSED, a malformed
-        answer, an error or silence moves on to the next one."""
-        problems = []
-        silent = 0
-        for entry in self.nameservers:
-            server, port = _split(entry, 53)
-            where = "%s:%d" % (server, port)
-            try:
-                rcode, answers = _dns_query(host, server, port, timeout)
-            except socket.timeout:
-                silent += 1
-                problems.append("%s did not answer within %g s" % (where, timeout))
-                continue
-            except ValueError as exc:
-                problems.append("%s sent a malformed answer (%s)" % (where, exc))
-                continue
-            except OSError as exc:
-                problems.append("%s: %s" % (where, exc.strerror or exc))
-                continue
-            if rcode == 3:
-                return "nxdomain", "%s does not exist (NXDOMAIN)" % host, []
-            if rcode == 0:
-                return (None, "", answers) if answers else ("no-answer", "%s has no A record" % host, [])
-            problems.append("%s answered %s" % (where, DNS_RCODES.get(rcode, "rcode %s" % rcode)))
-        if self.nameservers and silent == len(self.nameservers):
-            return "timeout", dns_timeout_detail(len(self.nameservers), timeout), []
-        return "servfail", "no resolver gave a usable answer: %s" % "; ".join(problems), []
+        """(error kind, detail, addresses) by observations.dns_lookup's policy, which the local collector follows."""
+        servers = [_split(entry, 53) for entry in self.nameservers]
+        lookup = dns_lookup(host, servers, timeout)
+        try:
+            server, port = next(lookup)
+            while True:
+                try:
+                    outcome = _dns_query(host, server, port, timeout)
+                except socket.timeout:
+                    outcome = "timeout"
+                except (ValueError, OSError) as exc:
+                    outcome = exc
+                server, port = lookup.send(outcome)
+        except StopIteration as done:
+            return done.value
 
     def tcp(self, service, dns_obs):
         end = _endpoint(service["endpoint"])

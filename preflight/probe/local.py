@@ -122,8 +122,7 @@ class LocalCollector:
 
     async def _ask_nameservers(self, host: str) -> list[str]:
         servers = [_split_host_port(entry, 53) for entry in self.config.dns.nameservers]
-        timeout = self.config.dns.timeout_s
-        return await dnsstub.resolve(host, servers, timeout, obs.dns_timeout_detail(len(servers), timeout))
+        return await dnsstub.resolve(host, servers, self.config.dns.timeout_s)
 
     async def _ask_system(self, host: str, port: int) -> list[str]:
         loop = asyncio.get_running_loop()

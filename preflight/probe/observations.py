@@ -20,7 +20,7 @@ import math
 import socket
 import struct
 import sys
-from typing import Dict, List, Optional, Tuple  # noqa: F401  (used in type comments)
+from typing import Any, Dict, Generator, List, Optional, Sequence, Tuple  # noqa: F401  (used in type comments)
 
 OBSERVATION_VERSION = 1
 NAMES = ("dns", "tcp", "http", "models", "completion", "stream", "chat", "embedding")
@@ -56,7 +56,6 @@ def dns_timeout_detail(resolvers, timeout_s):
     return "no answer within %g s" % timeout_s
 
 
-# In Linux's struct tcp_info, tcpi_rtt (microseconds) follows eight one-byte fields and fifteen 32-bit ones.
 # --- DNS on the wire: one A question and its answer (RFC 1035), as both collectors ask it ------------------------
 
 DNS_TYPE_A, DNS_TYPE_CNAME, DNS_CLASS_IN = 1, 5, 1
@@ -175,6 +174,42 @@ def dns_answer(data, ident, host):
     return rcode, False, []
 
 
+def dns_lookup(host, servers, timeout_s):
+    # type: (str, Sequence[Tuple[str, int]], float) -> Generator[Tuple[str, int], Any, Tuple[Optional[str], str, List[str]]]
+    """The resolver policy both collectors follow, without their I/O: a generator that yields each (server, port)
+    to ask, in order, and is sent what came of it: (rcode, addresses), "timeout", or the exception (a ValueError
+    for a malformed answer, an OSError). It returns (error kind or None, detail, addresses).
+
+    Each resolver gets the whole timeout, as resolv.conf does. NXDOMAIN or an answer ends the lookup; SERVFAIL,
+    REFUSED, a malformed answer, an error or silence moves on to the next resolver."""
+    try:
+        dns_encode_name(host)
+    except ValueError as exc:
+        return "error", str(exc), []
+    problems = []  # type: List[str]
+    silent = 0
+    for server, port in servers:
+        where = "%s:%d" % (server, port)
+        outcome = yield server, port
+        if outcome == "timeout":
+            silent += 1
+            problems.append("%s did not answer within %g s" % (where, timeout_s))
+        elif isinstance(outcome, ValueError):
+            problems.append("%s sent a malformed answer (%s)" % (where, outcome))
+        elif isinstance(outcome, BaseException):
+            problems.append("%s: %s" % (where, getattr(outcome, "strerror", None) or outcome))
+        elif outcome[0] == 3:
+            return "nxdomain", "%s does not exist (NXDOMAIN)" % host, []
+        elif outcome[0] == 0:
+            return (None, "", list(outcome[1])) if outcome[1] else ("no-answer", "%s has no A record" % host, [])
+        else:
+            problems.append("%s answered %s" % (where, DNS_RCODES.get(outcome[0], "rcode %s" % outcome[0])))
+    if servers and silent == len(servers):
+        return "timeout", dns_timeout_detail(len(servers), timeout_s), []
+    return "servfail", "no resolver gave a usable answer: %s" % "; ".join(problems), []
+
+
+# In Linux's struct tcp_info, tcpi_rtt (microseconds) follows eight one-byte fields and fifteen 32-bit ones.
 _TCPI_RTT_OFFSET = 68
 
 

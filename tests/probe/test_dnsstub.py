@@ -13,7 +13,7 @@ import pytest
 
 from preflight.probe import dnsstub
 from preflight.probe.dnsstub import DnsFailure
-from preflight.probe.observations import dns_answer, dns_query, dns_read_name
+from preflight.probe.observations import dns_answer, dns_query, dns_read_name, dns_timeout_detail
 from preflight.simulator.dns_server import DnsServer
 
 HOST = "ms-abc.cn-beijing.dataworks-model.aliyuncs.com"
@@ -35,7 +35,7 @@ def response(ident: int, records: list[bytes], *, rcode: int = 0, truncated: boo
 
 
 def resolve(servers: list[tuple[str, int]], timeout: float = 1.0) -> list[str]:
-    return asyncio.run(dnsstub.resolve(HOST, servers, timeout, "silence"))
+    return asyncio.run(dnsstub.resolve(HOST, servers, timeout))
 
 
 def test_the_simulators_answers_nxdomain_and_refusal_are_read() -> None:
@@ -45,10 +45,10 @@ def test_the_simulators_answers_nxdomain_and_refusal_are_read() -> None:
         assert resolve([("127.0.0.1", port)]) == ["10.20.30.40"]
         with pytest.raises(DnsFailure) as missing:
             asyncio.run(dnsstub.resolve("ms-zzz.cn-beijing.dataworks-model.aliyuncs.com", [("127.0.0.1", port)],
-                                        1.0, "silence"))
+                                        1.0))
         assert missing.value.kind == "nxdomain"
         with pytest.raises(DnsFailure) as refused:
-            asyncio.run(dnsstub.resolve("www.example.org", [("127.0.0.1", port)], 1.0, "silence"))
+            asyncio.run(dnsstub.resolve("www.example.org", [("127.0.0.1", port)], 1.0))
         assert refused.value.kind == "servfail" and "REFUSED" in refused.value.detail
     finally:
         server.stop()
@@ -62,7 +62,7 @@ def test_the_query_asks_for_an_a_record_with_recursion() -> None:
     with pytest.raises(ValueError):
         dns_query("a" * 64 + ".example.com", 1)
     with pytest.raises(DnsFailure) as invalid:
-        asyncio.run(dnsstub.resolve("a" * 64 + ".example.com", [("127.0.0.1", 9)], 1.0, "silence"))
+        asyncio.run(dnsstub.resolve("a" * 64 + ".example.com", [("127.0.0.1", 9)], 1.0))
     assert invalid.value.kind == "error"
 
 
@@ -136,7 +136,7 @@ def with_scripted(replies: list[Callable[[int], list[bytes]]], body: Callable[[l
             # The TCP side listens on the port of the first UDP resolver, as a real one does.
             server = await asyncio.start_server(serve, "127.0.0.1", ports[0])
         try:
-            return await dnsstub.resolve(HOST, [("127.0.0.1", port) for port in ports], 1.0, "silence")
+            return await dnsstub.resolve(HOST, [("127.0.0.1", port) for port in ports], 1.0)
         finally:
             for close in closers:
                 close()
@@ -200,6 +200,6 @@ def test_no_record_and_silence_are_told_apart() -> None:
     try:
         with pytest.raises(DnsFailure) as silent:
             resolve([("127.0.0.1", quiet.getsockname()[1])], timeout=0.2)
-        assert silent.value.kind == "timeout" and silent.value.detail == "silence"
+        assert silent.value.kind == "timeout" and silent.value.detail == dns_timeout_detail(1, 0.2)
     finally:
         quiet.close()
