@@ -34,7 +34,8 @@ class _Shape(NamedTuple):
     then looked for in a lowercased copy): finding them is a C-speed substring search, and the pattern is then
     tried at those places only. A regex search for a pattern that starts with a word boundary or
     a case-insensitive word looks at every position and runs at a few MB/s; reports are megabytes. A `searched`
-    shape's triggers are too common to try one by one (every & of an HTML entity): a regex search finds it instead.
+    shape's triggers can be too common to try one by one (every & of an HTML entity): in a text holding more than
+    `_SEARCH_FROM` of them, a regex search finds it instead.
     """
 
     kind: str
@@ -80,7 +81,26 @@ SHAPE_KINDS = frozenset(shape.kind for shape in _SHAPES)
 _ANY_TRIGGER = re.compile("|".join(sorted({re.escape(trigger.lower()) for shape in _SHAPES
                                            for trigger in shape.triggers}, key=len, reverse=True)))
 _PREFIX = 3  # registered secrets are grouped by their first characters (they are at least 4 long)
+# A searched shape's triggers are tried one by one up to this many in a text (a JSON report has a handful of ?
+# and no &; the regex search would cost 10 ms a megabyte), and searched for beyond it (an HTML page's entities).
+_SEARCH_FROM = 256
+# From this length, the registered secrets present in a text are found from the places their first characters
+# occur rather than by one substring search of the whole text each (a hundred keys that all start with DW-).
+_LOCATE_FROM = 4096
 _MEMO_LENGTH, _MEMO_ENTRIES = 1024, 10_000  # what the redactor remembers: text up to 1 KB, 10,000 of them
+
+
+_SECRET_FIELDS: dict[str, bool] = {}  # field names seen, and whether each says secret
+
+
+def _secret_field(key: str) -> bool:
+    """Whether a field's name says its value is secret; a run asks this of the same few dozen names."""
+    known = _SECRET_FIELDS.get(key)
+    if known is None:
+        known = _SECRET_FIELD.search(key) is not None
+        if len(_SECRET_FIELDS) < _MEMO_ENTRIES:  # names come from servers too: remembered up to a bound
+            _SECRET_FIELDS[key] = known
+    return known
 
 
 class _Cursor:
@@ -89,8 +109,10 @@ class _Cursor:
     def __init__(self, shape: _Shape, text: str, lowered: str | None) -> None:
         self.shape = shape
         self.text = text
-        # A searched shape, or a case-insensitive one without an aligned lowercase copy, uses a regex search.
-        self.haystack = None if shape.searched else text if not shape.lowered else lowered
+        # A searched shape in a text full of its triggers, or a case-insensitive one without an aligned lowercase
+        # copy, uses a regex search.
+        dense = shape.searched and sum(text.count(trigger) for trigger in shape.triggers) > _SEARCH_FROM
+        self.haystack = None if dense else text if not shape.lowered else lowered
         self.next_at = [-1] * len(shape.triggers)  # where each trigger occurs next (-1: look again)
 
     def find(self, position: int) -> re.Match[str] | None:
@@ -164,7 +186,7 @@ class Redactor:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._secrets: dict[str, str] = {}
-        self._groups: dict[str, list[tuple[str, str]]] | None = None
+        self._groups: dict[str, dict[int, dict[str, str]]] | None = None
         # Text already scanned against the current secrets, and what was found in it. A run's results repeat
         # most of their strings (statuses, regions, titles, shared answers): five in six scans were repeats.
         self._scanned: dict[str, tuple[str, Counter[str]]] = {}
@@ -187,19 +209,40 @@ class Redactor:
             return sorted(set(self._secrets.values()))
 
     def _registered(self, value: str) -> list[tuple[str, str]]:
-        """The registered secrets whose first characters occur in `value`, longest first.
+        """The registered secrets that occur in `value`, longest first.
 
-        Longest first, so a secret is masked whole rather than around a shorter one inside it. Grouping by the
-        first characters means a hundred keys that all start with DW- cost one substring search, not a hundred.
+        Longest first, so a secret is masked whole rather than around a shorter one inside it. Secrets are grouped
+        by their first characters: a text without a group's prefix needs no search for any of its secrets. In a
+        long text, the secrets of a group are then read off where the prefix occurs (one dictionary lookup per
+        place and secret length), instead of searching the whole text once per secret: a report of a hundred
+        services holds a hundred DW- keys' worth of candidates and only a handful of places that start with DW-.
         """
         with self._lock:
             if self._groups is None:
-                groups: dict[str, list[tuple[str, str]]] = {}
+                groups: dict[str, dict[int, dict[str, str]]] = {}
                 for secret, label in self._secrets.items():
-                    groups.setdefault(secret[:_PREFIX], []).append((secret, label))
+                    groups.setdefault(secret[:_PREFIX], {}).setdefault(len(secret), {})[secret] = label
                 self._groups = groups
             groups = self._groups
-        present = [pair for prefix, pairs in groups.items() if prefix in value for pair in pairs]
+        present: list[tuple[str, str]] = []
+        for prefix, by_length in groups.items():
+            at = value.find(prefix)
+            if at < 0:
+                continue
+            size = sum(len(secrets) for secrets in by_length.values())
+            # Where the prefix is everywhere (hostile text), one search per secret is the bounded cost.
+            if len(value) < _LOCATE_FROM or value.count(prefix) > 16 * size + 64:
+                present += [(secret, label) for secrets in by_length.values() for secret, label in secrets.items()
+                            if secret in value]
+                continue
+            seen: dict[str, str] = {}
+            while at >= 0:
+                for length, secrets in by_length.items():
+                    known = secrets.get(value[at:at + length])
+                    if known is not None:
+                        seen[value[at:at + length]] = known
+                at = value.find(prefix, at + 1)
+            present += seen.items()
         return sorted(present, key=lambda pair: -len(pair[0]))
 
     def scan(self, value: str) -> tuple[str, Counter[str]]:
@@ -231,15 +274,34 @@ class Redactor:
 
     def text(self, value: str) -> str:
         """Mask every known secret and every secret-shaped substring of `value`."""
+        if value and len(value) <= _MEMO_LENGTH:
+            # `scan` without its counters, for the text seen before: most of a run's strings.
+            known = self._scanned.get(value)
+            if known is not None:
+                if known[1]:
+                    with self._lock:
+                        for label, count in known[1].items():
+                            self.hits[label] = self.hits.get(label, 0) + count
+                return known[0]
         return self.scan(value)[0]
 
     def value(self, value: Any, key: str = "") -> Any:
         """Redact any JSON-like value; fields whose name says secret are masked whole."""
-        if key and _SECRET_FIELD.search(key) and value not in (None, "", [], {}):
+        if key and _secret_field(key) and value not in (None, "", [], {}):
             if isinstance(value, str | bytes):
                 return MASK
             if not isinstance(value, Mapping | list | tuple):
                 return MASK
+        # The types JSON gives, by their exact type first: an isinstance test against Mapping is slow.
+        kind = type(value)
+        if kind is str:
+            return self.text(value)
+        if kind is dict:
+            return {str(k): self.value(v, str(k)) for k, v in value.items()}
+        if kind is list:
+            return [self.value(item) for item in value]
+        if value is None or kind is int or kind is float or kind is bool:
+            return value
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, bytes):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import http.server
 import json
@@ -23,6 +24,15 @@ CREATED = 1767225600
 
 def unit_vector(text: str, dimensions: int) -> list[float]:
     """A deterministic unit vector for `text` (the same text always embeds the same way)."""
+    return list(_unit_vector(text, dimensions))
+
+
+# A run asks for the same few texts' embeddings again and again (every embedding service, every check), and a
+# 1024-float vector costs about a millisecond to compute and another to write as JSON: more CPU than the rest of
+# the request. A real service spends it on its own hardware; here it would share the cores with the run under
+# test, so the simulator computes each vector, and writes it, once.
+@functools.lru_cache(maxsize=256)
+def _unit_vector(text: str, dimensions: int) -> tuple[float, ...]:
     values: list[float] = []
     counter = 0
     while len(values) < dimensions:
@@ -31,7 +41,12 @@ def unit_vector(text: str, dimensions: int) -> list[float]:
         counter += 1
     values = values[:dimensions]
     norm = math.sqrt(sum(v * v for v in values)) or 1.0
-    return [round(v / norm, 6) for v in values]
+    return tuple(round(v / norm, 6) for v in values)
+
+
+@functools.lru_cache(maxsize=256)
+def _vector_json(text: str, dimensions: int) -> str:
+    return json.dumps(_unit_vector(text, dimensions))
 
 
 class _Server(LoopbackServer):
@@ -219,20 +234,25 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if not isinstance(inputs, list) or not inputs or not all(isinstance(i, str) for i in inputs):
             self._error(400, "input must be a string or a list of strings", "BadRequestError")
             return
-        data = []
+        items = []
         for index, text in enumerate(inputs):
-            vector: list[Any] = unit_vector(text, model.dimensions)
-            if "embedding-nan" in self.server.faults:
-                vector[0], vector[1] = float("nan"), float("inf")
-            embedding: Any = vector
-            if body.get("encoding_format") == "base64":
-                # What vLLM sends when asked (the openai client asks by default): little-endian float32.
-                embedding = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
-            data.append({"object": "embedding", "index": index, "embedding": embedding})
+            if "embedding-nan" in self.server.faults or body.get("encoding_format") == "base64":
+                vector: list[Any] = unit_vector(text, model.dimensions)
+                if "embedding-nan" in self.server.faults:
+                    vector[0], vector[1] = float("nan"), float("inf")
+                embedding: Any = vector
+                if body.get("encoding_format") == "base64":
+                    # What vLLM sends when asked (the openai client asks by default): little-endian float32.
+                    embedding = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+                # json.dumps writes NaN and Infinity, which is exactly the broken output this fault stands for.
+                encoded = json.dumps(embedding)
+            else:
+                encoded = _vector_json(text, model.dimensions)
+            items.append(f'{{"object": "embedding", "index": {index}, "embedding": {encoded}}}')
         tokens = sum(max(1, len(text) // 4) for text in inputs)
-        # json.dumps writes NaN and Infinity, which is exactly the broken output this fault stands for.
-        self._json(200, {"object": "list", "model": model.model, "data": data,
-                         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+        envelope = json.dumps({"object": "list", "model": model.model, "data": None,
+                               "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+        self._send(200, envelope.replace('"data": null', f'"data": [{", ".join(items)}]', 1).encode())
 
     # --- streams and hostile answers ----------------------------------------------------------------
     def _event(self, model: SimModel, text: str, chat: bool, finish: str | None = None) -> bytes:

@@ -111,3 +111,27 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> Non
     assert "Traceback" not in errors and "internal error" not in errors and "BrokenPipe" not in errors
     assert "PASS demo config.valid" in errors  # progress went on to stderr, which was still read
     assert (tmp_path / "report.json").exists()  # the reports were written before the table was printed
+
+
+def test_a_run_collects_garbage_rarely_and_restores_the_collector_after(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    from preflight import cli, runner
+
+    seen: dict[str, object] = {}
+    real_run = runner.Runner.run
+
+    async def observed_run(self: runner.Runner) -> object:
+        seen.update(threshold=gc.get_threshold(), frozen=gc.get_freeze_count())
+        return await real_run(self)
+
+    monkeypatch.setattr(runner.Runner, "run", observed_run)
+    before = gc.get_threshold()
+    assert main(["demo", "--scenario", "wrong-key", "--report-dir", str(tmp_path), "--format", "json"]) == 1
+    # During the run: what existed before it is frozen out of collections, and collections are rare.
+    assert seen["threshold"] == cli.RUN_GC_THRESHOLD
+    assert isinstance(seen["frozen"], int) and seen["frozen"] > 10_000
+    # After it: the program that called it (here pytest) gets its collector back as it was.
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0

@@ -196,3 +196,73 @@ def test_text_scanned_before_a_secret_was_registered_is_scanned_again() -> None:
     assert redactor.text(text) == f"the key is {MASK} and nothing else"
     redactor.scan(text)
     assert redactor.hits["api_key"] == 2  # a remembered scan still counts what it masked
+    assert redactor.text(text) == f"the key is {MASK} and nothing else"
+    assert redactor.hits["api_key"] == 3  # and so does text(), which skips the scan's counters
+
+
+def test_json_values_of_every_type_are_redacted_alike() -> None:
+    """The exact-type fast paths of value() and the general ones give the same answer."""
+    import collections
+
+    redactor = Redactor()
+    redactor.add("sk-internal-7f3a9c", "api_key")
+    plain = {"a": ["x sk-internal-7f3a9c", 1, 2.5, True, None, ("t", "sk-internal-7f3a9c")],
+             "api_key": 12345, "nested": {"password": "hunter22", "ok": "fine"}, "raw": b"sk-internal-7f3a9c"}
+    ordered = collections.OrderedDict(plain)  # a Mapping that is not exactly a dict
+    expected = {"a": [f"x {MASK}", 1, 2.5, True, None, ["t", MASK]], "api_key": MASK,
+                "nested": {"password": MASK, "ok": "fine"}, "raw": MASK}
+    assert redactor.value(plain) == expected
+    assert redactor.value(ordered) == expected
+
+
+@hypothesis.settings(max_examples=200, deadline=None)
+@hypothesis.given(st.lists(st.sampled_from(FRAGMENTS), max_size=30).map("".join))
+def test_a_text_full_of_query_triggers_is_masked_the_same_by_a_regex_search(text: str) -> None:
+    """Past _SEARCH_FROM ? and & in one text (an HTML page's entities), the query shape is found by a regex
+    search instead of from each trigger; both ways must mask the same."""
+    from collections import Counter
+
+    import preflight.redact as redact
+
+    expected, kinds = _mask_by_definition(text)
+    saved = redact._SEARCH_FROM
+    redact._SEARCH_FROM = -1
+    try:
+        found: Counter[str] = Counter()
+        assert redact._mask_shapes(text, found) == expected
+        assert found == Counter(kinds)
+    finally:
+        redact._SEARCH_FROM = saved
+
+
+@hypothesis.settings(max_examples=200, deadline=None)
+@hypothesis.given(st.lists(st.sampled_from(["DW-alpha-0001", "DW-alpha-00012", "DW-beta-0001", "DW-", "DW-alpha",
+                                            "xDW-alpha-0001", "RFctYWxwaGEtMDAwMQ", "filler text ", "\n"]),
+                           max_size=40).map("".join))
+def test_a_long_text_finds_the_same_registered_secrets_as_a_search_for_each(text: str) -> None:
+    """From _LOCATE_FROM characters, registered secrets are read off where their prefix occurs; what is masked
+    must not change."""
+    padding = "." * 5000
+    long_text = padding + text + padding
+    redactor = Redactor()
+    for secret in ("DW-alpha-0001", "DW-alpha-00012", "DW-beta-0001", "DW-gamma-0001"):
+        redactor.add(secret, "api_key")
+    from collections import Counter
+
+    from preflight.redact import _mask_shapes
+
+    expected = long_text
+    for secret in sorted(redactor._secrets, key=len, reverse=True):  # each registered value, longest first
+        expected = expected.replace(secret, MASK)
+    assert redactor.text(long_text) == _mask_shapes(expected, Counter())
+    assert "DW-alpha-0001" not in redactor.text(long_text) and "DW-beta-0001" not in redactor.text(long_text)
+
+
+def test_a_long_text_made_of_a_secret_prefix_is_still_masked_in_linear_time() -> None:
+    redactor = Redactor()
+    for index in range(100):
+        redactor.add(f"sk-key-{index:04d}-abcdef", "api_key")
+    text = "sk-" * 200_000 + "sk-key-0042-abcdef" + "sk-" * 10
+    started = time.perf_counter()
+    assert redactor.text(text) == "sk-" * 200_000 + MASK + "sk-" * 10
+    assert time.perf_counter() - started < 5.0
