@@ -327,14 +327,13 @@ def main() -> int:
         with write_lock:
             channel.write(line)
 
-    # This process lives for one run: the SDK's modules are frozen out of garbage collection once imported, and
-    # the youngest generation is collected every 100,000 new objects instead of every 700 (see cli.RUN_GC_THRESHOLD).
+    # This process lives for one run, and its calls make little cyclic garbage: the youngest generation is
+    # collected every 100,000 new objects instead of every 700 (cli.RUN_GC_THRESHOLD; the SDK's own modules are
+    # frozen out of collections by _import_sdk).
     gc.set_threshold(100_000, 50, 1000)
     _import_sdk()
     from preflight.cloud import MAX_CALLS_IN_FLIGHT, CloudSession
     from preflight.config import CloudConfig, Config
-
-    gc.freeze()
 
     first = sys.stdin.buffer.readline()
     if not first:

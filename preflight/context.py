@@ -74,6 +74,9 @@ class Resources:
             except BaseException as exc:
                 future.set_exception(exc)
                 future.exception()  # mark retrieved: other askers re-raise it themselves
+        if future.done():  # most askers come after the answer: nothing to wait for, nothing to shield
+            done: T = future.result()
+            return done
         result: T = await asyncio.shield(future)
         return result
 

@@ -189,3 +189,37 @@ def test_running_never_formats_the_runs_result() -> None:
 
     result = aio.run(main())
     assert isinstance(result, Report) and Report.formatted == 0
+
+
+def test_a_shared_answer_or_failure_reaches_every_asker_and_one_cancelled_asker_stops_nobody() -> None:
+    from preflight.context import Resources
+
+    asked: list[str] = []
+
+    async def slow() -> str:
+        asked.append("slow")
+        await asyncio.sleep(0.05)
+        return "answer"
+
+    async def broken() -> str:
+        asked.append("broken")
+        await asyncio.sleep(0.01)
+        raise ValueError("no answer")
+
+    async def go() -> None:
+        resources = Resources(CONFIG)
+        first = asyncio.ensure_future(resources.shared("q", slow))
+        await asyncio.sleep(0)
+        impatient = asyncio.ensure_future(resources.shared("q", slow))
+        patient = asyncio.ensure_future(resources.shared("q", slow))
+        await asyncio.sleep(0.01)
+        impatient.cancel()
+        assert await first == "answer" and await patient == "answer"
+        assert impatient.cancelled()
+        assert await resources.shared("q", slow) == "answer"  # after the answer: no new question
+        for _ in range(3):
+            with pytest.raises(ValueError, match="no answer"):
+                await resources.shared("b", broken)
+
+    asyncio.run(go())
+    assert asked == ["slow", "broken"]
