@@ -98,6 +98,23 @@ def tree_peak_rss(argv: list[str], env: dict[str, str]) -> tuple[float, dict[int
     return sum(peaks.values()) / 1024, peaks
 
 
+def loop_ms() -> float:
+    """How long this machine takes for a fixed piece of pure Python (best of three): a speed gauge.
+
+    The ratios below divide by a fixed network time, so they move with the CPU's speed, and a shared virtual
+    machine's speed drifts by a factor of up to two within an hour. Printed at the start and the end of the run,
+    next to the figures, so that two runs can be told apart by the machine they ran on.
+    """
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for number in range(2_000_000):
+            total += number
+        best = min(best, time.perf_counter() - started)
+    return best * 1000
+
+
 def median_wall(argv: list[str], repeats: int) -> float:
     return statistics.median(run_child(argv)[0] for _ in range(repeats))
 
@@ -117,7 +134,7 @@ def bench_startup(bench: Bench, repeats: int) -> None:
 class Simulator:
     """`preflight simulate` in a child process, with its config, environment and request-statistics files."""
 
-    def __init__(self, directory: Path, *args: str) -> None:
+    def __init__(self, directory: Path, *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> None:
         self.config = directory / "sim.yaml"
         self.env_file = directory / "sim.env"
         self.stats_file = directory / "sim-stats.json"
@@ -125,7 +142,7 @@ class Simulator:
             path.unlink(missing_ok=True)
         self.process = subprocess.Popen([*PREFLIGHT, "simulate", "--config-out", str(self.config), "--env-out",
                                          str(self.env_file), "--stats-out", str(self.stats_file), *args],
-                                        stdout=subprocess.DEVNULL, cwd=ROOT)
+                                        stdout=subprocess.DEVNULL, cwd=cwd, env=env)
         deadline = time.monotonic() + 30
         while not (self.config.exists() and self.env_file.exists()):
             if time.monotonic() > deadline or self.process.poll() is not None:
@@ -139,6 +156,14 @@ class Simulator:
             env[name] = value
         env["CI"] = "true"
         return env
+
+    def cpu_seconds(self) -> float | None:
+        """The CPU time the simulator has used so far (from /proc; None where there is none)."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> dict[str, dict[str, int]]:
         """Stop the simulator; return what it received."""
@@ -275,12 +300,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(f"dw-preflight benchmarks: {' '.join([sys.executable, *sys.argv])}")
     print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}")
+    gauge = loop_ms()
+    print(f"speed gauge: a fixed Python loop takes {gauge:.0f} ms (lower is faster; see loop_ms)")
     bench = Bench()
     bench_startup(bench, 10 if args.quick else 20)
     sizes = [(1, 1, 1), (10, 2, 2), (100, 10, 4)]
     stats = bench_critical_path(bench, sizes, args.latency_ms, args.dns_latency_ms, 1 if args.quick else 5)
     bench_requests(bench, stats, sizes)
     bench_endless_stream(bench)
+    print(f"\nspeed gauge at the end: {loop_ms():.0f} ms (at the start: {gauge:.0f} ms)")
     missed = [row for row in bench.rows if not row.ok]
     print(f"\n{len(bench.rows) - len(missed)} of {len(bench.rows)} targets met")
     return 1 if missed else 0
