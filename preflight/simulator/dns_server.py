@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import heapq
 import socket
 import socketserver
 import struct
@@ -96,6 +97,9 @@ class DnsServer:
         self._socket: socket.socket | None = None
         self._tcp: _TcpServer | None = None
         self._threads: list[threading.Thread] = []
+        # Answers waiting for their latency: (when due, arrival order, query, peer), earliest first.
+        self._due: list[tuple[float, int, bytes, tuple[str, int]]] = []
+        self._due_changed = threading.Condition(self._lock)
 
     def count_query(self) -> None:
         with self._lock:
@@ -116,6 +120,8 @@ class DnsServer:
             udp.settimeout(0.1)
             self._socket, self._tcp, self.port = udp, tcp, port
             self._spawn(self._serve_udp)
+            if self.latency_s:
+                self._spawn(self._answer_when_due)
             # serve_forever must run even if stop() comes first: shutdown() waits for it to return.
             self._spawn(functools.partial(tcp.serve_forever, poll_interval=0.05))
             return port
@@ -135,14 +141,26 @@ class DnsServer:
                 continue
             except OSError:
                 return
-            self.count_query()
             if self.latency_s:
-                # A timer per query so that one slow answer does not delay the next question.
-                timer = threading.Timer(self.latency_s, self._answer_udp, (data, peer))
-                timer.daemon = True
-                timer.start()
+                # Each answer waits its own latency from its own arrival: one slow answer does not delay the next.
+                with self._due_changed:
+                    self.queries += 1
+                    heapq.heappush(self._due, (time.monotonic() + self.latency_s, self.queries, data, peer))
+                    self._due_changed.notify()
             else:
+                self.count_query()
                 self._answer_udp(data, peer)
+
+    def _answer_when_due(self) -> None:
+        """One thread sends every delayed answer (a timer thread per query cost the simulator more CPU)."""
+        while not self.stopping.is_set():
+            with self._due_changed:
+                wait = self._due[0][0] - time.monotonic() if self._due else 0.1
+                if wait > 0:
+                    self._due_changed.wait(min(wait, 0.1))
+                    continue
+                _, _, data, peer = heapq.heappop(self._due)
+            self._answer_udp(data, peer)
 
     def _answer_udp(self, data: bytes, peer: tuple[str, int]) -> None:
         wire = answer_query(self.records, data)
@@ -153,6 +171,8 @@ class DnsServer:
 
     def stop(self) -> None:
         self.stopping.set()
+        with self._due_changed:
+            self._due_changed.notify()
         if self._tcp is not None:
             self._tcp.shutdown()
             self._tcp.server_close()

@@ -97,3 +97,24 @@ def test_stop_is_quick_and_frees_the_port() -> None:
     assert time.monotonic() - started < 1.5
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", port))
+
+
+def test_each_delayed_answer_waits_only_its_own_latency() -> None:
+    """Fifty questions at once, 0.2 s of latency: all answered after about 0.2 s, not one after the other."""
+    slow = DnsServer({QWEN.host: "127.0.0.1"}, latency_s=0.2)
+    port = slow.start()
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(50)]
+    try:
+        started = time.monotonic()
+        for sock in sockets:
+            sock.settimeout(3)
+            sock.sendto(dns.message.make_query(QWEN.host, "A").to_wire(), ("127.0.0.1", port))
+        for sock in sockets:
+            answer = dns.message.from_wire(sock.recvfrom(512)[0])
+            assert [r.to_text() for r in answer.answer[0]] == ["127.0.0.1"]
+        assert 0.2 <= time.monotonic() - started < 1.5
+        assert slow.queries == 50
+    finally:
+        for sock in sockets:
+            sock.close()
+        slow.stop()
