@@ -132,6 +132,17 @@ def test_embeddings_of_a_string_and_of_a_list(service: ModelService) -> None:
     assert one["data"][0]["embedding"] == vectors[0] == unit_vector("alpha", 1024)
     assert len({json.dumps(v) for v in vectors}) == 3
     assert all(len(v) == 1024 and abs(math.fsum(x * x for x in v) - 1.0) < 1e-3 for v in vectors)
+    # The vectors are computed and written once, then spliced into the answer: the bytes are what json.dumps of
+    # the whole answer gives, and asking again gives them again.
+    raw = call(service.port, BGE, "POST", "/v1/embeddings", body={"model": "bge-m3", "input": ["alpha", "beta"]})
+    assert raw.content == json.dumps(
+        {"object": "list", "model": "bge-m3",
+         "data": [{"object": "embedding", "index": i, "embedding": unit_vector(t, 1024)}
+                  for i, t in enumerate(["alpha", "beta"])],
+         "usage": {"prompt_tokens": 2, "total_tokens": 2}}).encode()
+    unit_vector("alpha", 1024)[0] = 99.0  # a caller's copy: changing it changes no later answer
+    assert call(service.port, BGE, "POST", "/v1/embeddings", body={"model": "bge-m3", "input": "alpha"}
+                ).json() == one
 
 
 def test_embeddings_in_base64_are_little_endian_float32(service: ModelService) -> None:
