@@ -340,6 +340,8 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
         runner = Runner(config, registry, selection, options, progress)
         return await runner.run()
 
+    from preflight.gcpolicy import collecting_rarely
+
     with collecting_rarely():
         try:
             report = aio.run(go())
@@ -349,33 +351,6 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
             if close is not None:
                 close()
         return _finish(report, args, out)
-
-
-# The cyclic garbage collector's youngest generation is collected every 700 new container objects. A 100-service
-# run makes some 130,000 of them (results, observations, evidence, futures) and keeps most until its reports are
-# written, so each collection walks survivors it walked before, and full collections walk every module object:
-# 120 to 190 ms of CPU in one run, a tenth of it. A run makes little cyclic garbage (its RSS is the same without
-# any collection), so it collects every 100,000 objects, and what existed before it is left out of collections.
-RUN_GC_THRESHOLD = (100_000, 50, 1000)
-
-
-@contextmanager
-def collecting_rarely() -> Iterator[None]:
-    """Collect cyclic garbage rarely while a run goes on, then restore the interpreter's settings.
-
-    Restored, not left as they were, because `execute` also runs inside other programs (the tests, `demo`):
-    objects frozen here return to the collector afterwards, and its thresholds to what they were.
-    """
-    import gc
-
-    before = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(*RUN_GC_THRESHOLD)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
-        gc.unfreeze()
 
 
 def _stage_to_stderr(subject: str, message: str) -> None:

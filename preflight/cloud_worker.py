@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import gc
 import json
 import os
 import subprocess
@@ -37,6 +36,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import IO, TYPE_CHECKING, Any
 
+from preflight import gcpolicy
 from preflight.errors import WORKER_ERROR, WORKER_EXITED, CloudError
 
 if TYPE_CHECKING:
@@ -327,10 +327,8 @@ def main() -> int:
         with write_lock:
             channel.write(line)
 
-    # This process lives for one run, and its calls make little cyclic garbage: the youngest generation is
-    # collected every 100,000 new objects instead of every 700 (cli.RUN_GC_THRESHOLD; the SDK's own modules are
-    # frozen out of collections by _import_sdk).
-    gc.set_threshold(100_000, 50, 1000)
+    # The SDK's own modules are frozen out of collections by _import_sdk.
+    gcpolicy.for_a_process_of_one_run()
     _import_sdk()
     from preflight.cloud import MAX_CALLS_IN_FLIGHT, CloudSession
     from preflight.config import CloudConfig, Config

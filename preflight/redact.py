@@ -266,11 +266,15 @@ class Redactor:
                 if len(scanned) >= _MEMO_ENTRIES:
                     scanned.clear()
                 scanned[original] = (value, Counter(found))
+        self._tally(found)
+        return value, found
+
+    def _tally(self, found: Mapping[str, int]) -> None:
+        """Add what one scan masked, by kind, to the run's counts (REDACTIONS.txt)."""
         if found:
             with self._lock:
                 for label, count in found.items():
                     self.hits[label] = self.hits.get(label, 0) + count
-        return value, found
 
     def text(self, value: str) -> str:
         """Mask every known secret and every secret-shaped substring of `value`."""
@@ -278,10 +282,7 @@ class Redactor:
             # `scan` without its counters, for the text seen before: most of a run's strings.
             known = self._scanned.get(value)
             if known is not None:
-                if known[1]:
-                    with self._lock:
-                        for label, count in known[1].items():
-                            self.hits[label] = self.hits.get(label, 0) + count
+                self._tally(known[1])
                 return known[0]
         return self.scan(value)[0]
 

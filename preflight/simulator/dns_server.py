@@ -97,8 +97,8 @@ class DnsServer:
         self._socket: socket.socket | None = None
         self._tcp: _TcpServer | None = None
         self._threads: list[threading.Thread] = []
-        # Answers waiting for their latency: (when due, arrival order, query, peer), earliest first.
-        self._due: list[tuple[float, int, bytes, tuple[str, int]]] = []
+        # Answers waiting for their latency: (when due, query, peer), earliest first.
+        self._due: list[tuple[float, bytes, tuple[str, int]]] = []
         self._due_changed = threading.Condition(self._lock)
 
     def count_query(self) -> None:
@@ -141,14 +141,13 @@ class DnsServer:
                 continue
             except OSError:
                 return
+            self.count_query()
             if self.latency_s:
                 # Each answer waits its own latency from its own arrival: one slow answer does not delay the next.
                 with self._due_changed:
-                    self.queries += 1
-                    heapq.heappush(self._due, (time.monotonic() + self.latency_s, self.queries, data, peer))
+                    heapq.heappush(self._due, (time.monotonic() + self.latency_s, data, peer))
                     self._due_changed.notify()
             else:
-                self.count_query()
                 self._answer_udp(data, peer)
 
     def _answer_when_due(self) -> None:
@@ -159,7 +158,7 @@ class DnsServer:
                 if wait > 0:
                     self._due_changed.wait(min(wait, 0.1))
                     continue
-                _, _, data, peer = heapq.heappop(self._due)
+                _, data, peer = heapq.heappop(self._due)
             self._answer_udp(data, peer)
 
     def _answer_udp(self, data: bytes, peer: tuple[str, int]) -> None:

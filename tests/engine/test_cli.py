@@ -117,7 +117,7 @@ def test_a_run_collects_garbage_rarely_and_restores_the_collector_after(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     import gc
 
-    from preflight import cli, runner
+    from preflight import gcpolicy, runner
 
     seen: dict[str, object] = {}
     real_run = runner.Runner.run
@@ -130,7 +130,7 @@ def test_a_run_collects_garbage_rarely_and_restores_the_collector_after(
     before = gc.get_threshold()
     assert main(["demo", "--scenario", "wrong-key", "--report-dir", str(tmp_path), "--format", "json"]) == 1
     # During the run: what existed before it is frozen out of collections, and collections are rare.
-    assert seen["threshold"] == cli.RUN_GC_THRESHOLD
+    assert seen["threshold"] == gcpolicy.RUN_GC_THRESHOLD
     assert isinstance(seen["frozen"], int) and seen["frozen"] > 10_000
     # After it: the program that called it (here pytest) gets its collector back as it was.
     assert gc.get_threshold() == before
