@@ -45,10 +45,13 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def result_dict(result: CheckResult) -> dict[str, Any]:
+def result_dict(result: CheckResult, *, checked: bool = True) -> dict[str, Any]:
+    """One result as JSON-ready data; `checked=False` leaves the evidence as it is, for a caller that encodes
+    it strictly and falls back to `plain` itself (see `layout`), instead of encoding it twice."""
     return {
         "target": result.target, "service": result.service, "check": result.check, "title": result.title,
-        "status": result.status.value, "summary": result.summary, "evidence": plain(result.evidence),
+        "status": result.status.value, "summary": result.summary,
+        "evidence": plain(result.evidence) if checked else result.evidence,
         "remediation": result.remediation, "docs": result.docs, "blocked_by": list(result.blocked_by),
         "origin": result.origin,
         "timings": {"start_ms": _ms(result.timings.start_ms), "duration_ms": _ms(result.timings.duration_ms)},
@@ -60,13 +63,13 @@ def _ms(value: float) -> float:
     return value if math.isfinite(value) and value >= 0 else 0.0
 
 
-def report_dict(run: RunReport) -> dict[str, Any]:
+def report_dict(run: RunReport, *, checked: bool = True) -> dict[str, Any]:
     summary = run.summary
     return {
         "schema": SCHEMA, "tool": dict(run.tool), "started_at": run.started_at, "duration_ms": _ms(run.duration_ms),
         "config": run.config_path, "tokens_spent": run.tokens, "notes": list(run.notes),
         "summary": {"status": summary.status, **summary.counts},
-        "results": [result_dict(result) for result in run.results],
+        "results": [result_dict(result, checked=checked) for result in run.results],
     }
 
 
@@ -77,7 +80,7 @@ class JsonFormat(ReportFormat):
     filename = "report.json"
 
     def render(self, run: RunReport) -> str:
-        return layout(report_dict(run))
+        return layout(report_dict(run, checked=False))
 
 
 # ", " and ": " as json.dumps(indent=...) writes them; the C encoder is used only when there is no indent.
@@ -102,11 +105,23 @@ def layout(report: Mapping[str, Any]) -> str:
     lines = []
     for key, value in report.items():
         if key == "results" and isinstance(value, list) and value:
-            items = ",\n".join(f"    {_ENCODE(item)}" for item in value)
+            items = ",\n".join(f"    {_result_line(item)}" for item in value)
             lines.append(f"  {_ENCODE(key)}: [\n{items}\n  ]")
         else:
             lines.append(f"  {_ENCODE(key)}: {_ENCODE(value)}")
     return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+def _result_line(result: Mapping[str, Any]) -> str:
+    """One result, strictly encoded; evidence the strict encoder refuses goes through `plain` first.
+
+    The same JSON as encoding `plain(evidence)`: `plain` returns evidence unchanged exactly when it encodes
+    strictly, so only the refused results pay for a second encoding.
+    """
+    try:
+        return _ENCODE(result)
+    except (TypeError, ValueError):
+        return _ENCODE({**result, "evidence": plain(result.get("evidence"))})
 
 
 __all__ = ["SCHEMA", "JsonFormat", "fields", "layout", "plain", "report_dict", "result_dict"]

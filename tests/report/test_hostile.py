@@ -163,3 +163,13 @@ def test_the_console_shows_no_control_characters_from_a_server() -> None:
         live.finished(result)
     assert not re.search("[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]", stream.getvalue())
     assert stream.getvalue().count("\n") == 4
+
+
+def test_report_json_encodes_evidence_once_and_writes_what_plain_evidence_gives() -> None:
+    """render() encodes each result strictly and falls back to plain() only where that fails; the text must be
+    exactly what encoding plain() evidence gives, for hostile evidence (NaN, bytes, tuples) and ordinary alike."""
+    from preflight.report.json import JsonFormat, layout, report_dict
+
+    for run in (hostile(), RunReport(tool=TOOL, started_at="2026-01-01T00:00:00+00:00", duration_ms=1.0,
+                                     results=hostile().results[2:])):
+        assert JsonFormat().render(run) == layout(report_dict(run))
