@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import PREFLIGHT, ROOT, Simulator, run_child
+from run import PREFLIGHT_MODULE, ROOT, Simulator, run_child
 
 SIZES = {1: (1, 1), 10: (2, 2), 100: (10, 4)}  # services: (targets, resource groups), as bench/run.py uses
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             for turn in range(args.runs + 1):  # the first turn warms the caches and is not counted
                 for name, path in builds.items():
                     simulator = simulators[name]
-                    argv_run = [*PREFLIGHT, "run", "-c", str(simulator.config), "--report-dir",
+                    argv_run = [*PREFLIGHT_MODULE, "run", "-c", str(simulator.config), "--report-dir",
                                 str(Path(directory) / "r"), "--format", "json"]
                     sim_before, run_before = simulator.cpu_seconds(), _children_cpu()
                     # From the build's own directory: the SDK worker starts as `python -m`, which imports from there.

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from preflight import __version__
+from preflight.entry import cloud_likely
 from preflight.errors import EXIT_BROKEN, EXIT_FAILED, EXIT_OK, EXIT_READER_GONE, EXIT_USAGE, PreflightError
 
 if TYPE_CHECKING:
@@ -28,8 +29,38 @@ EXIT_CODES = {
 }
 
 
+def _terminal_columns() -> int:
+    """shutil.get_terminal_size().columns: COLUMNS when it is a positive number, else the terminal's, else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns > 0:
+        return columns
+    stdout = sys.__stdout__
+    try:
+        return os.get_terminal_size(stdout.fileno()).columns or 80 if stdout is not None else 80
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help layout, without importing shutil (and with it bz2 and lzma) to learn the terminal's width.
+
+    argparse makes a formatter for every argument it adds, and the import was 4 ms of every command's start.
+    """
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position, _terminal_columns() - 2 if width is None else width)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so main() owns every exit code."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> Any:
         from preflight.errors import UsageError
@@ -67,72 +98,92 @@ def _add_from_options(parser: argparse.ArgumentParser) -> None:
                              "key and model checks also run there (the script is stored with the instance)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; with `command`, only that subcommand gets its options.
+
+    The others are still named, with their help, so `preflight --help` and an unknown command read the same.
+    Building every subcommand's options cost argparse about half of the parser's few milliseconds, at every start.
+    """
     parser = _Parser(prog="preflight", description="Preflight checks for LLM model services on DataWorks "
                      "Serverless resource groups.", epilog="Exit codes: " + "; ".join(
                          f"{code} = {text}" for code, text in EXIT_CODES.items()))
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+    if command not in _COMMANDS:  # not a command (an option, a typo): every subcommand, for the error message
+        command = None
 
-    run = commands.add_parser("run", help="run the checks of a config (or of one --endpoint)")
-    run.add_argument("-c", "--config", default=None, metavar="FILE",
-                     help="config file (default: preflight.yaml when no --endpoint is given)")
-    single = run.add_argument_group("a single service without a config file")
-    single.add_argument("--endpoint", metavar="URL")
-    single.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the API key")
-    single.add_argument("--kind", choices=("completion", "chat", "embedding"), default="completion")
-    single.add_argument("--model", metavar="NAME")
-    single.add_argument("--auth", choices=("raw", "bearer"), default="raw")
-    single.add_argument("--workspace", metavar="ID")
-    single.add_argument("--resource-group", metavar="ID")
-    single.add_argument("--region", metavar="REGION")
-    _add_output_options(run)
-    _add_from_options(run)
+    def subcommand(name: str, help: str) -> argparse.ArgumentParser | None:
+        made = commands.add_parser(name, help=help)
+        return made if command in (None, name) else None
 
-    listing = commands.add_parser("list", help="list every registered check")
-    listing.add_argument("--format", choices=("table", "json", "markdown"), default="table")
+    run = subcommand("run", help="run the checks of a config (or of one --endpoint)")
+    if run is not None:
+        run.add_argument("-c", "--config", default=None, metavar="FILE",
+                         help="config file (default: preflight.yaml when no --endpoint is given)")
+        single = run.add_argument_group("a single service without a config file")
+        single.add_argument("--endpoint", metavar="URL")
+        single.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the API key")
+        single.add_argument("--kind", choices=("completion", "chat", "embedding"), default="completion")
+        single.add_argument("--model", metavar="NAME")
+        single.add_argument("--auth", choices=("raw", "bearer"), default="raw")
+        single.add_argument("--workspace", metavar="ID")
+        single.add_argument("--resource-group", metavar="ID")
+        single.add_argument("--region", metavar="REGION")
+        _add_output_options(run)
+        _add_from_options(run)
 
-    explain = commands.add_parser("explain", help="what a check proves, how, and how to fix a failure")
-    explain.add_argument("check_id", metavar="ID")
+    listing = subcommand("list", help="list every registered check")
+    if listing is not None:
+        listing.add_argument("--format", choices=("table", "json", "markdown"), default="table")
 
-    demo = commands.add_parser("demo", help="run the whole catalogue against the built-in simulator")
-    demo.add_argument("--scenario", default="healthy", metavar="NAME")
-    demo.add_argument("--list-scenarios", action="store_true", help="print one scenario a line, name first")
-    _add_output_options(demo)
-    _add_from_options(demo)
+    explain = subcommand("explain", help="what a check proves, how, and how to fix a failure")
+    if explain is not None:
+        explain.add_argument("check_id", metavar="ID")
 
-    script = commands.add_parser("probe-script", help="print the in-network collector to paste into a node")
-    script.add_argument("-c", "--config", default="preflight.yaml", metavar="FILE")
-    script.add_argument("--target", required=True, metavar="NAME")
-    form = script.add_mutually_exclusive_group()
-    form.add_argument("--shell", dest="form", action="store_const", const="shell", help="a Shell node (default)")
-    form.add_argument("--python", dest="form", action="store_const", const="python", help="a Python node")
-    script.add_argument("--send-key", action="store_true", help="put the API keys into the script")
+    demo = subcommand("demo", help="run the whole catalogue against the built-in simulator")
+    if demo is not None:
+        demo.add_argument("--scenario", default="healthy", metavar="NAME")
+        demo.add_argument("--list-scenarios", action="store_true", help="print one scenario a line, name first")
+        _add_output_options(demo)
+        _add_from_options(demo)
 
-    bundle = commands.add_parser("bundle", help="zip the last run's reports, masked config and versions for support")
-    bundle.add_argument("-o", "--output", metavar="FILE", help="default: preflight-bundle-<UTC time>.zip")
-    bundle.add_argument("--report-dir", default="reports", metavar="DIR")
-    bundle.add_argument("-c", "--config", default=None, metavar="FILE",
-                        help="the config to include, masked (default: preflight.yaml when it exists)")
+    script = subcommand("probe-script", help="print the in-network collector to paste into a node")
+    if script is not None:
+        script.add_argument("-c", "--config", default="preflight.yaml", metavar="FILE")
+        script.add_argument("--target", required=True, metavar="NAME")
+        form = script.add_mutually_exclusive_group()
+        form.add_argument("--shell", dest="form", action="store_const", const="shell", help="a Shell node (default)")
+        form.add_argument("--python", dest="form", action="store_const", const="python", help="a Python node")
+        script.add_argument("--send-key", action="store_true", help="put the API keys into the script")
 
-    ingest = commands.add_parser("ingest", help="judge the observations in a saved node log and write reports")
-    ingest.add_argument("logfile", metavar="LOGFILE")
-    ingest.add_argument("-c", "--config", default="preflight.yaml", metavar="FILE")
-    _add_output_options(ingest)
+    bundle = subcommand("bundle", help="zip the last run's reports, masked config and versions for support")
+    if bundle is not None:
+        bundle.add_argument("-o", "--output", metavar="FILE", help="default: preflight-bundle-<UTC time>.zip")
+        bundle.add_argument("--report-dir", default="reports", metavar="DIR")
+        bundle.add_argument("-c", "--config", default=None, metavar="FILE",
+                            help="the config to include, masked (default: preflight.yaml when it exists)")
 
-    simulate = commands.add_parser("simulate", help="run the simulator in the foreground")
-    simulate.add_argument("--scenario", default="healthy", metavar="NAME")
-    simulate.add_argument("--latency-ms", type=float, default=0.0, help="added to every API and model call")
-    simulate.add_argument("--dns-latency-ms", type=float, default=0.0, help="added to every DNS answer")
-    simulate.add_argument("--config-out", metavar="FILE", help="also write the config to FILE")
-    simulate.add_argument("--env-out", metavar="FILE", help="write the environment (KEY=value lines) to FILE")
-    simulate.add_argument("--services", type=int, default=0, metavar="N",
-                          help="serve a scaled world of N model services (for benchmarks)")
-    simulate.add_argument("--targets", type=int, default=1, metavar="N", help="with --services: spread over N targets")
-    simulate.add_argument("--resource-groups", type=int, default=1, metavar="N",
-                          help="with --services: and over N resource groups")
-    simulate.add_argument("--stats-out", metavar="FILE",
-                          help="on exit, write the requests the simulator received (per path, action, DNS)")
+    ingest = subcommand("ingest", help="judge the observations in a saved node log and write reports")
+    if ingest is not None:
+        ingest.add_argument("logfile", metavar="LOGFILE")
+        ingest.add_argument("-c", "--config", default="preflight.yaml", metavar="FILE")
+        _add_output_options(ingest)
+
+    simulate = subcommand("simulate", help="run the simulator in the foreground")
+    if simulate is not None:
+        simulate.add_argument("--scenario", default="healthy", metavar="NAME")
+        simulate.add_argument("--latency-ms", type=float, default=0.0, help="added to every API and model call")
+        simulate.add_argument("--dns-latency-ms", type=float, default=0.0, help="added to every DNS answer")
+        simulate.add_argument("--config-out", metavar="FILE", help="also write the config to FILE")
+        simulate.add_argument("--env-out", metavar="FILE", help="write the environment (KEY=value lines) to FILE")
+        simulate.add_argument("--services", type=int, default=0, metavar="N",
+                              help="serve a scaled world of N model services (for benchmarks)")
+        simulate.add_argument("--targets", type=int, default=1, metavar="N",
+                              help="with --services: spread over N targets")
+        simulate.add_argument("--resource-groups", type=int, default=1, metavar="N",
+                              help="with --services: and over N resource groups")
+        simulate.add_argument("--stats-out", metavar="FILE",
+                              help="on exit, write the requests the simulator received (per path, action, DNS)")
     return parser
 
 
@@ -152,25 +203,20 @@ def _close_unclaimed_worker() -> None:
     """Stop an SDK worker no run took (started on a guess, or for a run that ended early), if one was started."""
     if "preflight.cloud" in sys.modules:  # without importing it: most commands never need it
         sys.modules["preflight.cloud"].close_spawned()
-
-
-def _cloud_likely(args_list: list[str]) -> bool:
-    """Whether a command line is a `run` that will probably ask the cloud, judged before parsing it."""
-    if args_list[:1] != ["run"]:
-        return False
-    narrowed = ("--only", "--endpoint", "--from", "-h", "--help")
-    return not any(arg.split("=")[0] in narrowed for arg in args_list[1:])
+    if "preflight.workerproc" in sys.modules:  # started, and the run never got as far as adopting it
+        sys.modules["preflight.workerproc"].discard()
 
 
 def _main(args_list: list[str]) -> int:
-    if _cloud_likely(args_list):
+    if cloud_likely(args_list):
         # Before anything else: the SDK worker imports the SDK on the other core while this process parses the
         # command line, reads the config and imports its own modules. execute() stops it if the run needs no cloud.
-        from preflight.cloud import start_worker
+        # The `preflight` command has started it already (preflight.entry); then this does nothing.
+        from preflight.workerproc import launch_early
 
-        start_worker()
+        launch_early()
     try:
-        args = build_parser().parse_args(args_list)
+        args = build_parser(args_list[0] if args_list else None).parse_args(args_list)
         if args.version:
             print(f"preflight {__version__}")
             return EXIT_OK

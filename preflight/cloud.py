@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -82,12 +83,13 @@ def prefetch() -> None:
 
 
 def start_worker() -> None:
-    """Start the SDK worker process before the config is read: it imports the SDK meanwhile, on another core."""
-    from preflight import cloud_worker
+    """Start the SDK worker process before the config is read (or adopt the one the command line started first):
+    it imports the SDK meanwhile, on another core."""
+    from preflight import cloud_worker, workerproc
 
-    if not _SPAWNED and cloud_worker.enabled():
+    if not _SPAWNED and workerproc.enabled():
         with contextlib.suppress(OSError):  # then the SDK is imported here, in a thread, when a run needs it
-            _SPAWNED.append(cloud_worker.CloudWorker())
+            _SPAWNED.append(cloud_worker.CloudWorker(process=workerproc.take()))
 
 
 def spawn_worker(cloud: CloudConfig) -> None:
@@ -118,6 +120,8 @@ def close_spawned() -> None:
     """Stop a worker that no session took (a run that ended early, or a config that needs no cloud)."""
     while _SPAWNED:
         _SPAWNED.pop().close()
+    if "preflight.workerproc" in sys.modules:  # one the command line started and no run took
+        sys.modules["preflight.workerproc"].discard()
 
 
 @functools.cache

@@ -4,9 +4,9 @@ Importing the official SDK (the generic OpenAPI client, the credential chain, Te
 third of a second or more of CPU, and every signed call about a millisecond more. In one process that CPU competes
 for the interpreter lock with everything else the run does, so the control-plane chain could only start once the
 import was done and every data-plane check had waited for it. A `preflight run` that will probably need the cloud
-therefore starts this worker before it parses its arguments, and sends it the cloud settings once the config is
-read: the worker imports the SDK and resolves the credential chain while the main process reads the config,
-imports its own modules and starts the data-plane checks.
+therefore starts this worker before it even imports its command line (preflight.workerproc), and sends it the
+cloud settings once the config is read: the worker imports the SDK and resolves the credential chain while the main
+process reads the config, imports its own modules and starts the data-plane checks.
 
 The protocol is JSON lines over the worker's stdin and stdout:
 
@@ -36,20 +36,14 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import IO, TYPE_CHECKING, Any
 
-from preflight import gcpolicy
+from preflight import gcpolicy, workerproc
 from preflight.errors import WORKER_ERROR, WORKER_EXITED, CloudError
 
 if TYPE_CHECKING:
     from preflight.cloud import Identity
     from preflight.config import CloudConfig
 
-# Set to 0 to make the SDK calls in the main process instead (for a debugger, or a platform without subprocesses).
-ENV_SWITCH = "PREFLIGHT_CLOUD_WORKER"
 STDERR_TAIL = 2000
-
-
-def enabled() -> bool:
-    return os.environ.get(ENV_SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def _error_fields(error: CloudError) -> dict[str, Any]:
@@ -77,7 +71,8 @@ def _settle(future: concurrent.futures.Future[Any], outcome: Any) -> None:
 class CloudWorker:
     """The main process's end: starts the worker, sends it calls, and hands back answers or CloudErrors."""
 
-    def __init__(self, *, argv: list[str] | None = None) -> None:
+    def __init__(self, *, argv: list[str] | None = None, process: subprocess.Popen[bytes] | None = None) -> None:
+        """Start a worker (or `argv`, for tests), or adopt the `process` workerproc.launch_early started."""
         self.cloud: CloudConfig | None = None
         self._lock = threading.Lock()
         self._pending: dict[int, concurrent.futures.Future[dict[str, Any]]] = {}
@@ -85,9 +80,7 @@ class CloudWorker:
         self._gone: CloudError | None = None
         self._stderr_tail = b""
         self._hello: concurrent.futures.Future[Identity] = concurrent.futures.Future()
-        self._process = subprocess.Popen(argv or [sys.executable, "-m", "preflight.cloud_worker"],
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                         close_fds=True)
+        self._process = process or workerproc.launch(argv)
         assert self._process.stdin is not None and self._process.stdout is not None
         self._stdin: IO[bytes] = self._process.stdin
         self._stderr_reader = threading.Thread(target=self._drain_stderr, name="preflight-cloud-worker-stderr",

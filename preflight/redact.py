@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import threading
@@ -16,11 +17,8 @@ MASK = "[REDACTED]"
 SECRET_ENVIRONMENT = (("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "access_key_secret"),
                       ("ALIBABA_CLOUD_SECURITY_TOKEN", "security_token"))
 
-_SECRET_FIELD = re.compile(
-    r"(authorization|api[_-]?key|access[_-]?key[_-]?secret|secret|security[_-]?token|sts[_-]?token|"
-    r"password|passwd|credential)$",
-    re.IGNORECASE,
-)
+_SECRET_FIELD = (r"(authorization|api[_-]?key|access[_-]?key[_-]?secret|secret|security[_-]?token|sts[_-]?token|"
+                 r"password|passwd|credential)$")
 _MASKED = re.escape(MASK)
 _VALUE_END = r"\s\"'<>,;}&"
 _PLACEHOLDER = r"[^\s\"'<>]{0,6}\.\.\.(?![^\s\"'<>])"
@@ -29,17 +27,17 @@ _PLACEHOLDER = r"[^\s\"'<>]{0,6}\.\.\.(?![^\s\"'<>])"
 class _Shape(NamedTuple):
     """One kind of secret-shaped text: how it looks, what stays readable, and where a match can begin.
 
-    `pattern` has a group `keep` for the readable part before the secret (a header name, a URL up to the password);
-    the rest becomes `mask`. A shape only ever matches starting at one of its `triggers` (lowercase when `lowered`,
-    then looked for in a lowercased copy): finding them is a C-speed substring search, and the pattern is then
-    tried at those places only. A regex search for a pattern that starts with a word boundary or
-    a case-insensitive word looks at every position and runs at a few MB/s; reports are megabytes. A `searched`
-    shape's triggers can be too common to try one by one (every & of an HTML entity): in a text holding more than
-    `_SEARCH_FROM` of them, a regex search finds it instead.
+    `source` (the pattern, compiled by _patterns) has a group `keep` for the readable part before the secret (a
+    header name, a URL up to the password); the rest becomes `mask`. A shape only ever matches starting at one of
+    its `triggers` (lowercase when `lowered`, then looked for in a lowercased copy): finding them is a C-speed
+    substring search, and the pattern is then tried at those places only. A regex search for a pattern that starts
+    with a word boundary or a case-insensitive word looks at every position and runs at a few MB/s; reports are
+    megabytes. A `searched` shape's triggers can be too common to try one by one (every & of an HTML entity): in a
+    text holding more than `_SEARCH_FROM` of them, a regex search finds it instead.
     """
 
     kind: str
-    pattern: re.Pattern[str]
+    source: str
     triggers: tuple[str, ...]
     lowered: bool = False
     mask: str = MASK
@@ -50,36 +48,49 @@ class _Shape(NamedTuple):
 # REDACTIONS.txt reports the kind.
 _SHAPES: tuple[_Shape, ...] = (
     # "Authorization": "<anything>" in JSON or a repr: everything up to the closing quote, escapes included.
-    _Shape("Authorization header", re.compile(r"(?P<keep>(?i:authorization[\"']?\s*[:=]\s*)(?P<quote>[\"']))"
-                                              r"(?:\\.|(?!(?P=quote))[^\\\r\n])*"), ("authorization",), True),
+    _Shape("Authorization header", r"(?P<keep>(?i:authorization[\"']?\s*[:=]\s*)(?P<quote>[\"']))"
+                                   r"(?:\\.|(?!(?P=quote))[^\\\r\n])*", ("authorization",), True),
     # A header line "Authorization: <scheme> <credential>" of any scheme, or a raw key; the scheme word is masked
     # with the credential. A placeholder written in prose ("Authorization: DW-...") is not a secret.
-    _Shape("Authorization header", re.compile(
-        rf"(?P<keep>(?i:authorization\s*[:=][ \t]*))(?!{_MASKED}|[\"'])(?:[A-Za-z][A-Za-z0-9-]{{1,30}}[ \t]+)?"
-        rf"(?!{_MASKED}|{_PLACEHOLDER})[^\s\"'<>]+"), ("authorization",), True),
-    _Shape("Bearer token", re.compile(rf"(?P<keep>\b(?i:bearer)[ \t]+)(?!{_MASKED}|{_PLACEHOLDER})"
-                                      r"[A-Za-z0-9._~+/=-]{6,}"), ("bearer",), True),
-    _Shape("DataWorks API key", re.compile(r"\bDW-[A-Za-z0-9][A-Za-z0-9_-]{5,}"), ("DW-",)),
-    _Shape("secret in a URL query", re.compile(
-        r"(?P<keep>[?&](?i:api[_-]?key|key|token|access[_-]?token|signature|security[_-]?token|secret|"
-        rf"access[_-]?key[_-]?secret|password)=)(?!{_MASKED})[^&#{_VALUE_END}]+"), ("?", "&"), searched=True),
+    _Shape("Authorization header",
+           rf"(?P<keep>(?i:authorization\s*[:=][ \t]*))(?!{_MASKED}|[\"'])(?:[A-Za-z][A-Za-z0-9-]{{1,30}}[ \t]+)?"
+           rf"(?!{_MASKED}|{_PLACEHOLDER})[^\s\"'<>]+", ("authorization",), True),
+    _Shape("Bearer token", rf"(?P<keep>\b(?i:bearer)[ \t]+)(?!{_MASKED}|{_PLACEHOLDER})[A-Za-z0-9._~+/=-]{{6,}}",
+           ("bearer",), True),
+    _Shape("DataWorks API key", r"\bDW-[A-Za-z0-9][A-Za-z0-9_-]{5,}", ("DW-",)),
+    _Shape("secret in a URL query",
+           r"(?P<keep>[?&](?i:api[_-]?key|key|token|access[_-]?token|signature|security[_-]?token|secret|"
+           rf"access[_-]?key[_-]?secret|password)=)(?!{_MASKED})[^&#{_VALUE_END}]+", ("?", "&"), searched=True),
     # scheme://user:password@host, found from its "://" (a scheme is any word, so it cannot be the trigger).
-    _Shape("password in a URL", re.compile(rf"(?P<keep>://[^/:@{_VALUE_END}]{{0,64}}:)(?!{_MASKED})"
-                                           rf"[^/@{_VALUE_END}]{{1,256}}(?=@)"), ("://",)),
-    _Shape("STS token", re.compile(rf"(?P<keep>(?i:security[_-]?token[\"']?\s*[:=]\s*[\"']?))(?!{_MASKED})"
-                                   rf"[^{_VALUE_END}]+"), ("security",), True),
+    _Shape("password in a URL",
+           rf"(?P<keep>://[^/:@{_VALUE_END}]{{0,64}}:)(?!{_MASKED})[^/@{_VALUE_END}]{{1,256}}(?=@)", ("://",)),
+    _Shape("STS token", rf"(?P<keep>(?i:security[_-]?token[\"']?\s*[:=]\s*[\"']?))(?!{_MASKED})[^{_VALUE_END}]+",
+           ("security",), True),
     # Alibaba Cloud STS tokens start with CAIS and are long base64.
-    _Shape("STS token", re.compile(r"\bCAIS[A-Za-z0-9+/=_.-]{20,}"), ("CAIS",)),
-    _Shape("AccessKey secret", re.compile(rf"(?P<keep>(?i:access[_-]?key[_-]?secret[\"']?\s*[:=]\s*[\"']?))"
-                                          rf"(?!{_MASKED})[^{_VALUE_END}]+"), ("access",), True),
+    _Shape("STS token", r"\bCAIS[A-Za-z0-9+/=_.-]{20,}", ("CAIS",)),
+    _Shape("AccessKey secret",
+           rf"(?P<keep>(?i:access[_-]?key[_-]?secret[\"']?\s*[:=]\s*[\"']?))(?!{_MASKED})[^{_VALUE_END}]+",
+           ("access",), True),
     # AccessKey ids are not secret on their own, but shown only by their first four characters, as the console does.
-    _Shape("AccessKey id (first 4 characters kept)", re.compile(r"\b(?P<keep>LTAI|STS\.)[A-Za-z0-9]{8,40}\b"),
+    _Shape("AccessKey id (first 4 characters kept)", r"\b(?P<keep>LTAI|STS\.)[A-Za-z0-9]{8,40}\b",
            ("LTAI", "STS."), mask="****"),
 )
 SHAPE_KINDS = frozenset(shape.kind for shape in _SHAPES)
-# Most text holds none of the triggers: one search of its lowercased form says so, and the shapes are skipped.
-_ANY_TRIGGER = re.compile("|".join(sorted({re.escape(trigger.lower()) for shape in _SHAPES
-                                           for trigger in shape.triggers}, key=len, reverse=True)))
+
+
+@functools.cache
+def _patterns() -> tuple[tuple[re.Pattern[str], ...], re.Pattern[str]]:
+    """The shapes' patterns, in _SHAPES' order, and the search for any trigger: compiled when first needed.
+
+    Compiling them takes 5 to 10 ms, which every command would pay at its start (`preflight list` too) although
+    most never mask a shape. Most text holds none of the triggers: one search of its lowercased form says so, and
+    the shapes are skipped.
+    """
+    any_trigger = "|".join(sorted({re.escape(trigger.lower()) for shape in _SHAPES for trigger in shape.triggers},
+                                  key=len, reverse=True))
+    return tuple(re.compile(shape.source) for shape in _SHAPES), re.compile(any_trigger)
+
+
 _PREFIX = 3  # registered secrets are grouped by their first characters (they are at least 4 long)
 # A searched shape's triggers are tried one by one up to this many in a text (a JSON report has a handful of ?
 # and no &; the regex search would cost 10 ms a megabyte), and searched for beyond it (an HTML page's entities).
@@ -97,7 +108,7 @@ def _secret_field(key: str) -> bool:
     """Whether a field's name says its value is secret; a run asks this of the same few dozen names."""
     known = _SECRET_FIELDS.get(key)
     if known is None:
-        known = _SECRET_FIELD.search(key) is not None
+        known = re.search(_SECRET_FIELD, key, re.IGNORECASE) is not None
         if len(_SECRET_FIELDS) < _MEMO_ENTRIES:  # names come from servers too: remembered up to a bound
             _SECRET_FIELDS[key] = known
     return known
@@ -106,8 +117,9 @@ def _secret_field(key: str) -> bool:
 class _Cursor:
     """Finds one shape's matches left to right in one text; each trigger is searched for once per occurrence."""
 
-    def __init__(self, shape: _Shape, text: str, lowered: str | None) -> None:
+    def __init__(self, shape: _Shape, pattern: re.Pattern[str], text: str, lowered: str | None) -> None:
         self.shape = shape
+        self.pattern = pattern
         self.text = text
         # A searched shape in a text full of its triggers, or a case-insensitive one without an aligned lowercase
         # copy, uses a regex search.
@@ -118,7 +130,7 @@ class _Cursor:
     def find(self, position: int) -> re.Match[str] | None:
         """The shape's leftmost match starting at or after `position`."""
         if self.haystack is None:
-            return self.shape.pattern.search(self.text, position)
+            return self.pattern.search(self.text, position)
         haystack = self.haystack
         while True:
             for index, trigger in enumerate(self.shape.triggers):
@@ -129,7 +141,7 @@ class _Cursor:
             start = min(self.next_at)
             if start == len(haystack):
                 return None
-            match = self.shape.pattern.match(self.text, start)
+            match = self.pattern.match(self.text, start)
             if match is not None:
                 return match
             position = start + 1
@@ -139,11 +151,12 @@ def _mask_shapes(text: str, found: Counter[str]) -> str:
     """Every shape masked, leftmost match first (ties to the earlier shape): what one combined alternation
     scanned with re.sub would do, at the speed of a few substring searches."""
     lowered = text.lower()
-    if _ANY_TRIGGER.search(lowered) is None:
+    patterns, any_trigger = _patterns()
+    if any_trigger.search(lowered) is None:
         return text
     # lower() keeps positions unless a character grows (U+0130 becomes two): then search case-insensitively.
     aligned = lowered if len(lowered) == len(text) else None
-    cursors = [_Cursor(shape, text, aligned) for shape in _SHAPES]
+    cursors = [_Cursor(shape, pattern, text, aligned) for shape, pattern in zip(_SHAPES, patterns, strict=True)]
     heads = [cursor.find(0) for cursor in cursors]
     pieces: list[str] = []
     position = 0

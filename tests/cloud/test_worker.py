@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -215,30 +215,66 @@ def test_a_deferred_module_serves_placeholders_then_the_real_module() -> None:
         stand_in.__path__  # noqa: B018 - `from json import x` must not look for submodules
 
 
-def test_a_worker_started_on_a_guess_is_stopped_when_the_config_needs_no_cloud(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def run_healthy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                keep: Callable[[str], bool] = lambda line: True) -> tuple[int, pytest.CaptureResult[str]]:
+    """`preflight run` through main() against the healthy simulator, with the config lines `keep` accepts."""
     from preflight.cli import main
 
-    started: list[CloudWorker] = []
-    real_init = CloudWorker.__init__
-
-    def record(self: CloudWorker, **kwargs: Any) -> None:
-        real_init(self, **kwargs)
-        started.append(self)
-
-    monkeypatch.setattr(CloudWorker, "__init__", record)
     with Simulator(get_scenario("healthy")) as simulator:
         for name, value in simulator.environ().items():
             monkeypatch.setenv(name, value)
-        text = "\n".join(line for line in simulator.config_text().splitlines()
-                         if not line.strip().startswith(("workspace:", "resource_group:", "nodes:")))
-        config = tmp_path / "no-cloud.yaml"
-        config.write_text(text)
+        config = tmp_path / "sim.yaml"
+        config.write_text("\n".join(line for line in simulator.config_text().splitlines() if keep(line)))
         code = main(["run", "-c", str(config), "--format", "json", "--no-reports"])
-    report = json.loads(capsys.readouterr().out)
+    return code, capsys.readouterr()
+
+
+def recording_launches(monkeypatch: pytest.MonkeyPatch) -> list[subprocess.Popen[bytes]]:
+    """The processes workerproc.launch starts from now on."""
+    from preflight import workerproc
+
+    started: list[subprocess.Popen[bytes]] = []
+    real_launch = workerproc.launch
+
+    def record(argv: list[str] | None = None) -> subprocess.Popen[bytes]:
+        started.append(real_launch(argv))
+        return started[-1]
+
+    monkeypatch.setattr(workerproc, "launch", record)
+    return started
+
+
+def test_the_run_adopts_the_worker_the_command_line_started_first(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from preflight import workerproc
+
+    started = recording_launches(monkeypatch)
+    adopted: list[subprocess.Popen[bytes] | None] = []
+    real_init = CloudWorker.__init__
+
+    def adopt(self: CloudWorker, **kwargs: Any) -> None:
+        adopted.append(kwargs.get("process"))
+        real_init(self, **kwargs)
+
+    monkeypatch.setattr(CloudWorker, "__init__", adopt)
+    code, captured = run_healthy(tmp_path, monkeypatch, capsys)
+    report = json.loads(captured.out)
+    assert code == 0 and {r["status"] for r in report["results"] if r["check"] == "cloud.credentials"} == {"pass"}
+    assert len(started) == 1 and adopted == started  # one process: started before parsing, used by the run
+    assert started[0].poll() is not None and not workerproc._EARLY and not cloud._SPAWNED
+
+
+def test_a_worker_started_on_a_guess_is_stopped_when_the_config_needs_no_cloud(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from preflight import workerproc
+
+    started = recording_launches(monkeypatch)
+    code, captured = run_healthy(tmp_path, monkeypatch, capsys, lambda line: not line.strip().startswith(
+        ("workspace:", "resource_group:", "nodes:")))
+    report = json.loads(captured.out)
     assert code == 0 and {r["status"] for r in report["results"] if r["check"] == "cloud.credentials"} == {"skip"}
-    assert len(started) == 1 and started[0]._process.poll() is not None  # started early, stopped, reaped
-    assert not cloud._SPAWNED
+    assert len(started) == 1 and started[0].poll() is not None  # started early, stopped, reaped
+    assert not cloud._SPAWNED and not workerproc._EARLY
 
 
 def test_a_worker_that_died_before_its_config_arrived_fails_the_calls_not_the_run() -> None:
@@ -257,7 +293,6 @@ def test_a_worker_that_died_before_its_config_arrived_fails_the_calls_not_the_ru
 
 def test_a_run_whose_worker_breaks_says_the_tool_broke_not_the_cloud(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from preflight.cli import main
 
     real_init = CloudWorker.__init__
     broken = "import sys; sys.stderr.write('ModuleNotFoundError: No module named Tea'); sys.exit(1)"
@@ -266,13 +301,7 @@ def test_a_run_whose_worker_breaks_says_the_tool_broke_not_the_cloud(
         real_init(self, argv=[sys.executable, "-c", broken])
 
     monkeypatch.setattr(CloudWorker, "__init__", broken_install)
-    with Simulator(get_scenario("healthy")) as simulator:
-        for name, value in simulator.environ().items():
-            monkeypatch.setenv(name, value)
-        config = tmp_path / "sim.yaml"
-        config.write_text(simulator.config_text())
-        code = main(["run", "-c", str(config), "--format", "json", "--no-reports"])
-    captured = capsys.readouterr()
+    code, captured = run_healthy(tmp_path, monkeypatch, capsys)
     report = json.loads(captured.out)
     (credentials,) = [r for r in report["results"] if r["check"] == "cloud.credentials"]
     assert code == 3 and credentials["status"] == "error", credentials

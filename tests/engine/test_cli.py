@@ -135,3 +135,70 @@ def test_a_run_collects_garbage_rarely_and_restores_the_collector_after(
     # After it: the program that called it (here pytest) gets its collector back as it was.
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_the_parser_builds_the_options_of_the_command_given_only() -> None:
+    from preflight.cli import build_parser
+    from preflight.errors import UsageError
+
+    full, listing = build_parser(), build_parser("list")
+    assert listing.parse_args(["list", "--format", "json"]).format == "json"
+    with pytest.raises(UsageError):  # run's options were not built for a `list`
+        listing.parse_args(["run", "-c", "x.yaml"])
+    assert full.parse_args(["run", "-c", "x.yaml"]).config == "x.yaml"
+    assert build_parser("lst").parse_args(["run", "-c", "x.yaml"]).config == "x.yaml"  # not a command: all of them
+    assert listing.format_help() == full.format_help()  # every command is still named, with its help
+
+
+def test_list_starts_without_the_network_stack_or_the_redaction_patterns() -> None:
+    import subprocess
+    import sys
+
+    script = ("import io, sys, contextlib\n"
+              "from preflight.cli import main\n"
+              "with contextlib.redirect_stdout(io.StringIO()):\n"
+              "    code = main(['list'])\n"
+              "from preflight import redact\n"
+              "heavy = sorted(m for m in ('httpx', 'subprocess', 'yaml', 'preflight.runner', 'preflight.report')\n"
+              "               if m in sys.modules)\n"
+              "print(code, heavy, redact._patterns.cache_info().currsize)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["0", "[]", "0"]
+
+
+def test_version_is_answered_before_the_command_line_is_imported() -> None:
+    import subprocess
+    import sys
+
+    script = ("import sys\n"
+              "sys.argv = ['preflight', '--version']\n"
+              "from preflight.entry import console\n"
+              "console()\n"
+              "print('argparse' in sys.modules, 'preflight.cli' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == [f"preflight {__version__}", "False False"]
+    import os
+
+    reader, writer = os.pipe()
+    os.close(reader)  # the reader is gone before the command starts
+    try:
+        gone = subprocess.run([sys.executable, "-m", "preflight", "--version"], stdout=writer,
+                              stderr=subprocess.PIPE, timeout=30)
+    finally:
+        os.close(writer)
+    assert gone.returncode == 141 and b"Traceback" not in gone.stderr
+
+
+@pytest.mark.parametrize("columns", ["50", "120", "0", "wide"])
+def test_help_is_wrapped_to_the_terminal_width(monkeypatch: pytest.MonkeyPatch, columns: str) -> None:
+    import shutil
+
+    from preflight.cli import build_parser
+
+    monkeypatch.setenv("COLUMNS", columns)
+    if not columns.isdigit() or columns == "0":  # not a width: as shutil says (the terminal's, or 80)
+        columns = str(shutil.get_terminal_size().columns)
+    # argparse cannot break the list of command names; every other line fits
+    lines = [line for line in build_parser().format_help().splitlines() if "{run," not in line]
+    assert max(len(line) for line in lines) <= int(columns) - 2
+    assert max(len(line) for line in lines) > int(columns) - 20  # the width is used, not a narrower default

@@ -142,12 +142,12 @@ def test_placeholders_in_prose_stay_but_truncated_secrets_do_not(given: str, exp
 def _mask_by_definition(text: str) -> tuple[str, list[str]]:
     """What one alternation of the shapes does under re.sub: at each position the first shape that matches
     there wins, and scanning goes on after it; elsewhere one character is kept and the scan moves on."""
-    from preflight.redact import _SHAPES
+    from preflight.redact import _SHAPES, _patterns
 
     pieces, kinds, position = [], [], 0
     while position < len(text):
-        for shape in _SHAPES:
-            match = shape.pattern.match(text, position)
+        for shape, pattern in zip(_SHAPES, _patterns()[0], strict=True):
+            match = pattern.match(text, position)
             if match is not None:
                 pieces.append((match.groupdict().get("keep") or "") + shape.mask)
                 kinds.append(shape.kind)

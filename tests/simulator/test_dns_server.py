@@ -118,3 +118,24 @@ def test_each_delayed_answer_waits_only_its_own_latency() -> None:
         for sock in sockets:
             sock.close()
         slow.stop()
+
+
+def test_a_remembered_answer_is_byte_for_byte_what_dnspython_builds() -> None:
+    from preflight.simulator.dns_server import answer_query
+
+    records = {QWEN.host: "127.0.0.1", BGE.host: "127.0.0.9"}
+    dns_server = DnsServer(records)  # answers without being started: no sockets needed for this
+    queries = [dns.message.make_query(QWEN.host, "A"), dns.message.make_query(BGE.host.upper(), "A"),
+               dns.message.make_query(QWEN.host, "AAAA"), dns.message.make_query(CHAT.host, "A"),
+               dns.message.make_query("example.com", "A"), dns.message.make_query(QWEN.host, "A", use_edns=0),
+               dns.message.make_query(BGE.host, "A", want_dnssec=True)]
+    wires = [query.to_wire() for query in queries] + [b"\x00\x01" + b"\xff" * 20]  # the last is not DNS
+    for ident in (0, 1, 0x1234, 0xFFFF, 7):  # the first round fills the memory, the others are answered from it
+        for wire in wires:
+            query = ident.to_bytes(2, "big") + wire[2:]
+            expected = answer_query(dns_server.records, query)
+            assert dns_server.answer(query) == expected
+            if expected is not None:
+                assert expected[:2] == query[:2]
+    assert len(dns_server._answers) == len(wires)
+    assert dns_server.answer(b"\x12") is None and len(dns_server._answers) == len(wires)  # too short to remember
