@@ -17,6 +17,8 @@ DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/model-service"
 # PrivateZone zones of model services are named under this domain; DescribeZones lists them with it as a keyword.
 MODEL_DOMAIN = "dataworks-model.aliyuncs.com"
 MAX_ZONE_PAGES = 20
+ENDPOINT_PAGE_SIZE = 1000  # PrivateLink's largest page
+MAX_ENDPOINT_PAGES = 20
 FIRST_VPC_RULE = ("Model calls leave the resource group through the FIRST VPC binding (the earliest created, the top "
                   "of the group's network settings); a second or third binding does not count.")
 
@@ -107,12 +109,35 @@ async def zone_for(context: Context, host: str) -> dict[str, Any] | None:
     return await context.resources.shared(("zone", host), discover)
 
 
+async def region_endpoints(context: Context) -> dict[str, list[dict[str, Any]]]:
+    """The region's PrivateLink endpoints by VPC, every page: one listing per run, shared by all services.
+
+    Not narrowed to a VPC, so it waits for no other answer: it is asked while ListNetworks finds the first VPC,
+    and an endpoint's addresses are two round trips away instead of three (ListNetworks, ListVpcEndpoints in that
+    VPC, ListVpcEndpointZones). A page holds up to 1000 endpoints; an account has at most 50 model services per
+    region, with up to three VPCs each.
+    """
+
+    async def listing() -> dict[str, list[dict[str, Any]]]:
+        by_vpc: dict[str, list[dict[str, Any]]] = {}
+        token = ""
+        for _ in range(MAX_ENDPOINT_PAGES):
+            answer = await call(context, "privatelink", "ListVpcEndpoints", RegionId=context.region,
+                                MaxResults=ENDPOINT_PAGE_SIZE, **({"NextToken": token} if token else {}))
+            for endpoint in answer.get("Endpoints") or []:
+                by_vpc.setdefault(str(endpoint.get("VpcId")), []).append(endpoint)
+            token = str(answer.get("NextToken") or "")
+            if not token:
+                break
+        return by_vpc
+
+    return await context.resources.shared(("privatelink-endpoints", context.region), listing)
+
+
 async def endpoints_in(context: Context, vpc: str, service_id: str) -> list[dict[str, Any]]:
     """PrivateLink endpoints in `vpc` that lead to the model service, with their ENI addresses."""
-    answer = await call(context, "privatelink", "ListVpcEndpoints", RegionId=context.region, VpcId=vpc,
-                        MaxResults=100)
     found = []
-    for endpoint in answer.get("Endpoints") or []:
+    for endpoint in (await region_endpoints(context)).get(vpc, []):
         if not str(endpoint.get("ServiceName", "")).endswith(service_id):
             continue
         zones = await call(context, "privatelink", "ListVpcEndpointZones", RegionId=context.region,
@@ -230,7 +255,8 @@ async def private_dns(context: Context) -> Outcome:
        depends_on=("network.model_allowlist",), plane="control", tags=("control", "network", "optional"),
        timeout_s=30, docs=DOCS,
        proves="An Active, Connected PrivateLink interface endpoint to the model service exists in the first VPC.",
-       how="privatelink ListVpcEndpoints in the first VPC, then ListVpcEndpointZones for its ENI addresses.",
+       how="privatelink ListVpcEndpoints (the region's, all pages, once per run), the first VPC's endpoints to the "
+           "model among them, then ListVpcEndpointZones for their ENI addresses.",
        failure_means="Without the endpoint, the private address the domain resolves to leads nowhere.",
        fix="Re-save the model service's network settings; check the endpoint in the PrivateLink console.")
 async def privatelink(context: Context) -> Outcome:

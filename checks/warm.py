@@ -22,7 +22,7 @@ async def warm(context: Context) -> None:
     import asyncio
 
     from checks.judges.url import DATAWORKS_DOMAIN
-    from checks.network import bindings, endpoints_in, zone_for
+    from checks.network import bindings, endpoints_in, region_endpoints, zone_for
     from preflight.cloud import call, extra_installed
     from preflight.probe.local import Endpoint
 
@@ -47,8 +47,12 @@ async def warm(context: Context) -> None:
                 questions.append(zone_for(context, host))
 
     async def endpoints() -> None:
-        found = await bindings(context)
-        if found and extra_installed("privatelink"):
+        if not services or not extra_installed("privatelink"):
+            await bindings(context)
+            return
+        # The region's endpoints need no answer first: asked alongside the group's bindings, not after them.
+        found, _ = await asyncio.gather(bindings(context), region_endpoints(context))
+        if found:
             first_vpc = str(found[0].get("VpcId"))
             await asyncio.gather(*(endpoints_in(context, first_vpc, service_id) for service_id in services),
                                  return_exceptions=True)

@@ -8,7 +8,6 @@ import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from preflight import __version__
@@ -20,6 +19,8 @@ if TYPE_CHECKING:
     from preflight.model import RunReport
     from preflight.registry import Registry
 
+# The names of redact.SECRET_ENVIRONMENT, without importing the redactor to learn them (a test holds them equal).
+SECRET_VARIABLES = ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN")
 EXIT_CODES = {
     EXIT_OK: "no check failed",
     EXIT_FAILED: "a check failed (or warned, with --strict)",
@@ -224,10 +225,13 @@ def _main(args_list: list[str]) -> int:
             build_parser().print_help()
             return EXIT_USAGE
         handler = _COMMANDS[args.command]
-        from preflight.redact import register_environment
-
         # Before any command can print: an AccessKey secret or STS token in the environment is masked everywhere.
-        register_environment(os.environ)
+        # With none set there is nothing to register, and a command that never masks anything (`list`) does
+        # without the redactor's import.
+        if any(os.environ.get(name) for name in SECRET_VARIABLES):
+            from preflight.redact import register_environment
+
+            register_environment(os.environ)
         return handler(args)
     except PreflightError as exc:
         from preflight.redact import redact
@@ -326,6 +330,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] = (),
             stdout: TextIO | None = None, collected: Any = None) -> int:
     """Run a loaded config with the output options of `run`/`demo`, write reports, return the exit code."""
+    from pathlib import Path
+
     from preflight.redact import register_environment, register_secrets
     from preflight.runner import Runner, RunOptions, Selection
 
@@ -420,6 +426,8 @@ def _progress(args: argparse.Namespace, config: Config, registry: Registry, sele
 
 
 def _finish(report: RunReport, args: argparse.Namespace, out: TextIO) -> int:
+    from pathlib import Path
+
     from preflight.model import Status
     from preflight.redact import redact
 
@@ -492,6 +500,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     import signal
     import threading
+    from pathlib import Path
 
     from preflight.simulator.harness import Simulator
     from preflight.simulator.scenarios import get_scenario
@@ -550,6 +559,8 @@ def cmd_probe_script(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from preflight.config import load_config
     from preflight.errors import UsageError
     from preflight.innetwork import ingest

@@ -413,7 +413,17 @@ class CloudApi:
                                                  f"{model.service_id}",
                                   "EndpointDomain": f"{endpoint_id}.{self.world.region}.privatelink.aliyuncs.com",
                                   "EndpointType": "Interface"})
-        return {"Endpoints": endpoints, "TotalCount": len(endpoints), "MaxResults": 50}
+        # Token paging as PrivateLink pages: MaxResults 1 to 1000 (default 50), NextToken until there is none.
+        try:
+            size = int(params.get("MaxResults") or 50)
+            start = int(params.get("NextToken") or 0)
+        except ValueError:
+            raise ApiError(400, "IllegalParam.NextToken", "The NextToken or MaxResults is invalid.") from None
+        if not 1 <= size <= 1000 or not 0 <= start <= len(endpoints):
+            raise ApiError(400, "IllegalParam.MaxResults", "The MaxResults or NextToken is out of range.")
+        following = start + size if start + size < len(endpoints) else None
+        return {"Endpoints": endpoints[start:start + size], "TotalCount": len(endpoints), "MaxResults": size,
+                **({"NextToken": str(following)} if following is not None else {})}
 
     def list_vpc_endpoint_zones(self, params: dict[str, str]) -> dict[str, Any]:
         endpoint_id = params.get("EndpointId") or ""

@@ -150,20 +150,32 @@ def test_the_parser_builds_the_options_of_the_command_given_only() -> None:
     assert listing.format_help() == full.format_help()  # every command is still named, with its help
 
 
-def test_list_starts_without_the_network_stack_or_the_redaction_patterns() -> None:
+@pytest.mark.parametrize("secret", [None, "EnvAccessKeySecret000111"])
+def test_list_starts_without_the_network_stack_or_the_redaction_patterns(secret: str | None) -> None:
+    import os
     import subprocess
     import sys
 
+    from preflight.cli import SECRET_VARIABLES
+    from preflight.redact import SECRET_ENVIRONMENT
+
+    assert tuple(name for name, _ in SECRET_ENVIRONMENT) == SECRET_VARIABLES
     script = ("import io, sys, contextlib\n"
               "from preflight.cli import main\n"
               "with contextlib.redirect_stdout(io.StringIO()):\n"
               "    code = main(['list'])\n"
+              "redactor = 'preflight.redact' in sys.modules\n"
               "from preflight import redact\n"
               "heavy = sorted(m for m in ('httpx', 'subprocess', 'yaml', 'preflight.runner', 'preflight.report')\n"
               "               if m in sys.modules)\n"
-              "print(code, heavy, redact._patterns.cache_info().currsize)\n")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["0", "[]", "0"]
+              "print(code, heavy, redactor, redact._patterns.cache_info().currsize, redact.redact(sys.argv[1]))\n")
+    environ = {name: value for name, value in os.environ.items() if name not in SECRET_VARIABLES}
+    if secret:
+        environ["ALIBABA_CLOUD_ACCESS_KEY_SECRET"] = secret
+    out = subprocess.run([sys.executable, "-c", script, f"key={secret}"], capture_output=True, text=True,
+                         check=True, env=environ).stdout
+    # The redactor is imported, and the secret registered, only when the environment holds one.
+    assert out.split() == ["0", "[]", str(bool(secret)), "0", "key=[REDACTED]" if secret else "key=None"]
 
 
 def test_version_is_answered_before_the_command_line_is_imported() -> None:
