@@ -272,7 +272,7 @@ async def privatelink(context: Context) -> Outcome:
         if error.code.startswith("Forbidden"):
             return Outcome.skipped(f"no permission to read PrivateLink ({error.auth_action or error.action}); grant "
                                    "AliyunPrivateLinkReadOnlyAccess to see this evidence")
-        return outcome_of(error, f"ListVpcEndpoints in {first_vpc}")
+        return outcome_of(error, f"ListVpcEndpoints in {context.region} (for the endpoint in {first_vpc})")
     healthy = [e for e in found if e["status"] == "Active" and e["connection"] == "Connected"]
     evidence = {"first_vpc": first_vpc, "endpoints": found}
     if not healthy:
