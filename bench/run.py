@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 BIN = Path(sys.executable).parent
 PREFLIGHT = [str(BIN / "preflight")] if (BIN / "preflight").exists() else [sys.executable, "-m", "preflight"]
-# For a build imported through PYTHONPATH (bench/ab.py): the console script names this checkout's entry point.
+# For a build imported through PYTHONPATH (bench/ab.py) the console script would name this checkout's entry point.
 PREFLIGHT_MODULE = [sys.executable, "-m", "preflight"]
 
 
@@ -158,8 +158,8 @@ class Simulator:
         self.stats_file = directory / "sim-stats.json"
         for path in (self.config, self.env_file, self.stats_file):
             path.unlink(missing_ok=True)
-        command = PREFLIGHT if env is None else PREFLIGHT_MODULE
-        self.process = subprocess.Popen([*command, "simulate", "--config-out", str(self.config), "--env-out",
+        # As a module: a build imported through PYTHONPATH (bench/ab.py) cannot use this checkout's console script.
+        self.process = subprocess.Popen([*PREFLIGHT_MODULE, "simulate", "--config-out", str(self.config), "--env-out",
                                          str(self.env_file), "--stats-out", str(self.stats_file), *args],
                                         stdout=subprocess.DEVNULL, cwd=cwd, env=env)
         deadline = time.monotonic() + 30

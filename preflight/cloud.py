@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
-import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -120,8 +119,6 @@ def close_spawned() -> None:
     """Stop a worker that no session took (a run that ended early, or a config that needs no cloud)."""
     while _SPAWNED:
         _SPAWNED.pop().close()
-    if "preflight.workerproc" in sys.modules:  # one the command line started and no run took
-        sys.modules["preflight.workerproc"].discard()
 
 
 @functools.cache
