@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from preflight.cloud import is_credential_error, managed_policy
 from preflight.errors import SDK_WORKER_CODES, CloudError
 from preflight.model import Outcome, Status
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (README, Start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def error_evidence(error: CloudError) -> dict[str, Any]:

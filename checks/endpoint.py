@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from checks.judges.dns import judge_dns
 from checks.judges.http import judge_http
 from checks.judges.tcp import judge_tcp
@@ -12,6 +10,7 @@ from checks.observe import observed
 from preflight.model import Outcome
 from preflight.registry import check
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (README, Start-up)
 if TYPE_CHECKING:
     from preflight.context import Context
 

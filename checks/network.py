@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from checks.cloudfail import error_evidence, outcome_of
 from preflight.cloud import call, extra_installed
 from preflight.errors import CloudError
 from preflight.model import Outcome
 from preflight.registry import check
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (README, Start-up)
 if TYPE_CHECKING:
+    from typing import Any
+
     from preflight.context import Context
 
 DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/model-service"

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Any
-
 from checks.cloudfail import outcome_of
 from preflight.cloud import call
 from preflight.errors import CloudError
 from preflight.model import Outcome
 from preflight.registry import check
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (README, Start-up)
 if TYPE_CHECKING:
+    from typing import Any
+
     from preflight.context import Context
 
 
 def node_facts(answer: dict[str, Any]) -> dict[str, Any]:
     """Resource group and trigger of a node, read from its FlowSpec."""
+    import json  # here: `preflight list` imports this module and needs no json
+
     node = answer.get("Node") or {}
     try:
         spec = json.loads(node.get("Spec") or "{}")

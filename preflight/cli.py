@@ -8,13 +8,15 @@ import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TextIO
 
 from preflight import __version__
 from preflight.entry import cloud_likely
 from preflight.errors import EXIT_BROKEN, EXIT_FAILED, EXIT_OK, EXIT_READER_GONE, EXIT_USAGE, PreflightError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (README, Start-up)
 if TYPE_CHECKING:
+    from typing import Any, TextIO
+
     from preflight.config import Config
     from preflight.model import RunReport
     from preflight.registry import Registry
@@ -66,7 +68,8 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:
         from preflight.errors import UsageError
 
-        raise UsageError(f"{self.prog}: {message}")
+        command = self.prog.partition(" ")[2]  # main() prints "preflight: " before it already
+        raise UsageError(f"{command}: {message}" if command else message)
 
 
 def _add_output_options(parser: argparse.ArgumentParser) -> None:
@@ -100,10 +103,11 @@ def _add_from_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The command line's parser; with `command`, only that subcommand gets its options.
+    """The command line's parser; with a known `command`, only that subcommand.
 
-    The others are still named, with their help, so `preflight --help` and an unknown command read the same.
-    Building every subcommand's options cost argparse about half of the parser's few milliseconds, at every start.
+    Without one (`preflight --help`, a typo, an option first) every subcommand is there, with its help, for the
+    listing and the error message. A subcommand's own parser, usage line and errors do not depend on the others.
+    Building every subcommand cost argparse most of the parser's few milliseconds, at every start.
     """
     parser = _Parser(prog="preflight", description="Preflight checks for LLM model services on DataWorks "
                      "Serverless resource groups.", epilog="Exit codes: " + "; ".join(
@@ -114,8 +118,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         command = None
 
     def subcommand(name: str, help: str) -> argparse.ArgumentParser | None:
-        made = commands.add_parser(name, help=help)
-        return made if command in (None, name) else None
+        return commands.add_parser(name, help=help) if command in (None, name) else None
 
     run = subcommand("run", help="run the checks of a config (or of one --endpoint)")
     if run is not None:

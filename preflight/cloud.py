@@ -4,29 +4,36 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.util
-import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from preflight.errors import CloudError
+from preflight.model import Record
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (README, Start-up)
 if TYPE_CHECKING:
+    import threading
+    from typing import Any
+
     from preflight.cloud_worker import CloudWorker
     from preflight.config import CloudConfig, Config
     from preflight.context import Context
 
 
-@dataclass(frozen=True)
-class Product:
+class Product(Record):
     """One OpenAPI product: its version, default endpoint pattern and SDK package (for the optional extra)."""
 
+    __slots__ = ("endpoint", "name", "package", "version")
     name: str
     version: str
     endpoint: str
-    package: str | None = None
+    package: str | None
+
+    def __init__(self, name: str, version: str, endpoint: str, package: str | None = None) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "version", version)
+        object.__setattr__(self, "endpoint", endpoint)
+        object.__setattr__(self, "package", package)
 
 
 PRODUCTS = {
@@ -63,8 +70,14 @@ PROVIDER_SOURCES = {
 MAX_RETRY_AFTER_S = 2.0
 # Cloud calls a run keeps in flight at once (the SDK worker's threads), and connections kept per endpoint.
 MAX_CALLS_IN_FLIGHT = 128
-_IMPORTED = threading.Event()
+_imported = False  # import_sdk has finished
 _SPAWNED: list[CloudWorker] = []
+
+
+def _lock() -> threading.Lock:
+    import threading
+
+    return threading.Lock()
 
 
 def import_sdk() -> None:
@@ -72,12 +85,15 @@ def import_sdk() -> None:
     import alibabacloud_credentials.client  # noqa: F401
     import alibabacloud_tea_openapi.client  # noqa: F401
 
-    _IMPORTED.set()
+    global _imported
+    _imported = True
 
 
 def prefetch() -> None:
     """Start importing the SDK in the background, so the import overlaps network work instead of preceding it."""
-    if not _IMPORTED.is_set():
+    import threading  # here: `preflight list` imports this module (through the check specs) and needs no threads
+
+    if not _imported:
         threading.Thread(target=import_sdk, name="preflight-sdk-import", daemon=True).start()
 
 
@@ -129,18 +145,26 @@ def extra_installed(product: str) -> bool:
     the check's own judgement (a few per cent of a 100-service run's CPU before).
     """
     package = PRODUCTS[product].package
+    if package is None:
+        return True
+    import importlib.util
+
     try:
-        return package is None or importlib.util.find_spec(package) is not None
+        return importlib.util.find_spec(package) is not None
     except ImportError:  # a broken or blocked installation counts as absent
         return False
 
 
-@dataclass(frozen=True)
-class Identity:
+class Identity(Record):
     """Where the credentials came from, safe to show: provider name and masked AccessKey id."""
 
+    __slots__ = ("access_key_id", "provider")
     provider: str
     access_key_id: str
+
+    def __init__(self, provider: str, access_key_id: str) -> None:
+        object.__setattr__(self, "provider", provider)
+        object.__setattr__(self, "access_key_id", access_key_id)
 
     @property
     def source(self) -> str:
@@ -179,7 +203,7 @@ class CloudSession:
         self.config = config
         self.worker = worker
         self._clients: dict[tuple[str, str], Any] = {}
-        self._lock = threading.Lock()
+        self._lock = _lock()
         self._credentials: tuple[Any, Identity] | None = None
 
     def identity(self) -> Identity:
@@ -324,7 +348,7 @@ def _tune_sdk_sessions() -> None:
         return
     get_session = getattr(core.DaraCore, "_get_session", None)
     if callable(get_session) and not getattr(get_session, "preflight_tuned", False):
-        session_lock = threading.Lock()
+        session_lock = _lock()
 
         def locked(*args: Any, **kwargs: Any) -> Any:
             with session_lock:
@@ -337,7 +361,7 @@ def _tune_sdk_sessions() -> None:
     default_maxsize = getattr(core, "DEFAULT_POOL_MAXSIZE", None)
     if (callable(get_adapter) and not getattr(get_adapter, "preflight_tuned", False)
             and isinstance(default_size, int) and isinstance(default_maxsize, int)):
-        adapter_lock = threading.Lock()
+        adapter_lock = _lock()
         adapters: dict[tuple[str, str | None, int | None], Any] = {}
 
         def shared(prefix: str, tls_min_version: str | None = None, pool_size: int | None = None) -> Any:

@@ -4,8 +4,57 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (README, Start-up)
+if TYPE_CHECKING:
+    from typing import Any, ClassVar
+
+
+class Record:
+    """A frozen value: compared, hashed and printed by its fields, as `@dataclass(frozen=True)` would make it.
+
+    The dataclasses module imports inspect (ast, dis, tokenize): about 10 ms, a fifth of `preflight list`, which
+    imports this module and the check specs and nothing else of the run. A subclass annotates its fields, names
+    them again in `__slots__` (where they are stored), and sets them in `__init__` through `object.__setattr__`.
+    Fields named in `_hidden` are left out of comparison, hashing and repr (a check's function, for example).
+    """
+
+    __slots__: tuple[str, ...] = ()
+    _hidden: ClassVar[tuple[str, ...]] = ()
+    _fields: ClassVar[tuple[str, ...]] = ()  # compared and shown, in the order they are annotated
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        annotated = tuple(cls.__dict__.get("__annotations__", ()))  # noqa: RUF063 (inspect is what this avoids)
+        if annotated:
+            if set(annotated) != set(cls.__slots__):
+                raise TypeError(f"{cls.__name__}: the annotated fields and __slots__ differ")
+            cls._fields = tuple(name for name in annotated if name not in cls._hidden)
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self._fields)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Record)
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
+        return f"{type(self).__name__}({shown})"
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"cannot assign to field '{name}': {type(self).__name__} is frozen")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field '{name}': {type(self).__name__} is frozen")
+
+
+_set = object.__setattr__
 
 
 class Status(str, enum.Enum):
@@ -26,16 +75,25 @@ class Status(str, enum.Enum):
 STATUS_ORDER: tuple[Status, ...] = (Status.FAIL, Status.ERROR, Status.WARN, Status.SKIP, Status.PASS)
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(Record):
     """What a check function or a judge returns; the runner adds identity and timings."""
 
+    __slots__ = ("docs", "evidence", "remediation", "status", "summary", "tokens")
     status: Status
     summary: str
-    evidence: Mapping[str, Any] = field(default_factory=dict)
-    remediation: str = ""
-    docs: str = ""
-    tokens: int = 0
+    evidence: Mapping[str, Any]
+    remediation: str
+    docs: str
+    tokens: int
+
+    def __init__(self, status: Status, summary: str, evidence: Mapping[str, Any] | None = None,
+                 remediation: str = "", docs: str = "", tokens: int = 0) -> None:
+        _set(self, "status", status)
+        _set(self, "summary", summary)
+        _set(self, "evidence", {} if evidence is None else evidence)
+        _set(self, "remediation", remediation)
+        _set(self, "docs", docs)
+        _set(self, "tokens", tokens)
 
     @classmethod
     def passed(cls, summary: str, **evidence: Any) -> Outcome:
@@ -54,31 +112,70 @@ class Outcome:
         return cls(Status.SKIP, summary, evidence)
 
 
-@dataclass(frozen=True)
-class Timings:
+class Timings(Record):
     """When a check started, relative to the run's start, and how long it took, in milliseconds."""
 
-    start_ms: float = 0.0
-    duration_ms: float = 0.0
+    __slots__ = ("duration_ms", "start_ms")
+    start_ms: float
+    duration_ms: float
+
+    def __init__(self, start_ms: float = 0.0, duration_ms: float = 0.0) -> None:
+        _set(self, "start_ms", start_ms)
+        _set(self, "duration_ms", duration_ms)
 
 
-@dataclass(frozen=True)
-class CheckResult:
+_NO_TIMINGS = Timings()
+
+
+class CheckResult(Record):
     """One check's verdict for one target (and service, for service-scoped checks)."""
 
+    __slots__ = (
+        "blocked_by",
+        "check",
+        "docs",
+        "evidence",
+        "origin",
+        "remediation",
+        "service",
+        "status",
+        "summary",
+        "target",
+        "timings",
+        "title",
+        "tokens",
+    )
     check: str
     title: str
     target: str
     service: str | None
     status: Status
     summary: str
-    evidence: Mapping[str, Any] = field(default_factory=dict)
-    remediation: str = ""
-    docs: str = ""
-    blocked_by: tuple[str, ...] = ()
-    origin: str = "local"
-    timings: Timings = field(default_factory=Timings)
-    tokens: int = 0
+    evidence: Mapping[str, Any]
+    remediation: str
+    docs: str
+    blocked_by: tuple[str, ...]
+    origin: str
+    timings: Timings
+    tokens: int
+
+    def __init__(self, check: str, title: str, target: str, service: str | None, status: Status, summary: str,
+                 evidence: Mapping[str, Any] | None = None, remediation: str = "", docs: str = "",
+                 blocked_by: tuple[str, ...] = (), origin: str = "local", timings: Timings = _NO_TIMINGS,
+                 tokens: int = 0) -> None:
+        _set(self, "check", check)
+        _set(self, "title", title)
+        _set(self, "target", target)
+        _set(self, "service", service)
+        _set(self, "status", status)
+        _set(self, "summary", summary)
+        _set(self, "evidence", {} if evidence is None else evidence)
+        _set(self, "remediation", remediation)
+        _set(self, "docs", docs)
+        _set(self, "blocked_by", blocked_by)
+        _set(self, "origin", origin)
+        _set(self, "timings", timings)
+        _set(self, "tokens", tokens)
 
     @property
     def subject(self) -> str:
@@ -86,12 +183,16 @@ class CheckResult:
         return self.target if self.service is None else f"{self.target}/{self.service}"
 
 
-@dataclass(frozen=True)
-class Summary:
+class Summary(Record):
     """Counts per status and the overall verdict of a run."""
 
+    __slots__ = ("counts", "status")
     status: str
     counts: Mapping[str, int]
+
+    def __init__(self, status: str, counts: Mapping[str, int]) -> None:
+        _set(self, "status", status)
+        _set(self, "counts", counts)
 
     @classmethod
     def of(cls, results: tuple[CheckResult, ...]) -> Summary:
@@ -102,16 +203,25 @@ class Summary:
         return cls(overall, counts)
 
 
-@dataclass(frozen=True)
-class RunReport:
+class RunReport(Record):
     """Everything one invocation found, in a stable order."""
 
+    __slots__ = ("config_path", "duration_ms", "notes", "results", "started_at", "tool")
     tool: Mapping[str, str]
     started_at: str
     duration_ms: float
     results: tuple[CheckResult, ...]
-    config_path: str | None = None
-    notes: tuple[str, ...] = ()
+    config_path: str | None
+    notes: tuple[str, ...]
+
+    def __init__(self, tool: Mapping[str, str], started_at: str, duration_ms: float, results: tuple[CheckResult, ...],
+                 config_path: str | None = None, notes: tuple[str, ...] = ()) -> None:
+        _set(self, "tool", tool)
+        _set(self, "started_at", started_at)
+        _set(self, "duration_ms", duration_ms)
+        _set(self, "results", results)
+        _set(self, "config_path", config_path)
+        _set(self, "notes", notes)
 
     @property
     def summary(self) -> Summary:

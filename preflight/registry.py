@@ -7,13 +7,14 @@ import importlib
 import os
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from preflight.errors import RegistryError
-from preflight.model import Outcome
+from preflight.model import Outcome, Record
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (README, Start-up)
 if TYPE_CHECKING:
+    from typing import Any
+
     from preflight.context import Context
 
 ENTRY_POINT_GROUP = "preflight.checks"
@@ -24,24 +25,54 @@ CheckFunction = Callable[["Context"], Awaitable[Outcome]]
 _CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect at start-up
 
 
-@dataclass(frozen=True)
-class Check:
+class Check(Record):
     """A check: a stable dotted id, what it depends on, and an async function of a context."""
 
+    __slots__ = (
+        "depends_on",
+        "docs",
+        "failure_means",
+        "fix",
+        "how",
+        "id",
+        "pack",
+        "plane",
+        "proves",
+        "run",
+        "scope",
+        "tags",
+        "timeout_s",
+        "title",
+    )
+    _hidden = ("run",)
     id: str
     title: str
-    run: CheckFunction = field(repr=False, compare=False)
-    depends_on: tuple[str, ...] = ()
-    plane: str = "-"
-    scope: str = "service"
-    tags: tuple[str, ...] = ()
-    timeout_s: float = 30.0
-    docs: str = ""
-    proves: str = ""
-    how: str = ""
-    failure_means: str = ""
-    fix: str = ""
-    pack: str = ""
+    run: CheckFunction
+    depends_on: tuple[str, ...]
+    plane: str
+    scope: str
+    tags: tuple[str, ...]
+    timeout_s: float
+    docs: str
+    proves: str
+    how: str
+    failure_means: str
+    fix: str
+    pack: str
+
+    def __init__(self, id: str, title: str, run: CheckFunction, depends_on: tuple[str, ...] = (), plane: str = "-",
+                 scope: str = "service", tags: tuple[str, ...] = (), timeout_s: float = 30.0, docs: str = "",
+                 proves: str = "", how: str = "", failure_means: str = "", fix: str = "", pack: str = "") -> None:
+        for name, value in (("id", id), ("title", title), ("run", run), ("depends_on", depends_on),
+                            ("plane", plane), ("scope", scope), ("tags", tags), ("timeout_s", timeout_s),
+                            ("docs", docs), ("proves", proves), ("how", how), ("failure_means", failure_means),
+                            ("fix", fix), ("pack", pack)):
+            object.__setattr__(self, name, value)
+
+    def in_pack(self, pack: str) -> Check:
+        """This check, credited to `pack`."""
+        return Check(self.id, self.title, self.run, self.depends_on, self.plane, self.scope, self.tags, self.timeout_s,
+                     self.docs, self.proves, self.how, self.failure_means, self.fix, pack)
 
     def describe(self) -> dict[str, Any]:
         """The public, JSON-ready description used by `preflight list` and `explain`."""
@@ -68,12 +99,18 @@ def check(id: str, title: str, *, depends_on: Sequence[str] = (), plane: str = "
     return wrap
 
 
-class PackEntryPoint(NamedTuple):
+class PackEntryPoint(Record):
     """One `preflight.checks` entry point as found on disk: `name = module:attribute`."""
 
+    __slots__ = ("distribution", "name", "value")
     name: str
     value: str
     distribution: str
+
+    def __init__(self, name: str, value: str, distribution: str) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "value", value)
+        object.__setattr__(self, "distribution", distribution)
 
     def load(self) -> Any:
         module_name, _, attribute = self.value.partition(":")
@@ -83,12 +120,18 @@ class PackEntryPoint(NamedTuple):
         return target
 
 
-class LoadedPack(NamedTuple):
+class LoadedPack(Record):
     """One entry point and the checks it yielded."""
 
+    __slots__ = ("checks", "distribution", "name")
     name: str
     distribution: str
     checks: tuple[Check, ...]
+
+    def __init__(self, name: str, distribution: str, checks: tuple[Check, ...]) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "distribution", distribution)
+        object.__setattr__(self, "checks", checks)
 
 
 def _entry_points_in(text: str) -> list[tuple[str, str]]:
@@ -170,9 +213,7 @@ def import_pack(entry_point: PackEntryPoint) -> LoadedPack:
 
 
 def _with_pack(item: Check, pack: str) -> Check:
-    from dataclasses import replace
-
-    return item if item.pack else replace(item, pack=pack)
+    return item if item.pack else item.in_pack(pack)
 
 
 class Registry:

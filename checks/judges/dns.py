@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import ipaddress
+import functools
 from collections.abc import Mapping
-from typing import Any
 
 from checks.judges.url import is_dataworks_host
 from preflight.model import Outcome
 
-SHARED = ipaddress.ip_network("100.64.0.0/10")
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (README, Start-up)
+if TYPE_CHECKING:
+    import ipaddress
+    from typing import Any
+
 VPC_RESOLVERS = "100.100.2.136 and 100.100.2.138"
 ALLOWLIST_HINT = ("The model domain resolves only inside the VPCs in the model service's allowlist (DataWorks > "
                   "Resource Groups > your Serverless group > Model Service > network settings). Run the check from "
@@ -19,8 +22,18 @@ ERRORS = {"nxdomain": "does not exist (NXDOMAIN)", "no-answer": "has no address 
           "timeout": "got no answer in time", "servfail": "could not be resolved (SERVFAIL)"}
 
 
+@functools.cache
+def shared_network() -> ipaddress.IPv4Network:
+    """100.64.0.0/10, the shared address space (ipaddress is imported on first use: `preflight list` needs none)."""
+    import ipaddress
+
+    return ipaddress.IPv4Network("100.64.0.0/10")
+
+
 def classify_address(address: str) -> str:
     """private (RFC 1918, ULA, link-local), shared (100.64.0.0/10), loopback, public, or invalid."""
+    import ipaddress
+
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -28,7 +41,7 @@ def classify_address(address: str) -> str:
     if ip.is_loopback:
         return "loopback"
     # Checked before is_private: Alibaba Cloud's internal services (its VPC resolvers too) live in this block.
-    if ip.version == 4 and ip in SHARED:
+    if ip.version == 4 and ip in shared_network():
         return "shared"
     if ip.is_private or ip.is_link_local:
         return "private"
@@ -70,4 +83,4 @@ def judge_dns(observation: Mapping[str, Any]) -> Outcome:
     return Outcome.passed(f"{host} -> {kinds} via {resolver}", **evidence)
 
 
-__all__ = ["ALLOWLIST_HINT", "SHARED", "VPC_RESOLVERS", "classify_address", "judge_dns"]
+__all__ = ["ALLOWLIST_HINT", "VPC_RESOLVERS", "classify_address", "judge_dns"]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from preflight.model import Outcome
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (README, Start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def exchange_evidence(observation: Mapping[str, Any]) -> dict[str, Any]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
-import urllib.parse
-from typing import Any
 
 from preflight.model import Outcome
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (README, Start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 DATAWORKS_DOMAIN = re.compile(r"^(?P<id>[a-z0-9][a-z0-9-]*)\.(?P<region>[a-z]{2,}(?:-[a-z0-9]+)+)"
                               r"\.dataworks-model\.aliyuncs\.com$")
@@ -21,6 +23,8 @@ def is_dataworks_host(host: str) -> bool:
 
 def judge_url(endpoint: str, region: str, auth: str) -> Outcome:
     """The URL is well formed and, for a DataWorks model domain, plain HTTP in the target's region."""
+    import urllib.parse  # here, not at the top: `preflight list` imports this module and needs none of it
+
     try:
         parts = urllib.parse.urlsplit(endpoint)
         port = parts.port

@@ -1,0 +1,77 @@
+"""The frozen value types of the result model and the registry, written without dataclasses."""
+
+from __future__ import annotations
+
+import pytest
+
+from preflight.model import CheckResult, Outcome, RunReport, Status, Timings
+from preflight.registry import check
+
+
+async def _probe(context: object) -> Outcome:
+    return Outcome.passed("fine")
+
+
+async def _other(context: object) -> Outcome:
+    return Outcome.failed("broken")
+
+
+def test_values_compare_and_hash_by_their_fields() -> None:
+    assert Timings(1.0, 2.0) == Timings(1.0, 2.0)
+    assert Timings(1.0, 2.0) != Timings(1.0, 3.0)
+    assert hash(Timings(1.0, 2.0)) == hash(Timings(1.0, 2.0))
+    assert Outcome(Status.PASS, "ok") == Outcome.passed("ok")
+    assert Outcome.passed("ok", host="h") != Outcome.passed("ok", host="other")
+    assert Outcome.passed("ok") != (Status.PASS, "ok", {}, "", "", 0)  # not a tuple
+    assert Timings() != _SameFields()  # another class with the same fields is another value
+
+
+class _SameFields(Timings):
+    __slots__ = ()
+
+
+def test_defaults_are_fresh_and_positional_order_is_the_declared_one() -> None:
+    first, second = Outcome(Status.PASS, "a"), Outcome(Status.PASS, "b")
+    assert first.evidence == {} and first.evidence is not second.evidence
+    result = CheckResult("x.y", "X", "t", None, Status.FAIL, "no", {"k": 1}, "fix it", "docs", ("a.b",), "rg",
+                         Timings(1.0, 2.0), 7)
+    assert (result.remediation, result.blocked_by, result.origin, result.timings.duration_ms, result.tokens) == (
+        "fix it", ("a.b",), "rg", 2.0, 7)
+    assert CheckResult("x.y", "X", "t", None, Status.PASS, "ok").timings == Timings(0.0, 0.0)
+    assert RunReport({}, "now", 1.0, (result,)).first_failure() is result
+
+
+def test_values_are_frozen() -> None:
+    outcome = Outcome.passed("ok")
+    with pytest.raises(AttributeError, match="Outcome is frozen"):
+        outcome.summary = "changed"
+    with pytest.raises(AttributeError, match="Outcome is frozen"):
+        del outcome.summary
+    with pytest.raises(AttributeError):
+        outcome.extra = 1
+    assert outcome.summary == "ok"
+
+
+def test_repr_names_the_fields_and_a_check_leaves_out_its_function() -> None:
+    assert repr(Timings(1.0, 2.5)) == "Timings(start_ms=1.0, duration_ms=2.5)"
+    made = check("x.y", "X", depends_on=["a.b"], plane="data")(_probe)
+    assert repr(made).startswith("Check(id='x.y', title='X', depends_on=('a.b',), plane='data', scope='service'")
+    assert "_probe" not in repr(made)
+
+
+def test_checks_compare_without_their_function_and_keep_it_when_credited_to_a_pack() -> None:
+    first, second = check("x.y", "X")(_probe), check("x.y", "X")(_other)
+    assert first == second
+    credited = first.in_pack("some-pack")
+    assert credited.pack == "some-pack" and credited.run is _probe and credited != first
+    assert credited.describe() == {**first.describe(), "pack": "some-pack"}
+
+
+def test_a_record_whose_slots_miss_an_annotated_field_is_refused() -> None:
+    from preflight.model import Record
+
+    with pytest.raises(TypeError, match="annotated fields and __slots__ differ"):
+        class Broken(Record):
+            __slots__ = ("a",)
+            a: int
+            b: int
