@@ -81,7 +81,7 @@ def _endpoint(url):
 
 
 class Collector(object):
-    """Observes services with sockets and http.client, the way the local httpx collector does."""
+    """Observes services with sockets and http.client, the way the local collector (preflight.probe.wire) does."""
 
     def __init__(self, plan):
         self.plan = plan
@@ -244,7 +244,7 @@ class Collector(object):
                 reader.feed(chunk, (time.monotonic() - start) * 1000)
             if state["capped"]:
                 break
-        # read1() ends quietly when the peer hangs up early; httpx calls that a protocol error, and so do we.
+        # read1() ends quietly when the peer hangs up early; the local collector calls that a protocol error, as we do.
         missing = getattr(response, "length", None)
         if not state["capped"] and missing:
             received = len(state["data"])

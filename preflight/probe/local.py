@@ -1,24 +1,22 @@
-"""The local collectors: DNS, TCP and HTTP observations made from where the tool runs, with httpx."""
+"""The local collectors: DNS, TCP and HTTP observations made from where the tool runs."""
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import socket
 import ssl
 import time
 import urllib.parse
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from preflight.aio import within
-from preflight.probe import dnsstub
+from preflight.probe import dnsstub, wire
 from preflight.probe import observations as obs
 from preflight.probe.dnsstub import DnsFailure
 
 if TYPE_CHECKING:
-    import httpx
-
     from preflight.config import Config, ServiceConfig
     from preflight.context import Context, Observation
 
@@ -37,71 +35,53 @@ class Endpoint:
         default = (self.scheme, self.port) in (("http", 80), ("https", 443))
         self.host_header = self.host if default else f"{self.host}:{self.port}"
 
-    def url_via(self, address: str | None, path: str) -> str:
-        host = address or self.host
-        if ":" in host:
-            host = f"[{host}]"
-        return f"{self.scheme}://{host}:{self.port}{self.base_path}{path}"
-
 
 def _elapsed(start: float) -> float:
     return round((time.monotonic() - start) * 1000, 3)
 
 
 class LocalCollector:
-    """Collects observations for services, with one keep-alive connection pool per endpoint.
+    """Collects observations for services, with keep-alive connections per endpoint address (preflight.probe.wire).
 
-    One pool per endpoint rather than one for everything: httpcore looks at every pooled connection for every
-    request, so a single pool serving a hundred services spends more time scanning than the network takes.
-
-    Requests go straight to httpx's transport, not through an `httpx.AsyncClient`. The client would add
-    a cookie jar carried from one check to the next, redirect and auth machinery that is switched off here,
-    and the merging of base URL, headers and defaults on every request: about a tenth of a request's CPU, and
-    cookies one check's server set would reach the next check. What the client would send by default, the
-    request here sends itself.
+    A request sends what a client library would by default (Accept, Accept-Encoding, User-Agent) and the name the
+    service is known by, to the address the DNS check found. No cookie is kept from one check to the next, no
+    redirect is followed (it is recorded), and no proxy from the environment is used: each check sees the
+    endpoint's own answer.
     """
 
-    def __init__(self, config: Config, transport_factory: Callable[[], httpx.AsyncBaseTransport] | None = None, *,
-                 verify: ssl.SSLContext | None = None, setup: Setup | None = None) -> None:
+    def __init__(self, config: Config, *, verify: ssl.SSLContext | None = None) -> None:
         self.config = config
-        self.transports: dict[str, httpx.AsyncBaseTransport] = {}
-        self._factory = transport_factory
+        self.pools: dict[tuple[str, str, int, str], wire.Pool] = {}
         self._verify = verify
-        self._setup = setup
-        self._timeouts: dict[str, float | None] | None = None
-        self._urls: dict[str, httpx.URL] = {}  # a few per service: its address and the paths asked
+        self._tls: asyncio.Future[ssl.SSLContext] | None = None
 
-    def transport_for(self, endpoint: Endpoint) -> httpx.AsyncBaseTransport:
-        key = f"{endpoint.scheme}://{endpoint.host}:{endpoint.port}"
-        transport = self.transports.get(key)
-        if transport is None:
-            if self._factory is None:
-                verify = self._verify or tls_context(self.config)  # one trust store for every pool
-                self._factory = lambda: build_transport(verify)
-            transport = self.transports[key] = self._factory()
-        return transport
+    async def pool_for(self, endpoint: Endpoint, address: str) -> wire.Pool:
+        """The pool for this endpoint at this address; https ones share one TLS context, loaded once."""
+        key = (endpoint.scheme, address, endpoint.port, endpoint.host)
+        pool = self.pools.get(key)
+        if pool is None:
+            tls = await self._tls_context() if endpoint.scheme == "https" else None
+            pool = self.pools.get(key)  # another check may have made it meanwhile
+            if pool is None:
+                http = self.config.http
+                pool = self.pools[key] = wire.Pool(address, endpoint.port, tls=tls, server_hostname=endpoint.host,
+                                                   connect_timeout=http.connect_timeout_s,
+                                                   read_timeout=http.read_timeout_s)
+        return pool
 
-    def _url(self, text: str) -> httpx.URL:
-        """The parsed URL, parsed once: httpx parses a URL string in Python, half of building a request."""
-        import httpx
-
-        url = self._urls.get(text)
-        if url is None:
-            url = self._urls[text] = httpx.URL(text)
-        return url
-
-    def timeouts(self) -> dict[str, float | None]:
-        """Per-phase limits, as httpcore reads them from a request: connect, read, write, and the pool wait."""
-        if self._timeouts is None:
-            http = self.config.http
-            self._timeouts = {"connect": http.connect_timeout_s, "read": http.read_timeout_s,
-                              "write": http.read_timeout_s, "pool": http.total_timeout_s}
-        return self._timeouts
+    async def _tls_context(self) -> ssl.SSLContext:
+        """The trust store (certifi's, or http.ca_bundle), loaded on a worker thread: 50 ms of CPU, not on the
+        event loop, where it would stall every request in flight."""
+        if self._verify is not None:
+            return self._verify
+        if self._tls is None:
+            self._tls = asyncio.get_running_loop().run_in_executor(None, tls_context, self.config)
+        return await asyncio.shield(self._tls)
 
     async def aclose(self) -> None:
-        for transport in self.transports.values():
-            await transport.aclose()
-        self.transports.clear()
+        for pool in self.pools.values():
+            pool.close()
+        self.pools.clear()
 
     # --- DNS and TCP ------------------------------------------------------------------------------
     async def dns(self, service: ServiceConfig, *, deadline: float | None = None) -> Observation:
@@ -218,10 +198,6 @@ class LocalCollector:
 
     async def _exchange(self, name: str, service: ServiceConfig, dns_obs: Observation, *, with_key: bool,
                         deadline: float | None, batch: bool = False) -> Observation:
-        if self._setup is not None and self._verify is None:
-            self._verify = await asyncio.shield(self._setup.http)
-        import httpx
-
         endpoint = Endpoint(service.endpoint)
         path = obs.endpoint_path(name)
         body = obs.request_body(name, service.model, service.prompt, service.max_tokens, batch)
@@ -229,14 +205,15 @@ class LocalCollector:
         display_url = f"{service.endpoint.rstrip('/')}{path}"
         observation: dict[str, Any] = obs.exchange(name, method, display_url, path, with_key and bool(service.api_key),
                                                    body)
-        # What httpx's client sends by default, and the name the service is known by.
-        headers = {"Host": endpoint.host_header, "Accept": "*/*", "Accept-Encoding": "gzip, deflate",
-                   "Connection": "keep-alive", "User-Agent": "dw-preflight"}
+        # What a client library sends by default, and the name the service is known by.
+        headers = [("Host", endpoint.host_header), ("Accept", "*/*"), ("Accept-Encoding", "gzip, deflate"),
+                   ("Connection", "keep-alive"), ("User-Agent", "dw-preflight")]
         if with_key and service.api_key:
-            headers["Authorization"] = obs.authorization(service.api_key, service.auth)
-        transport = self.transport_for(endpoint)
-        request = httpx.Request(method, self._url(endpoint.url_via(self._address(dns_obs), path)), headers=headers,
-                                json=body, extensions={"sni_hostname": endpoint.host, "timeout": self.timeouts()})
+            headers.append(("Authorization", obs.authorization(service.api_key, service.auth)))
+        payload = None
+        if body is not None:
+            headers.append(("Content-Type", "application/json"))
+            payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         start = time.monotonic()
         total = self._budget(self.config.http.total_timeout_s, deadline)
         stop_at = start + total
@@ -244,18 +221,19 @@ class LocalCollector:
         cap = self.config.http.max_body_bytes
         data = bytearray()
         capped = False
-        response: httpx.Response | None = None
+        response: wire.Response | None = None
         try:
-            response = await within(transport.handle_async_request(request), total)
-            observation.update({"status": response.status_code, "reason": response.reason_phrase,
-                                "headers": obs.clean_headers(response.headers.multi_items()),
-                                "content_type": response.headers.get("content-type", "")})
-            if 300 <= response.status_code < 400:
-                observation["redirect"] = response.headers.get("location")
+            pool = await self.pool_for(endpoint, self._address(dns_obs) or endpoint.host)
+            response = await within(pool.request(method, endpoint.base_path + path, headers, payload), total)
+            observation.update({"status": response.status, "reason": response.reason,
+                                "headers": obs.clean_headers(response.headers),
+                                "content_type": response.get("content-type") or ""})
+            if 300 <= response.status < 400:
+                observation["redirect"] = response.get("location")
 
-            async def read_body(answer: httpx.Response) -> None:
+            async def read_body(answer: wire.Response) -> None:
                 nonlocal capped
-                async for chunk in answer.aiter_bytes():
+                async for chunk in answer.body():
                     room = cap - len(data)
                     if len(chunk) > room:
                         chunk, capped = chunk[:room], True
@@ -270,23 +248,17 @@ class LocalCollector:
                 raise asyncio.TimeoutError
             # One deadline for the whole body, not a task per chunk: what was read before it stays in `data`.
             await within(read_body(response), remaining)
-        except (asyncio.TimeoutError, httpx.TimeoutException) as exc:
+        except (asyncio.TimeoutError, wire.ConnectTimeout, wire.ReadTimeout, wire.WriteTimeout) as exc:
             observation["error"] = "timeout"
             observation["detail"] = _timeout_detail(exc, response is not None, total,
                                                     self.config.http.read_timeout_s)
             if reader is not None and observation.get("events"):
                 observation["stalled"] = True
-        except httpx.ConnectError as exc:
-            tls = isinstance(exc.__context__, ssl.SSLError) or "CERTIFICATE" in str(exc).upper()
-            observation.update({"error": "tls" if tls else "connect", "detail": _short(exc)})
-        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
-            reset = isinstance(exc.__context__, ConnectionResetError) or "reset" in str(exc).lower()
-            observation.update({"error": "reset" if reset else "protocol", "detail": _short(exc)})
-        except httpx.HTTPError as exc:
-            observation.update({"error": "error", "detail": _short(exc)})
+        except wire.WireError as exc:
+            observation.update({"error": exc.kind, "detail": _short(exc)})
         finally:
             if response is not None:
-                await response.aclose()
+                response.close()
         observation["elapsed_ms"] = _elapsed(start)
         if reader is not None:
             observation["total_ms"] = observation["elapsed_ms"]
@@ -329,56 +301,20 @@ def _timeout_detail(exc: BaseException, had_headers: bool, total: float, read_ti
 
 
 def tls_context(config: Config) -> ssl.SSLContext:
-    """Verification always on: certifi's trust store, or a private CA given with http.ca_bundle.
-
-    A config with no https endpoint gets a verifying context with no trust store at all: its clients never
-    speak TLS (each serves one http endpoint and follows no redirect), and loading the store costs 50 ms.
-    """
+    """For https endpoints, verification always on: certifi's trust store, or a private CA given with
+    http.ca_bundle. Plain-http endpoints (DataWorks model services are) never load it."""
     if config.http.ca_bundle:
         return ssl.create_default_context(cafile=config.http.ca_bundle)
-    if not any(Endpoint(service.endpoint).scheme == "https" for target in config.targets
-               for service in target.services):
-        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, and so trusts nothing
     import certifi
 
     return ssl.create_default_context(cafile=certifi.where())
-
-
-def prepare_http(config: Config) -> ssl.SSLContext:
-    """httpx's imports, the ones its first request would otherwise make on the event loop, and the trust store."""
-    import anyio._backends._asyncio  # noqa: F401  (anyio imports its backend at the first request)
-    import httpcore  # noqa: F401
-    import httpx  # noqa: F401
-
-    return tls_context(config)
-
-
-class Setup:
-    """httpx's imports and the trust store (about 120 ms of CPU), made on a worker thread when the run starts.
-
-    Not on the event loop: there it would stall every connect and request in flight, and the stall would be
-    reported as their network time. Only the HTTP checks wait for it; DNS and TCP need none of it.
-    """
-
-    def __init__(self, config: Config) -> None:
-        self.http: asyncio.Future[ssl.SSLContext] = asyncio.get_running_loop().run_in_executor(
-            None, prepare_http, config)
-        # A run that makes no request must not log "exception was never retrieved".
-        self.http.add_done_callback(lambda done: done.cancelled() or done.exception())
-
-
-def build_transport(verify: ssl.SSLContext) -> httpx.AsyncBaseTransport:
-    """The transport for one endpoint: keep-alive, verification on, no proxy from the environment."""
-    from preflight.probe.backend import transport
-
-    return transport(verify, max_connections=16, max_keepalive=8)
 
 
 async def local_collector(context: Context) -> LocalCollector:
     """The run's one local collector, built on first use and closed when the run ends."""
 
     async def factory() -> LocalCollector:
-        return LocalCollector(context.config, setup=Setup(context.config))
+        return LocalCollector(context.config)
 
     async def closer(collector: LocalCollector) -> None:
         await collector.aclose()
@@ -386,5 +322,4 @@ async def local_collector(context: Context) -> LocalCollector:
     return await context.resources.get("local-collector", factory, closer)
 
 
-__all__ = ["Endpoint", "LocalCollector", "Setup", "build_transport", "local_collector", "prepare_http",
-           "tls_context"]
+__all__ = ["Endpoint", "LocalCollector", "local_collector", "tls_context"]

@@ -1,110 +1,168 @@
-"""The local collector on an httpx.MockTransport: every kind of trouble becomes an observation, within bounds."""
+"""The local collector against a loopback server: every kind of trouble becomes an observation, within bounds."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
-
-import httpx
 
 from preflight.config import parse_config
 from preflight.probe.local import LocalCollector
 
-CONFIG = parse_config("""\
+HOST = "ms-x.cn-beijing.dataworks-model.aliyuncs.com"
+KEY = "DW-ms-x-secret-000000"
+Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+def answer(status: str, body: bytes = b"", **headers: str) -> bytes:
+    lines = [f"HTTP/1.1 {status}", f"Content-Length: {len(body)}", *(f"{k.replace('_', '-')}: {v}"
+                                                                        for k, v in headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def replying(reply: bytes, heard: list[bytes]) -> Serve:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)
+                heard.append(head + await reader.readexactly(length))
+                writer.write(reply)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    return serve
+
+
+def collect(name: str, serve: Serve | bytes) -> tuple[dict[str, Any], list[bytes]]:
+    """One observation made against a loopback server that answers `serve` (raw bytes, or a stream handler)."""
+    heard: list[bytes] = []
+    handler = replying(serve, heard) if isinstance(serve, bytes) else serve
+
+    async def go() -> dict[str, Any]:
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        config = parse_config(f"""\
 region: cn-beijing
-http: {connect_timeout_s: 1, read_timeout_s: 0.5, total_timeout_s: 2, max_body_bytes: 4096}
+http: {{connect_timeout_s: 1, read_timeout_s: 0.5, total_timeout_s: 2, max_body_bytes: 4096}}
 targets:
   - name: t
     services:
-      - {name: s, kind: completion, endpoint: "http://ms-x.cn-beijing.dataworks-model.aliyuncs.com",
-         api_key: "DW-ms-x-secret-000000", model: m}
+      - {{name: s, kind: completion, endpoint: "http://{HOST}:{port}", api_key: "{KEY}", model: m}}
 """, "t.yaml", {})
-SERVICE = CONFIG.targets[0].services[0]
-DNS = {"answers": ["10.1.2.3"]}
-Handler = Callable[[httpx.Request], httpx.Response]
-
-
-def collect(name: str, handler: Handler) -> tuple[dict[str, Any], list[httpx.Request]]:
-    seen: list[httpx.Request] = []
-
-    def record(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return handler(request)
-
-    async def go() -> dict[str, Any]:
-        collector = LocalCollector(CONFIG, lambda: httpx.MockTransport(record))
+        collector = LocalCollector(config)
         try:
-            result: dict[str, Any] = await getattr(collector, name)(SERVICE, DNS)
+            result: dict[str, Any] = await getattr(collector, name)(config.targets[0].services[0],
+                                                                   {"answers": ["127.0.0.1"]})
             return result
         finally:
             await collector.aclose()
+            server.close()
 
-    return asyncio.run(go()), seen
+    return asyncio.run(go()), heard
 
 
 def test_requests_go_to_the_resolved_address_with_the_host_and_the_raw_key() -> None:
-    observation, seen = collect("models", lambda r: httpx.Response(200, json={"data": [{"id": "m"}]}))
-    request = seen[0]
-    assert request.url.host == "10.1.2.3" and request.headers["host"] == "ms-x.cn-beijing.dataworks-model.aliyuncs.com"
-    assert request.headers["authorization"] == "DW-ms-x-secret-000000"
+    observation, heard = collect("models", answer("200 OK", b'{"data": [{"id": "m"}]}',
+                                                  Content_Type="application/json"))
+    lines = heard[0].decode().split("\r\n")
+    assert lines[0] == "GET /v1/models HTTP/1.1" and lines[1].startswith(f"Host: {HOST}:")
+    assert f"Authorization: {KEY}" in lines
     assert observation["status"] == 200 and observation["json"] == {"data": [{"id": "m"}]}
     assert observation["sent_key"] is True and "DW-ms-x-secret" not in repr(observation)
 
 
+def test_a_completion_is_posted_as_json() -> None:
+    _, heard = collect("completion", answer("200 OK", b'{"choices": [{"text": "hi"}]}'))
+    head, _, body = heard[0].partition(b"\r\n\r\n")
+    assert head.startswith(b"POST /v1/completions HTTP/1.1\r\n") and b"Content-Type: application/json" in head
+    assert json.loads(body)["model"] == "m"
+
+
 def test_the_unauthenticated_probe_sends_no_key() -> None:
-    _, seen = collect("http", lambda r: httpx.Response(401))
-    assert "authorization" not in seen[0].headers
+    _, heard = collect("http", answer("401 Unauthorized"))
+    assert b"authorization" not in heard[0].lower()
 
 
 def test_a_redirect_is_recorded_and_not_followed() -> None:
-    observation, seen = collect("models", lambda r: httpx.Response(302, headers={"location": "http://evil.example/"}))
-    assert len(seen) == 1 and observation["redirect"] == "http://evil.example/"
+    observation, heard = collect("models", answer("302 Found", Location="http://evil.example/"))
+    assert len(heard) == 1 and observation["redirect"] == "http://evil.example/"
 
 
 def test_a_huge_body_is_cut_at_the_cap() -> None:
-    observation, _ = collect("completion", lambda r: httpx.Response(200, content=b"x" * 100_000))
+    observation, _ = collect("completion", answer("200 OK", b"x" * 100_000))
     assert observation["body_capped"] is True and observation["body_bytes"] == 4096 and observation["json"] is None
 
 
 def test_broken_utf8_and_truncated_json_are_described() -> None:
-    broken, _ = collect("completion", lambda r: httpx.Response(200, content=b'{"a": "\xff"}'))
+    broken, _ = collect("completion", answer("200 OK", b'{"a": "\xff"}'))
     assert broken["body_utf8"] is False and broken["json_error"] == "the body is not UTF-8"
-    truncated, _ = collect("completion", lambda r: httpx.Response(200, content=b'{"choices": [{"te'))
+    truncated, _ = collect("completion", answer("200 OK", b'{"choices": [{"te'))
     assert truncated["json"] is None and truncated["json_error"]
 
 
-class Endless(httpx.AsyncByteStream):
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        while True:
-            yield b'data: {"choices": [{"text": "more"}]}\n\n'
+def streaming(events: Callable[[asyncio.StreamWriter], Awaitable[None]]) -> Serve:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+        with contextlib.suppress(ConnectionError, OSError):
+            await events(writer)
+        writer.close()
+
+    return serve
 
 
-class Stalls(httpx.AsyncByteStream):
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        yield b'data: {"choices": [{"text": "O"}]}\n\n'
-        await asyncio.sleep(60)
-        yield b""
+def event(text: str) -> bytes:
+    data = f'data: {{"choices": [{{"text": "{text}"}}]}}\n\n'.encode()
+    return b"%x\r\n%s\r\n" % (len(data), data)
 
 
 def test_an_endless_stream_is_cut_at_the_cap() -> None:
-    headers = {"content-type": "text/event-stream"}
-    observation, _ = collect("stream", lambda r: httpx.Response(200, headers=headers, stream=Endless()))
+    async def endless(writer: asyncio.StreamWriter) -> None:
+        while True:
+            writer.write(event("more"))
+            await writer.drain()
+
+    observation, _ = collect("stream", streaming(endless))
     assert observation["capped"] is True and observation["events"] > 10 and observation["done"] is False
 
 
 def test_a_stalled_stream_ends_at_the_total_deadline() -> None:
-    headers = {"content-type": "text/event-stream"}
+    async def stalls(writer: asyncio.StreamWriter) -> None:
+        writer.write(event("O"))
+        await writer.drain()
+        for _ in range(40):  # a keep-alive comment every 0.1 s: never silent for the read timeout
+            await asyncio.sleep(0.1)
+            writer.write(b"3\r\n:\n\n\r\n")
+            await writer.drain()
+
     start = time.monotonic()
-    observation, _ = collect("stream", lambda r: httpx.Response(200, headers=headers, stream=Stalls()))
+    observation, _ = collect("stream", streaming(stalls))
     assert time.monotonic() - start < 4
     assert observation["stalled"] is True and observation["error"] == "timeout" and observation["events"] == 1
+    assert "total deadline of 2.0 s" in observation["detail"]
+
+
+def test_silence_mid_answer_is_a_read_timeout() -> None:
+    async def silent(writer: asyncio.StreamWriter) -> None:
+        writer.write(event("O"))
+        await writer.drain()
+        await asyncio.sleep(3)
+
+    observation, _ = collect("stream", streaming(silent))
+    assert observation["error"] == "timeout" and "went silent for 0.5 s" in observation["detail"]
 
 
 def test_connection_trouble_is_an_observation_not_an_exception() -> None:
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("connection refused", request=request)
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
 
-    observation, _ = collect("completion", refuse)
-    assert observation["status"] is None and observation["error"] == "connect"
+    observation, _ = collect("completion", hang_up)
+    assert observation["status"] is None and observation["error"] == "protocol"
+    assert "closed the connection (without answering)" in observation["detail"]
