@@ -218,7 +218,7 @@ class Simulator:
 CHECK_WAITS: dict[str, tuple[str | float, ...]] = {
     "config.valid": (), "cloud.credentials": ("api",), "workspace.exists": (), "resource_group.ready": ("api",),
     "resource_group.attached": ("api",), "network.first_vpc": ("api",),
-    "network.model_allowlist": ("api", "api"),  # DescribeZones, then DescribeZoneInfo + DescribeZoneRecords
+    "network.model_allowlist": ("api", "api"),  # DescribeZoneVpcTree, then DescribeZoneRecords
     "network.private_dns": (), "network.privatelink": ("api", "api"),  # ListVpcEndpoints, ListVpcEndpointZones
     "schedule.node_resource_group": ("api",), "resource_group.probe": (), "endpoint.url": (), "endpoint.dns": ("dns",),
     "endpoint.tcp": (), "endpoint.http": ("model",), "auth.key_format": (), "auth.key_valid": ("model",),

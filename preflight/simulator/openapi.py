@@ -160,6 +160,7 @@ class CloudApi:
             ("dataworks", "GetTaskInstanceLog"): self.get_task_instance_log,
             ("pvtz", "DescribeZones"): self.describe_zones,
             ("pvtz", "DescribeZoneInfo"): self.describe_zone_info,
+            ("pvtz", "DescribeZoneVpcTree"): self.describe_zone_vpc_tree,
             ("pvtz", "DescribeZoneRecords"): self.describe_zone_records,
             ("privatelink", "ListVpcEndpoints"): self.list_vpc_endpoints,
             ("privatelink", "ListVpcEndpointZones"): self.list_vpc_endpoint_zones,
@@ -391,6 +392,15 @@ class CloudApi:
         return {"ZoneId": params.get("ZoneId"), "ZoneName": model.host,
                 "BindVpcs": {"Vpc": [{"VpcId": vpc, "RegionId": self.world.region, "VpcName": vpc}
                                      for vpc in model.allowed_vpcs]}}
+
+    def describe_zone_vpc_tree(self, params: dict[str, str]) -> dict[str, Any]:
+        """Every zone of the account and the VPCs bound to it, in one answer (the API has no paging)."""
+        zones = [{"ZoneId": f"zone-{m.service_id}", "ZoneName": m.host, "RecordCount": 1, "IsPtr": False,
+                  "ZoneType": "AUTH_ZONE",
+                  "Vpcs": {"Vpc": [{"VpcId": vpc, "RegionId": self.world.region, "VpcName": vpc,
+                                    "RegionName": self.world.region} for vpc in m.allowed_vpcs]}}
+                 for m in self.world.models]
+        return {"Zones": {"Zone": zones}}
 
     def describe_zone_records(self, params: dict[str, str]) -> dict[str, Any]:
         model = self._zone_model(params)

@@ -324,10 +324,10 @@ def test_sdk_sessions_load_a_trust_store_only_for_https_and_only_once(monkeypatc
             DaraCore._sessions.pop(key, None)
 
 
-def test_one_paged_zone_listing_serves_every_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    """A question per service would be a hundred DescribeZones at once, enough to be throttled in a real
-    account; the model domain's zones are listed once per run, page by page."""
+def test_one_zone_tree_serves_every_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A question per service would be a hundred DescribeZones (and as many DescribeZoneInfo) at once, enough to
+    be throttled in a real account; every zone and its VPCs come from one DescribeZoneVpcTree per run."""
     from dataclasses import replace
 
     from preflight.simulator.scenarios import scaled_world
@@ -343,5 +343,5 @@ def test_one_paged_zone_listing_serves_every_service(tmp_path: Path, monkeypatch
     report = json.loads(capsys.readouterr().out)
     verdicts = [r["status"] for r in report["results"] if r["check"] == "network.private_dns"]
     assert code == 0 and verdicts == ["pass"] * 105
-    assert calls["DescribeZones"] == 2  # 105 zones: two pages of 100
-    assert calls["DescribeZoneInfo"] == calls["DescribeZoneRecords"] == 105
+    assert calls["DescribeZoneVpcTree"] == 1 and calls["DescribeZoneRecords"] == 105
+    assert "DescribeZones" not in calls and "DescribeZoneInfo" not in calls
