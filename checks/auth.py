@@ -27,7 +27,7 @@ async def key_format(context: Context) -> Outcome:
     assert service is not None
     from preflight.probe.local import Endpoint
 
-    return judge_key_format(service.api_key, service.auth, is_dataworks_host(Endpoint(service.endpoint).host))
+    return judge_key_format(service.api_key, service.auth, is_dataworks_host(Endpoint.of(service.endpoint).host))
 
 
 @check("auth.key_valid", "API key is accepted", depends_on=("endpoint.http", "auth.key_format"), plane="data",

@@ -143,7 +143,7 @@ def _model_host(context: Context) -> tuple[str, str]:
     from preflight.probe.local import Endpoint
 
     assert context.service is not None
-    host = Endpoint(context.service.endpoint).host
+    host = Endpoint.of(context.service.endpoint).host
     match = DATAWORKS_DOMAIN.match(host)
     return host, match.group("id") if match else ""
 

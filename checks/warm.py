@@ -39,7 +39,7 @@ async def warm(context: Context) -> None:
                           for node in target.nodes]
     services = []
     for service in target.services:
-        host = Endpoint(service.endpoint).host
+        host = Endpoint.of(service.endpoint).host
         match = DATAWORKS_DOMAIN.match(host)
         if match and not service.allowed_vpcs:
             services.append(match.group("id"))

@@ -147,7 +147,7 @@ class _Cursor:
             position = start + 1
 
 
-def _mask_shapes(text: str, found: Counter[str]) -> str:
+def _mask_shapes(text: str, found: dict[str, int]) -> str:
     """Every shape masked, leftmost match first (ties to the earlier shape): what one combined alternation
     scanned with re.sub would do, at the speed of a few substring searches."""
     lowered = text.lower()
@@ -169,7 +169,7 @@ def _mask_shapes(text: str, found: Counter[str]) -> str:
             break
         match = best
         pieces += [text[position:match.start()], (match.groupdict().get("keep") or "") + shape.mask]
-        found[shape.kind] += 1
+        found[shape.kind] = found.get(shape.kind, 0) + 1
         position = match.end()
         for index, other in enumerate(heads):
             if other is not None and other.start() < position:
@@ -202,7 +202,7 @@ class Redactor:
         self._groups: dict[str, dict[int, dict[str, str]]] | None = None
         # Text already scanned against the current secrets, and what was found in it. A run's results repeat
         # most of their strings (statuses, regions, titles, shared answers): five in six scans were repeats.
-        self._scanned: dict[str, tuple[str, Counter[str]]] = {}
+        self._scanned: dict[str, tuple[str, dict[str, int]]] = {}
         self.hits: dict[str, int] = {}
 
     def add(self, secret: str | None, label: str = "secret") -> None:
@@ -260,26 +260,30 @@ class Redactor:
 
     def scan(self, value: str) -> tuple[str, Counter[str]]:
         """Mask `value` and count what was masked by kind (registered labels and secret shapes)."""
-        found: Counter[str] = Counter()
+        masked, found = self._scan(value)
+        self._tally(found)
+        return masked, Counter(found)
+
+    def _scan(self, value: str) -> tuple[str, dict[str, int]]:
+        """`scan`, remembered for text seen before; the counts returned are shared and must not be changed."""
         if not value:
-            return value, found
+            return value, {}
         scanned = self._scanned  # replaced, not changed, when a secret is added
         known = scanned.get(value) if len(value) <= _MEMO_LENGTH else None
         if known is not None:
-            value, found = known[0], Counter(known[1])
-        else:
-            original = value
-            # A substring search per registered value is a fast C scan; a regex alternation of them is not.
-            for secret, label in self._registered(value):
-                if secret in value:
-                    found[label] += value.count(secret)
-                    value = value.replace(secret, MASK)
-            value = _mask_shapes(value, found)
-            if len(original) <= _MEMO_LENGTH:
-                if len(scanned) >= _MEMO_ENTRIES:
-                    scanned.clear()
-                scanned[original] = (value, Counter(found))
-        self._tally(found)
+            return known
+        original = value
+        found: dict[str, int] = {}
+        # A substring search per registered value is a fast C scan; a regex alternation of them is not.
+        for secret, label in self._registered(value):
+            if secret in value:
+                found[label] = found.get(label, 0) + value.count(secret)
+                value = value.replace(secret, MASK)
+        value = _mask_shapes(value, found)
+        if len(original) <= _MEMO_LENGTH:
+            if len(scanned) >= _MEMO_ENTRIES:
+                scanned.clear()
+            scanned[original] = (value, found)
         return value, found
 
     def _tally(self, found: Mapping[str, int]) -> None:
@@ -291,13 +295,9 @@ class Redactor:
 
     def text(self, value: str) -> str:
         """Mask every known secret and every secret-shaped substring of `value`."""
-        if value and len(value) <= _MEMO_LENGTH:
-            # `scan` without its counters, for the text seen before: most of a run's strings.
-            known = self._scanned.get(value)
-            if known is not None:
-                self._tally(known[1])
-                return known[0]
-        return self.scan(value)[0]
+        masked, found = self._scan(value)
+        self._tally(found)
+        return masked
 
     def value(self, value: Any, key: str = "") -> Any:
         """Redact any JSON-like value; fields whose name says secret are masked whole."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import json
 import socket
 import ssl
@@ -24,7 +25,12 @@ _UNREACHABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL}
 
 
 class Endpoint:
-    """The parts of a service URL a collector needs."""
+    """The parts of a service URL a collector needs. `Endpoint.of(url)` parses each URL once per process."""
+
+    @staticmethod
+    @functools.lru_cache(maxsize=1024)
+    def of(url: str) -> Endpoint:
+        return Endpoint(url)
 
     def __init__(self, url: str) -> None:
         parts = urllib.parse.urlsplit(url)
@@ -85,7 +91,7 @@ class LocalCollector:
 
     # --- DNS and TCP ------------------------------------------------------------------------------
     async def dns(self, service: ServiceConfig, *, deadline: float | None = None) -> Observation:
-        endpoint = Endpoint(service.endpoint)
+        endpoint = Endpoint.of(service.endpoint)
         observation: dict[str, Any] = obs.base("dns")
         observation.update({"host": endpoint.host, "port": endpoint.port, "resolver": "system", "answers": [],
                             "error": None, "detail": ""})
@@ -128,7 +134,7 @@ class LocalCollector:
 
     async def tcp(self, service: ServiceConfig, dns_obs: Observation, *,
                   deadline: float | None = None) -> Observation:
-        endpoint = Endpoint(service.endpoint)
+        endpoint = Endpoint.of(service.endpoint)
         observation: dict[str, Any] = obs.base("tcp")
         observation.update({"host": endpoint.host, "address": None, "port": endpoint.port, "connected": False,
                             "error": None, "detail": ""})
@@ -198,7 +204,7 @@ class LocalCollector:
 
     async def _exchange(self, name: str, service: ServiceConfig, dns_obs: Observation, *, with_key: bool,
                         deadline: float | None, batch: bool = False) -> Observation:
-        endpoint = Endpoint(service.endpoint)
+        endpoint = Endpoint.of(service.endpoint)
         path = obs.endpoint_path(name)
         body = obs.request_body(name, service.model, service.prompt, service.max_tokens, batch)
         method = "GET" if body is None else "POST"

@@ -22,7 +22,7 @@ def formats() -> list[ReportFormat]:
     return [JsonFormat(), JunitFormat(), MarkdownFormat(), HtmlFormat()]
 
 
-# From this many results, a forked child writes the HTML and Markdown files while this process writes the other two.
+# From this many results, a forked child writes the HTML file while this process writes the other three.
 PARALLEL_FROM = 300
 
 
@@ -30,7 +30,7 @@ def write_reports(run: RunReport, directory: Path, *, parallel: bool | None = No
     """Render every format, redact it once more, and replace the previous run's files.
 
     A large run's reports cost a few hundred milliseconds of CPU after the last check is done. Where the OS can
-    fork (Linux), the HTML and Markdown files are written by a child process on another core meanwhile; its
+    fork (Linux), the HTML file is written by a child process on another core meanwhile; its
     failure to write is this call's ReportError all the same. `parallel` forces the choice (tests compare both ways).
     """
     try:
@@ -42,8 +42,8 @@ def write_reports(run: RunReport, directory: Path, *, parallel: bool | None = No
         parallel = len(run.results) >= PARALLEL_FROM
     if not (parallel and sys.platform.startswith("linux") and hasattr(os, "fork")):
         return [_write(report_format, run, directory) for report_format in every]
-    # The HTML page is the largest render: it and the Markdown file take about as long as JSON and JUnit.
-    here = [report_format for report_format in every if report_format.name not in ("html", "markdown")]
+    # The HTML page is the largest render (about 130 ms at 100 services): as long as the three others together.
+    here = [report_format for report_format in every if report_format.name != "html"]
     there = [report_format for report_format in every if report_format not in here]
     read_end, write_end = os.pipe()
     for stream in (sys.stdout, sys.stderr):  # nothing buffered may be written twice
