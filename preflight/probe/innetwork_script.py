@@ -76,8 +76,9 @@ def _endpoint(url):
     port = parts.port or (443 if scheme == "https" else 80)
     host = (parts.hostname or "").lower()
     default = (scheme, port) in (("http", 80), ("https", 443))
+    named = "[%s]" % host if ":" in host else host  # an IPv6 literal keeps its brackets
     return {"scheme": scheme, "host": host, "port": port, "base": parts.path.rstrip("/"),
-            "host_header": host if default else "%s:%d" % (host, port)}
+            "host_header": named if default else "%s:%d" % (named, port)}
 
 
 class Collector(object):

@@ -39,7 +39,8 @@ class Endpoint:
         self.port = parts.port or (443 if self.scheme == "https" else 80)
         self.base_path = parts.path.rstrip("/")
         default = (self.scheme, self.port) in (("http", 80), ("https", 443))
-        self.host_header = self.host if default else f"{self.host}:{self.port}"
+        named = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 literal keeps its brackets
+        self.host_header = named if default else f"{named}:{self.port}"
 
 
 def _elapsed(start: float) -> float:

@@ -166,3 +166,12 @@ def test_connection_trouble_is_an_observation_not_an_exception() -> None:
     observation, _ = collect("completion", hang_up)
     assert observation["status"] is None and observation["error"] == "protocol"
     assert "closed the connection (without answering)" in observation["detail"]
+
+
+def test_the_host_header_names_the_endpoint_as_its_url_does() -> None:
+    from preflight.probe.local import Endpoint
+
+    assert Endpoint("http://ms-x.example").host_header == "ms-x.example"
+    assert Endpoint("https://ms-x.example:8443/base/").host_header == "ms-x.example:8443"
+    assert Endpoint("http://[::1]:8080").host_header == "[::1]:8080"
+    assert Endpoint("http://[fd00::5]").host_header == "[fd00::5]"
