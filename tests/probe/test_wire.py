@@ -50,6 +50,23 @@ def answer_once(answer: bytes, heard: list[bytes] | None = None) -> Serve:
     return serve
 
 
+def sending_forever(head: bytes) -> Serve:
+    """A server that answers with `head` and then sends 64 KiB pieces until the client goes away."""
+    piece = b"x" * 65536
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(head)
+        try:
+            while True:
+                writer.write(piece)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            return
+
+    return serve
+
+
 def fetch(answer: bytes, **options: float) -> tuple[wire.Response, bytes]:
     async def body(port: int) -> tuple[wire.Response, bytes]:
         http = pool(port, **options)  # type: ignore[arg-type]
@@ -267,15 +284,7 @@ def test_a_reset_is_a_reset() -> None:
 
 
 def test_a_body_is_handed_over_in_bounded_pieces_and_the_caller_may_stop() -> None:
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-        try:
-            while True:  # one endless chunk
-                writer.write(b"ffffffff\r\n" + b"x" * 65536)
-                await writer.drain()
-        except (ConnectionError, OSError):
-            return
+    serve = sending_forever(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffff\r\n")  # one endless chunk
 
     async def body(port: int) -> None:
         http = pool(port)
@@ -307,17 +316,7 @@ def test_a_compressed_bomb_is_decoded_in_bounded_pieces() -> None:
 
 
 def test_a_sender_that_never_stops_fills_the_socket_not_this_process() -> None:
-    chunk = b"x" * 65536
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\n\r\n")
-        try:
-            while True:
-                writer.write(chunk)
-                await writer.drain()
-        except (ConnectionError, OSError):
-            return
+    serve = sending_forever(b"HTTP/1.1 200 OK\r\n\r\n")
 
     async def body(port: int) -> None:
         http = pool(port)
