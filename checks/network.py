@@ -15,8 +15,6 @@ if TYPE_CHECKING:
     from preflight.context import Context
 
 DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/model-service"
-# PrivateZone zones of model services are named under this domain.
-MODEL_DOMAIN = "dataworks-model.aliyuncs.com"
 ENDPOINT_PAGE_SIZE = 1000  # PrivateLink's largest page
 MAX_ENDPOINT_PAGES = 20
 FIRST_VPC_RULE = ("Model calls leave the resource group through the FIRST VPC binding (the earliest created, the top "

@@ -30,10 +30,7 @@ class Product(Record):
     package: str | None
 
     def __init__(self, name: str, version: str, endpoint: str, package: str | None = None) -> None:
-        object.__setattr__(self, "name", name)
-        object.__setattr__(self, "version", version)
-        object.__setattr__(self, "endpoint", endpoint)
-        object.__setattr__(self, "package", package)
+        self._init(name=name, version=version, endpoint=endpoint, package=package)
 
 
 PRODUCTS = {
@@ -163,8 +160,7 @@ class Identity(Record):
     access_key_id: str
 
     def __init__(self, provider: str, access_key_id: str) -> None:
-        object.__setattr__(self, "provider", provider)
-        object.__setattr__(self, "access_key_id", access_key_id)
+        self._init(provider=provider, access_key_id=access_key_id)
 
     @property
     def source(self) -> str:

@@ -15,7 +15,7 @@ class Record:
 
     The dataclasses module imports inspect (ast, dis, tokenize): about 10 ms, a fifth of `preflight list`, which
     imports this module and the check specs and nothing else of the run. A subclass annotates its fields, names
-    them again in `__slots__` (where they are stored), and sets them in `__init__` through `object.__setattr__`.
+    them again in `__slots__` (where they are stored), and sets them in `__init__` with `self._init(...)`.
     Fields named in `_hidden` are left out of comparison, hashing and repr (a check's function, for example).
     """
 
@@ -47,14 +47,17 @@ class Record:
         shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
         return f"{type(self).__name__}({shown})"
 
+    def _init(self, **fields: Any) -> None:
+        """Set the fields, for a subclass's `__init__` (the only way past `__setattr__`)."""
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
+
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"cannot assign to field '{name}': {type(self).__name__} is frozen")
 
     def __delattr__(self, name: str) -> None:
         raise AttributeError(f"cannot delete field '{name}': {type(self).__name__} is frozen")
 
-
-_set = object.__setattr__
 
 
 class Status(str, enum.Enum):
@@ -88,12 +91,8 @@ class Outcome(Record):
 
     def __init__(self, status: Status, summary: str, evidence: Mapping[str, Any] | None = None,
                  remediation: str = "", docs: str = "", tokens: int = 0) -> None:
-        _set(self, "status", status)
-        _set(self, "summary", summary)
-        _set(self, "evidence", {} if evidence is None else evidence)
-        _set(self, "remediation", remediation)
-        _set(self, "docs", docs)
-        _set(self, "tokens", tokens)
+        self._init(status=status, summary=summary, evidence={} if evidence is None else evidence,
+                   remediation=remediation, docs=docs, tokens=tokens)
 
     @classmethod
     def passed(cls, summary: str, **evidence: Any) -> Outcome:
@@ -120,8 +119,7 @@ class Timings(Record):
     duration_ms: float
 
     def __init__(self, start_ms: float = 0.0, duration_ms: float = 0.0) -> None:
-        _set(self, "start_ms", start_ms)
-        _set(self, "duration_ms", duration_ms)
+        self._init(start_ms=start_ms, duration_ms=duration_ms)
 
 
 _NO_TIMINGS = Timings()
@@ -163,19 +161,9 @@ class CheckResult(Record):
                  evidence: Mapping[str, Any] | None = None, remediation: str = "", docs: str = "",
                  blocked_by: tuple[str, ...] = (), origin: str = "local", timings: Timings = _NO_TIMINGS,
                  tokens: int = 0) -> None:
-        _set(self, "check", check)
-        _set(self, "title", title)
-        _set(self, "target", target)
-        _set(self, "service", service)
-        _set(self, "status", status)
-        _set(self, "summary", summary)
-        _set(self, "evidence", {} if evidence is None else evidence)
-        _set(self, "remediation", remediation)
-        _set(self, "docs", docs)
-        _set(self, "blocked_by", blocked_by)
-        _set(self, "origin", origin)
-        _set(self, "timings", timings)
-        _set(self, "tokens", tokens)
+        self._init(check=check, title=title, target=target, service=service, status=status, summary=summary,
+                   evidence={} if evidence is None else evidence, remediation=remediation, docs=docs,
+                   blocked_by=blocked_by, origin=origin, timings=timings, tokens=tokens)
 
     @property
     def subject(self) -> str:
@@ -191,8 +179,7 @@ class Summary(Record):
     counts: Mapping[str, int]
 
     def __init__(self, status: str, counts: Mapping[str, int]) -> None:
-        _set(self, "status", status)
-        _set(self, "counts", counts)
+        self._init(status=status, counts=counts)
 
     @classmethod
     def of(cls, results: tuple[CheckResult, ...]) -> Summary:
@@ -216,12 +203,8 @@ class RunReport(Record):
 
     def __init__(self, tool: Mapping[str, str], started_at: str, duration_ms: float, results: tuple[CheckResult, ...],
                  config_path: str | None = None, notes: tuple[str, ...] = ()) -> None:
-        _set(self, "tool", tool)
-        _set(self, "started_at", started_at)
-        _set(self, "duration_ms", duration_ms)
-        _set(self, "results", results)
-        _set(self, "config_path", config_path)
-        _set(self, "notes", notes)
+        self._init(tool=tool, started_at=started_at, duration_ms=duration_ms, results=results, config_path=config_path,
+                   notes=notes)
 
     @property
     def summary(self) -> Summary:

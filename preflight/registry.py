@@ -63,11 +63,9 @@ class Check(Record):
     def __init__(self, id: str, title: str, run: CheckFunction, depends_on: tuple[str, ...] = (), plane: str = "-",
                  scope: str = "service", tags: tuple[str, ...] = (), timeout_s: float = 30.0, docs: str = "",
                  proves: str = "", how: str = "", failure_means: str = "", fix: str = "", pack: str = "") -> None:
-        for name, value in (("id", id), ("title", title), ("run", run), ("depends_on", depends_on),
-                            ("plane", plane), ("scope", scope), ("tags", tags), ("timeout_s", timeout_s),
-                            ("docs", docs), ("proves", proves), ("how", how), ("failure_means", failure_means),
-                            ("fix", fix), ("pack", pack)):
-            object.__setattr__(self, name, value)
+        self._init(id=id, title=title, run=run, depends_on=depends_on, plane=plane, scope=scope, tags=tags,
+                   timeout_s=timeout_s, docs=docs, proves=proves, how=how, failure_means=failure_means, fix=fix,
+                   pack=pack)
 
     def in_pack(self, pack: str) -> Check:
         """This check, credited to `pack`."""
@@ -108,9 +106,7 @@ class PackEntryPoint(Record):
     distribution: str
 
     def __init__(self, name: str, value: str, distribution: str) -> None:
-        object.__setattr__(self, "name", name)
-        object.__setattr__(self, "value", value)
-        object.__setattr__(self, "distribution", distribution)
+        self._init(name=name, value=value, distribution=distribution)
 
     def load(self) -> Any:
         module_name, _, attribute = self.value.partition(":")
@@ -129,9 +125,7 @@ class LoadedPack(Record):
     checks: tuple[Check, ...]
 
     def __init__(self, name: str, distribution: str, checks: tuple[Check, ...]) -> None:
-        object.__setattr__(self, "name", name)
-        object.__setattr__(self, "distribution", distribution)
-        object.__setattr__(self, "checks", checks)
+        self._init(name=name, distribution=distribution, checks=checks)
 
 
 def _entry_points_in(text: str) -> list[tuple[str, str]]:
