@@ -68,26 +68,42 @@ async def first_vpc(context: Context) -> Outcome:
                           **evidence)
 
 
-async def zone_tree(context: Context) -> list[dict[str, Any]]:
-    """Every PrivateZone zone of the account with the VPCs it is bound to: one DescribeZoneVpcTree per run.
+async def zone_tree(context: Context) -> dict[str, list[dict[str, Any]]]:
+    """Every PrivateZone zone of the account with the VPCs it is bound to, by zone name: one DescribeZoneVpcTree
+    per run.
 
     It answers, for every service at once, what DescribeZones and then a DescribeZoneInfo per zone would: a
     100-service run asks it once instead of about 100 times, which is also 100 fewer requests against the account's
-    PrivateZone rate limit.
+    PrivateZone rate limit. Zones are indexed by name once, so each service looks its domain up instead of
+    scanning every zone.
     """
-    answer = await call(context, "pvtz", "DescribeZoneVpcTree")
-    return list((answer.get("Zones") or {}).get("Zone") or [])
+
+    async def index() -> dict[str, list[dict[str, Any]]]:
+        answer = await call(context, "pvtz", "DescribeZoneVpcTree")
+        by_name: dict[str, list[dict[str, Any]]] = {}
+        for zone in (answer.get("Zones") or {}).get("Zone") or []:
+            by_name.setdefault(str(zone.get("ZoneName")), []).append(zone)
+        return by_name
+
+    return await context.resources.shared(("zone-tree", context.region), index)
+
+
+def covering_zone(by_name: dict[str, list[dict[str, Any]]], host: str) -> dict[str, Any] | None:
+    """The most specific zone whose name is `host` or a parent domain of it (the first listed, if names repeat)."""
+    labels = host.split(".")
+    for name in (".".join(labels[i:]) for i in range(len(labels))):  # the host, then each parent, longest first
+        if by_name.get(name):
+            return by_name[name][0]
+    return None
 
 
 async def zone_for(context: Context, host: str) -> dict[str, Any] | None:
-    """The PrivateZone zone covering the model domain, with the VPCs it is bound to and its records."""
+    """The PrivateZone zone covering the model domain (the most specific one), with its bound VPCs and records."""
 
     async def discover() -> dict[str, Any] | None:
-        zones = [z for z in await zone_tree(context)
-                 if host == z.get("ZoneName") or host.endswith("." + str(z.get("ZoneName")))]
-        if not zones:
+        zone = covering_zone(await zone_tree(context), host)
+        if zone is None:
             return None
-        zone = max(zones, key=lambda z: len(str(z.get("ZoneName"))))
         records = await call(context, "pvtz", "DescribeZoneRecords", ZoneId=zone.get("ZoneId"))
         bound = [v.get("VpcId") for v in (zone.get("Vpcs") or {}).get("Vpc") or []]
         rows = [{"rr": r.get("Rr"), "type": r.get("Type"), "value": r.get("Value"), "status": r.get("Status")}

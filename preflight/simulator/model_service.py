@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import http.server
 import json
 import math
 import socket
@@ -15,7 +14,7 @@ import threading
 from typing import Any
 
 from preflight.simulator.scenarios import SimModel, World
-from preflight.simulator.server import LoopbackServer
+from preflight.simulator.server import LoopbackHandler, LoopbackServer
 
 STREAM_CHUNKS = ("OK", ",", " ready", ".")
 # A fixed timestamp keeps answers byte-identical from run to run, so observations of them can be compared.
@@ -61,13 +60,8 @@ class _Server(LoopbackServer):
     lock: threading.Lock
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+class _Handler(LoopbackHandler):
     server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:  # the simulator is quiet
-        return None
 
     def version_string(self) -> str:
         # The Server header: what vLLM answers with, or the proxy that stands in front of it.
@@ -343,15 +337,11 @@ class _RedirectTarget(LoopbackServer):
     received_authorizations: list[str]
 
 
-class _RecordingHandler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _RecordingHandler(LoopbackHandler):
     server: _RedirectTarget
 
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
-
     def do_GET(self) -> None:
-        self.server.received_authorizations.append(self.headers.get("Authorization", ""))
+        self.server.received_authorizations.append(self.headers.get("Authorization") or "")
         self.send_response(200)
         self.send_header("Content-Length", "2")
         self.end_headers()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
 import itertools
 import json
 import threading
@@ -11,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from preflight.simulator.scenarios import SimModel, World
-from preflight.simulator.server import LoopbackServer
+from preflight.simulator.server import LoopbackHandler, LoopbackServer
 from preflight.simulator.signature import SignatureProblem, verify
 from preflight.simulator.workflow import TaskRun, WorkflowRunner
 
@@ -53,13 +52,8 @@ class _Server(LoopbackServer):
     api: CloudApi
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+class _Handler(LoopbackHandler):
     server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
 
     def do_GET(self) -> None:
         self._handle()
@@ -381,14 +375,16 @@ class CloudApi:
         return {"Zones": {"Zone": page}, "TotalItems": len(zones), "PageNumber": number, "PageSize": size,
                 "TotalPages": (len(zones) + size - 1) // size}
 
-    def _zone_model(self, params: dict[str, str]) -> SimModel:
-        model = next((m for m in self.world.models if f"zone-{m.service_id}" == params.get("ZoneId")), None)
-        if model is None:
+    def _zone_model(self, params: dict[str, str]) -> tuple[int, SimModel]:
+        """The zone's model and its place in the world (which numbers its record and address)."""
+        zone = params.get("ZoneId")
+        found = next(((i, m) for i, m in enumerate(self.world.models) if f"zone-{m.service_id}" == zone), None)
+        if found is None:
             raise ApiError(400, "Zone.Invalid.Id", "The zone does not exist.")
-        return model
+        return found
 
     def describe_zone_info(self, params: dict[str, str]) -> dict[str, Any]:
-        model = self._zone_model(params)
+        _, model = self._zone_model(params)
         return {"ZoneId": params.get("ZoneId"), "ZoneName": model.host,
                 "BindVpcs": {"Vpc": [{"VpcId": vpc, "RegionId": self.world.region, "VpcName": vpc}
                                      for vpc in model.allowed_vpcs]}}
@@ -403,8 +399,7 @@ class CloudApi:
         return {"Zones": {"Zone": zones}}
 
     def describe_zone_records(self, params: dict[str, str]) -> dict[str, Any]:
-        model = self._zone_model(params)
-        index = self.world.models.index(model)
+        index, _ = self._zone_model(params)
         records = [{"RecordId": index + 1, "Rr": "@", "Type": "A", "Value": eni_ip(index, 0), "Status": "ENABLE",
                     "Ttl": 60}]
         return {"Records": {"Record": records}, "TotalItems": 1, "PageNumber": 1, "PageSize": 20}

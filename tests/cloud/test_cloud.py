@@ -345,3 +345,20 @@ def test_one_zone_tree_serves_every_service(tmp_path: Path, monkeypatch: pytest.
     assert code == 0 and verdicts == ["pass"] * 105
     assert calls["DescribeZoneVpcTree"] == 1 and calls["DescribeZoneRecords"] == 105
     assert "DescribeZones" not in calls and "DescribeZoneInfo" not in calls
+
+
+def test_the_most_specific_zone_covering_the_model_domain_is_chosen() -> None:
+    from checks.network import covering_zone
+
+    host = "ms-abc.cn-beijing.dataworks-model.aliyuncs.com"
+    parent = {"ZoneId": "z-parent", "ZoneName": "cn-beijing.dataworks-model.aliyuncs.com"}
+    own, twin = {"ZoneId": "z-own", "ZoneName": host}, {"ZoneId": "z-twin", "ZoneName": host}
+    lookalike = {"ZoneId": "z-look", "ZoneName": "abc.cn-beijing.dataworks-model.aliyuncs.com"}
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for zone in (parent, lookalike, own, twin):
+        by_name.setdefault(zone["ZoneName"], []).append(zone)
+    assert covering_zone(by_name, host) is own  # the host's own zone, the first of two with its name
+    del by_name[host]
+    assert covering_zone(by_name, host) is parent  # "abc.cn-beijing..." is not a parent of "ms-abc.cn-beijing..."
+    assert covering_zone(by_name, "ms-abc.cn-hangzhou.dataworks-model.aliyuncs.com") is None
+    assert covering_zone({}, host) is None
