@@ -335,11 +335,18 @@ def _tune_sdk_sessions() -> None:
     PrivateLink). Now an http endpoint gets requests' plain adapter, and every https endpoint with the same TLS
     settings shares the SDK's own adapter (connection pools are per host inside it).
 
+    Both are then wrapped in preflight.sdk_transport.SdkAdapter, which carries the calls over kept connections at
+    half the CPU of urllib3 and hands anything unusual (a proxy, a client certificate) to the adapter it wraps.
+
     Both methods are private; if a version of the SDK lacks one, it is left alone and only speed is lost.
     """
     try:
+        import ssl
+
         from darabonba import core
         from requests.adapters import HTTPAdapter
+
+        from preflight.sdk_transport import SdkAdapter
     except ImportError:
         return
     get_session = getattr(core.DaraCore, "_get_session", None)
@@ -365,11 +372,14 @@ def _tune_sdk_sessions() -> None:
             with adapter_lock:
                 adapter = adapters.get(key)
                 if adapter is None:
+                    maxsize = pool_size if pool_size is not None and pool_size > 0 else default_maxsize
                     if key[0] == "HTTPS":
-                        adapter = get_adapter(prefix, tls_min_version, pool_size=pool_size)
+                        standard = get_adapter(prefix, tls_min_version, pool_size=pool_size)
                     else:
-                        maxsize = pool_size if pool_size is not None and pool_size > 0 else default_maxsize
-                        adapter = HTTPAdapter(pool_connections=default_size, pool_maxsize=maxsize)
+                        standard = HTTPAdapter(pool_connections=default_size, pool_maxsize=maxsize)
+                    context = getattr(standard, "ssl_context", None)
+                    adapter = SdkAdapter(standard, ssl_context=context if isinstance(context, ssl.SSLContext)
+                                         else None, pool_size=maxsize)
                     adapters[key] = adapter
                 return adapter
 

@@ -295,6 +295,7 @@ def test_sdk_sessions_load_a_trust_store_only_for_https_and_only_once(monkeypatc
     from requests.adapters import HTTPAdapter
 
     from preflight.cloud import _tune_sdk_sessions
+    from preflight.sdk_transport import SdkAdapter
 
     loaded = []
     real = ssl.create_default_context
@@ -311,12 +312,17 @@ def test_sdk_sessions_load_a_trust_store_only_for_https_and_only_once(monkeypatc
         plain = [DaraCore._get_session(key, "http", pool_size=7) for key in keys[:3]]
         assert loaded == []
         adapter = plain[0].get_adapter("http://model.invalid/")
-        assert type(adapter) is HTTPAdapter and adapter._pool_maxsize == 7
+        assert isinstance(adapter, SdkAdapter) and adapter.ssl_context is None and adapter.pool_size == 7
+        assert type(adapter.fallback) is HTTPAdapter and adapter.fallback._pool_maxsize == 7
         secure = [DaraCore._get_session(key, "https", pool_size=7) for key in keys[3:]]
         assert len(loaded) == 1
         shared = {id(session.get_adapter("https://dataworks.invalid/")) for session in secure}
         assert len(shared) == 1
-        context = secure[0].get_adapter("https://dataworks.invalid/").ssl_context
+        kept = secure[0].get_adapter("https://dataworks.invalid/")
+        assert isinstance(kept, SdkAdapter)
+        context = kept.ssl_context
+        assert context is kept.fallback.ssl_context  # the SDK's own context: its trust store, its TLS minimum
+        assert context is not None
         assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
         assert context.cert_store_stats()["x509_ca"] > 0  # certifi's roots are in it
     finally:
