@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from preflight.config import Config
     from preflight.model import RunReport
     from preflight.registry import Registry
+    from preflight.report.base import Pieces
 
 # The names of redact.SECRET_ENVIRONMENT, without importing the redactor to learn them (a test holds them equal).
 SECRET_VARIABLES = ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN")
@@ -392,20 +393,40 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
                              token_budget=args.max_tokens_budget, notes=notes + config.warnings,
                              observations=found.observations if found is not None else None,
                              observation_origins=found.origins if found is not None else {})
-        runner = Runner(config, registry, selection, options, progress)
+        runner = Runner(config, registry, selection, options, _Pieced(progress, pieces) if pieces is not None else progress)
         return await runner.run()
 
     from preflight.gcpolicy import collecting_rarely
+    from preflight.report.base import Pieces
 
+    # The results' pieces of the report files are rendered while the run waits on the network (Pieces).
+    pieces = Pieces() if not args.no_reports or args.format == "json" else None
     with collecting_rarely():
         try:
-            report = aio.run(go())
+            report = aio.run(go(), idle=pieces)
         finally:
             _close_unclaimed_worker()
             close = getattr(progress, "close", None)
             if close is not None:
                 close()
-        return _finish(report, args, out)
+        return _finish(report, args, out, pieces)
+
+
+class _Pieced:
+    """The run's progress, which also hands every finished result to the report pieces."""
+
+    def __init__(self, progress: Any, pieces: Any) -> None:
+        self.progress = progress
+        self.pieces = pieces
+
+    def started(self, check: Any, target: str, service: str | None) -> None:
+        if self.progress is not None:
+            self.progress.started(check, target, service)
+
+    def finished(self, result: Any) -> None:
+        self.pieces.add(result)
+        if self.progress is not None:
+            self.progress.finished(result)
 
 
 def _stage_to_stderr(subject: str, message: str) -> None:
@@ -428,7 +449,7 @@ def _progress(args: argparse.Namespace, config: Config, registry: Registry, sele
     return LiveConsole(sys.stderr, plain=plain, total=total)
 
 
-def _finish(report: RunReport, args: argparse.Namespace, out: TextIO) -> int:
+def _finish(report: RunReport, args: argparse.Namespace, out: TextIO, pieces: Pieces | None = None) -> int:
     from pathlib import Path
 
     from preflight.model import Status
@@ -437,7 +458,7 @@ def _finish(report: RunReport, args: argparse.Namespace, out: TextIO) -> int:
     if not args.no_reports:
         from preflight.report import write_reports
 
-        written = write_reports(report, Path(args.report_dir))
+        written = write_reports(report, Path(args.report_dir), pieces=pieces)
     else:
         written = []
     if args.format == "json":
@@ -445,7 +466,7 @@ def _finish(report: RunReport, args: argparse.Namespace, out: TextIO) -> int:
 
         saved = next((path for path in written if path.name == JsonFormat.filename), None)
         # The report.json just written is this very text, rendered and redacted: print it rather than redo both.
-        out.write(saved.read_text(encoding="utf-8") if saved else redact(JsonFormat().render(report)))
+        out.write(saved.read_text(encoding="utf-8") if saved else redact(JsonFormat().render(report, pieces)))
     else:
         from preflight.report.console import render_final
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 
 from preflight.model import CheckResult, RunReport
-from preflight.report.base import ReportFormat
+from preflight.report.base import Pieces, ReportFormat
 from preflight.report.json import fields
 from preflight.report.markdown import ordered
 
@@ -83,7 +83,10 @@ class HtmlFormat(ReportFormat):
     name = "html"
     filename = "report.html"
 
-    def render(self, run: RunReport) -> str:
+    def piece(self, result: CheckResult) -> str:
+        return _row(result)
+
+    def render(self, run: RunReport, pieces: Pieces | None = None) -> str:
         summary = run.summary
         counts = "".join(f'<span class="{"count" if count else "zero"}">{_badge(status)} {count}</span>'
                          for status, count in summary.counts.items())
@@ -104,9 +107,9 @@ class HtmlFormat(ReportFormat):
             for subject, results in groups.items():
                 if results[0].target != target:
                     continue
+                rows = "".join(self.piece_of(result, pieces) for result in ordered(results))
                 body.append(f"<h3>{escape(subject)}</h3><table><tr><th>status</th><th>check</th><th>result</th>"
-                            "<th>origin</th><th>time</th></tr>" + "".join(_row(r) for r in ordered(results))
-                            + "</table>" + waterfall(results))
+                            f"<th>origin</th><th>time</th></tr>{rows}</table>" + waterfall(results))
             body.append("</section>")
         return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                 f"<title>dw-preflight report: {summary.status}</title><style>{STYLE}</style></head><body>"

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from preflight.model import CheckResult, RunReport
-from preflight.report.base import ReportFormat
+from preflight.report.base import Pieces, ReportFormat
 
 SCHEMA = "preflight-report/1"
 _STRICT = json.JSONEncoder(allow_nan=False).encode
@@ -63,14 +63,17 @@ def _ms(value: float) -> float:
     return value if math.isfinite(value) and value >= 0 else 0.0
 
 
-def report_dict(run: RunReport, *, checked: bool = True) -> dict[str, Any]:
+def report_dict(run: RunReport, *, checked: bool = True, results: bool = True) -> dict[str, Any]:
+    """The report as JSON-ready data; `results=False` leaves the results out (`layout` is given them encoded)."""
     summary = run.summary
-    return {
+    report = {
         "schema": SCHEMA, "tool": dict(run.tool), "started_at": run.started_at, "duration_ms": _ms(run.duration_ms),
         "config": run.config_path, "tokens_spent": run.tokens, "notes": list(run.notes),
         "summary": {"status": summary.status, **summary.counts},
-        "results": [result_dict(result, checked=checked) for result in run.results],
     }
+    if results:
+        report["results"] = [result_dict(result, checked=checked) for result in run.results]
+    return report
 
 
 class JsonFormat(ReportFormat):
@@ -79,8 +82,12 @@ class JsonFormat(ReportFormat):
     name = "json"
     filename = "report.json"
 
-    def render(self, run: RunReport) -> str:
-        return layout(report_dict(run, checked=False))
+    def render(self, run: RunReport, pieces: Pieces | None = None) -> str:
+        report = report_dict(run, checked=False, results=False)
+        return layout(report, [self.piece_of(result, pieces) for result in run.results])
+
+    def piece(self, result: CheckResult) -> str:
+        return _result_line(result_dict(result, checked=False))
 
 
 # ", " and ": " as json.dumps(indent=...) writes them; the C encoder is used only when there is no indent.
@@ -95,21 +102,30 @@ def fields(value: Any) -> str:
     return _ENCODE(value)
 
 
-def layout(report: Mapping[str, Any]) -> str:
+def layout(report: Mapping[str, Any], result_lines: list[str] | None = None) -> str:
     """The report as JSON with one field per line at the top, and one result per line.
 
     json.dumps(indent=2) encodes in pure Python, token by token: 200 ms of a 100-service run's end, for a
     file people read through jq or the HTML report anyway. Each line here is one call of the C encoder, and
-    `grep endpoint.dns report.json` shows whole results.
+    `grep endpoint.dns report.json` shows whole results. `result_lines`, when given, are the results already
+    encoded (one `_result_line` each), written last as "results".
     """
     lines = []
     for key, value in report.items():
-        if key == "results" and isinstance(value, list) and value:
-            items = ",\n".join(f"    {_result_line(item)}" for item in value)
-            lines.append(f"  {_ENCODE(key)}: [\n{items}\n  ]")
+        if key == "results" and isinstance(value, list):
+            lines.append(_results(key, [_result_line(item) for item in value]))
         else:
             lines.append(f"  {_ENCODE(key)}: {_ENCODE(value)}")
+    if result_lines is not None:
+        lines.append(_results("results", result_lines))
     return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+def _results(key: str, encoded: list[str]) -> str:
+    if not encoded:
+        return f"  {_ENCODE(key)}: []"
+    items = ",\n".join(f"    {line}" for line in encoded)
+    return f"  {_ENCODE(key)}: [\n{items}\n  ]"
 
 
 def _result_line(result: Mapping[str, Any]) -> str:

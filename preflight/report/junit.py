@@ -7,7 +7,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from preflight.model import CheckResult, RunReport, Status
-from preflight.report.base import ReportFormat
+from preflight.report.base import Pieces, ReportFormat
 from preflight.report.json import plain
 
 # Characters XML 1.0 cannot carry at all; ElementTree would write them and produce a file no parser reads.
@@ -35,7 +35,7 @@ class JunitFormat(ReportFormat):
     name = "junit"
     filename = "junit.xml"
 
-    def render(self, run: RunReport) -> str:
+    def render(self, run: RunReport, pieces: Pieces | None = None) -> str:
         root = ET.Element("testsuites", name="dw-preflight", time=f"{run.duration_ms / 1000:.3f}")
         totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
         for subject, results in run.by_subject().items():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from preflight.model import STATUS_ORDER, CheckResult, RunReport
-from preflight.report.base import ReportFormat
+from preflight.report.base import Pieces, ReportFormat
 
 ICONS = {"pass": "✅ pass", "warn": "⚠️ warn", "fail": "❌ fail", "skip": "⏭️ skip", "error": "💥 error"}
 
@@ -23,7 +23,7 @@ class MarkdownFormat(ReportFormat):
     name = "markdown"
     filename = "report.md"
 
-    def render(self, run: RunReport) -> str:
+    def render(self, run: RunReport, pieces: Pieces | None = None) -> str:
         summary = run.summary
         counts = ", ".join(f"{count} {status}" for status, count in summary.counts.items())
         lines = [
@@ -50,14 +50,17 @@ class MarkdownFormat(ReportFormat):
         for subject, found in run.by_subject().items():
             results = ordered(found)
             lines += [f"## {subject}", "", "| status | check | summary | fix | origin |", "|---|---|---|---|---|"]
-            for result in results:
-                fix = result.remediation if result.status.value in ("fail", "error", "warn") else ""
-                if result.blocked_by:
-                    fix = "blocked by " + ", ".join(f"`{dep}`" for dep in result.blocked_by)
-                lines.append(f"| {ICONS[result.status.value]} | `{result.check}` | {_cell(result.summary)} | "
-                             f"{_cell(fix)} | {result.origin} |")
+            lines += [self.piece_of(result, pieces) for result in results]
             lines.append("")
         return "\n".join(lines)
+
+    def piece(self, result: CheckResult) -> str:
+        """The result's row of its subject's table."""
+        fix = result.remediation if result.status.value in ("fail", "error", "warn") else ""
+        if result.blocked_by:
+            fix = "blocked by " + ", ".join(f"`{dep}`" for dep in result.blocked_by)
+        return (f"| {ICONS[result.status.value]} | `{result.check}` | {_cell(result.summary)} | {_cell(fix)} | "
+                f"{result.origin} |")
 
 
 __all__ = ["MarkdownFormat", "ordered"]

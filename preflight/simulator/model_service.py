@@ -70,13 +70,8 @@ class _Handler(LoopbackHandler):
     # --- plumbing --------------------------------------------------------------------------------
     def _send(self, status: int, body: bytes, content_type: str = "application/json",
               headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
+        self.answer(status, [("Content-Type", content_type), ("Content-Length", str(len(body))),
+                             *(headers or {}).items()], body)
 
     def _json(self, status: int, payload: Any) -> None:
         self._send(status, json.dumps(payload).encode())

@@ -110,14 +110,8 @@ class _Handler(LoopbackHandler):
         self._send(error.status, json.dumps(payload).encode(), "application/json", error.headers)
 
     def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str]) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("x-acs-request-id", "sim")
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
+        self.answer(status, [("Content-Type", content_type), ("Content-Length", str(len(body))),
+                             ("x-acs-request-id", "sim"), *headers.items()], body)
 
 
 class CloudApi:

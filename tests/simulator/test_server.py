@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from preflight.simulator.server import LoopbackServer
+from preflight.simulator.server import LoopbackHandler, LoopbackServer
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -89,3 +89,104 @@ def test_closing_ends_the_idle_threads() -> None:
     while serving_threads() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not serving_threads()
+
+
+class _Echo(LoopbackHandler):
+    """Answers with what it read of the request's head, as JSON."""
+
+    def do_GET(self) -> None:
+        import json
+
+        body = json.dumps({"path": self.path, "headers": self.headers.items(), "host": self.headers.get("HOST"),
+                           "missing": self.headers.get("X-None"), "all": self.headers.get_all("X-Twice")}).encode()
+        self.answer(200, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))], body)
+
+
+def exchange(port: int, request: bytes) -> bytes:
+    """Send raw bytes, read until the server closes or goes quiet."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(request)
+        sock.settimeout(1)
+        data = b""
+        with contextlib.suppress(TimeoutError):
+            while piece := sock.recv(65536):
+                data += piece
+    return data
+
+
+@contextlib.contextmanager
+def echoing() -> Iterator[int]:
+    server = LoopbackServer(("127.0.0.1", 0), _Echo)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_request_head_is_read_as_the_standard_handler_reads_it() -> None:
+    import json
+
+    request = (b"GET //double?x=1 HTTP/1.1\r\nHost: ms-a.example\r\nX-Twice: 1\r\nx-twice: 2\r\n"
+               b"X-Folded: one\r\n two\r\nConnection: close\r\n\r\n")
+    with echoing() as port:
+        answer = exchange(port, request)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    assert lines[0] == "HTTP/1.1 200 OK" and any(line.startswith("Date: ") for line in lines)
+    seen = json.loads(body)
+    assert seen["path"] == "/double?x=1" and seen["host"] == "ms-a.example" and seen["missing"] is None
+    assert seen["all"] == ["1", "2"] and ["X-Folded", "one two"] in seen["headers"]
+
+
+def test_keep_alive_follows_the_version_and_the_connection_header() -> None:
+    with echoing() as port:
+        two = exchange(port, b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n"
+                             b"GET /b HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        old = exchange(port, b"GET /a HTTP/1.0\r\n\r\nGET /b HTTP/1.0\r\n\r\n")
+    assert two.count(b"HTTP/1.1 200 OK") == 2  # the first kept the connection open, the second closed it
+    assert old.count(b"HTTP/1.1 200 OK") == 1  # HTTP/1.0 without keep-alive: one answer, then closed
+
+
+class _StandardEcho(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, format: str, *args: object) -> None:
+        return None
+
+
+def status_of(answer: bytes) -> str:
+    """The status a raw answer carries: its status line's, or an HTTP/0.9 error page's code."""
+    import re
+
+    found = re.match(rb"HTTP/1\.1 (\d{3}) ", answer) or re.search(rb"Error code: (\d{3})", answer)
+    return f"{found.group(1).decode()}{'' if answer.startswith(b'HTTP/') else ' (no status line)'}" if found else "?"
+
+
+def test_a_malformed_or_oversized_head_is_refused_as_the_standard_handler_refuses_it() -> None:
+    requests = [b"GET / HTTP/1.1\r\nno colon\r\n\r\n", b"GET / HTTP/1.1\r\nX-Long: " + b"a" * 70000 + b"\r\n\r\n",
+                b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % n for n in range(101)) + b"\r\n",
+                b"GET / HTTP/2.0\r\n\r\n", b"GET / HTTP/x.y\r\n\r\n", b"POST /\r\n\r\n",
+                b"GET / HTTP/1.1 extra\r\n\r\n"]
+    with echoing() as port:
+        ours = [status_of(exchange(port, request)) for request in requests]
+    server = LoopbackServer(("127.0.0.1", 0), _StandardEcho)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        standard = [status_of(exchange(int(server.server_address[1]), request)) for request in requests]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert ours == standard
+    assert ours[:4] == ["200", "431", "431", "505 (no status line)"]
