@@ -393,7 +393,8 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
                              token_budget=args.max_tokens_budget, notes=notes + config.warnings,
                              observations=found.observations if found is not None else None,
                              observation_origins=found.origins if found is not None else {})
-        runner = Runner(config, registry, selection, options, _Pieced(progress, pieces) if pieces is not None else progress)
+        watching = _Pieced(progress, pieces) if pieces is not None else progress
+        runner = Runner(config, registry, selection, options, watching)
         return await runner.run()
 
     from preflight.gcpolicy import collecting_rarely

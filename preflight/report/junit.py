@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import xml.etree.ElementTree as ET
 
 from preflight.model import CheckResult, RunReport, Status
 from preflight.report.base import Pieces, ReportFormat
@@ -29,15 +28,53 @@ def _detail(result: CheckResult) -> str:
     return xml_text("\n".join(lines))
 
 
+def _attribute(value: str) -> str:
+    """An attribute value escaped as ElementTree escapes it."""
+    return (value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+            .replace("\r", "&#13;").replace("\n", "&#10;").replace("\t", "&#09;"))
+
+
+def _text(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _element(name: str, attributes: dict[str, str], text: str) -> str:
+    pairs = "".join(f' {key}="{_attribute(value)}"' for key, value in attributes.items())
+    return f"<{name}{pairs}>{_text(text)}</{name}>"
+
+
 class JunitFormat(ReportFormat):
-    """JUnit XML: a testsuite per subject; failures and errors carry the remediation and evidence."""
+    """JUnit XML: a testsuite per subject; failures and errors carry the remediation and evidence.
+
+    Written as text, as ElementTree with `indent` writes it (two spaces a level), one testcase a piece.
+    """
 
     name = "junit"
     filename = "junit.xml"
 
+    def piece(self, result: CheckResult) -> str:
+        """The result's testcase, indented inside its testsuite."""
+        summary = xml_text(result.summary)
+        if result.status is Status.FAIL:
+            inner = _element("failure", {"message": summary, "type": "fail"}, _detail(result))
+        elif result.status is Status.ERROR:
+            inner = _element("error", {"message": summary, "type": "error"}, _detail(result))
+        elif result.status is Status.SKIP:
+            # The reason a check was skipped is its summary ("blocked: auth.key_valid is fail").
+            inner = _element("skipped", {"message": summary}, summary)
+        else:
+            text = f"{result.status.value}: {result.summary}"
+            if result.status is Status.WARN:
+                text += "\n" + _detail(result)
+            inner = _element("system-out", {}, xml_text(text))
+        case = {"classname": xml_text(result.subject.replace("/", ".")), "name": xml_text(result.check),
+                "time": f"{result.timings.duration_ms / 1000:.3f}"}
+        opening = "".join(f' {key}="{_attribute(value)}"' for key, value in case.items())
+        return f"    <testcase{opening}>\n      {inner}\n    </testcase>"
+
     def render(self, run: RunReport, pieces: Pieces | None = None) -> str:
-        root = ET.Element("testsuites", name="dw-preflight", time=f"{run.duration_ms / 1000:.3f}")
         totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+        suites = []
         for subject, results in run.by_subject().items():
             counts = {
                 "tests": len(results),
@@ -50,27 +87,15 @@ class JunitFormat(ReportFormat):
             attributes = {"name": xml_text(subject), "timestamp": run.started_at,
                           "time": f"{sum(r.timings.duration_ms for r in results) / 1000:.3f}",
                           **{key: str(value) for key, value in counts.items()}}
-            suite = ET.SubElement(root, "testsuite", attributes)
-            for result in results:
-                case = ET.SubElement(suite, "testcase", classname=xml_text(subject.replace("/", ".")),
-                                     name=xml_text(result.check), time=f"{result.timings.duration_ms / 1000:.3f}")
-                summary = xml_text(result.summary)
-                if result.status is Status.FAIL:
-                    ET.SubElement(case, "failure", message=summary, type="fail").text = _detail(result)
-                elif result.status is Status.ERROR:
-                    ET.SubElement(case, "error", message=summary, type="error").text = _detail(result)
-                elif result.status is Status.SKIP:
-                    # The reason a check was skipped is its summary ("blocked: auth.key_valid is fail").
-                    ET.SubElement(case, "skipped", message=summary).text = summary
-                else:
-                    text = f"{result.status.value}: {result.summary}"
-                    if result.status is Status.WARN:
-                        text += "\n" + _detail(result)
-                    ET.SubElement(case, "system-out").text = xml_text(text)
-        for key, value in totals.items():
-            root.set(key, str(value))
-        ET.indent(root)
-        return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+            opening = "".join(f' {key}="{_attribute(value)}"' for key, value in attributes.items())
+            cases = "\n".join(self.piece_of(result, pieces) for result in results)
+            suites.append(f"  <testsuite{opening}>\n{cases}\n  </testsuite>")
+        root = {"name": "dw-preflight", "time": f"{run.duration_ms / 1000:.3f}",
+                **{key: str(value) for key, value in totals.items()}}
+        opening = "".join(f' {key}="{_attribute(value)}"' for key, value in root.items())
+        body = f"<testsuites{opening}>\n" + "\n".join(suites) + "\n</testsuites>" if suites else \
+            f"<testsuites{opening} />"
+        return '<?xml version="1.0" encoding="UTF-8"?>\n' + body + "\n"
 
 
 __all__ = ["JunitFormat"]

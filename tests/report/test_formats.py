@@ -161,3 +161,19 @@ def test_a_file_the_parallel_writer_cannot_write_is_a_report_error(tmp_path: Pat
     with pytest.raises(ReportError, match=r"cannot write .*report\.html"):
         write_reports(sample(), tmp_path, parallel=True)
     assert (tmp_path / "report.json").exists()  # this process's own formats were written
+
+
+def test_junit_attributes_and_text_carry_markup_quotes_and_line_breaks() -> None:
+    import xml.etree.ElementTree as ET
+
+    from preflight.report.junit import JunitFormat
+
+    tricky = 'refused: "<b>" & \'x\'\n\tsecond line\r'
+    run = RunReport(tool=TOOL, started_at="2026-11-24T10:00:00+00:00", duration_ms=1.0, config_path=None, notes=(),
+                    results=(result("auth.key_valid", Status.FAIL, tricky, service='a"<&>b', remediation=tricky),))
+    root = ET.fromstring(JunitFormat().render(run).encode("utf-8"))
+    suite = root.find("testsuite")
+    assert suite is not None and suite.get("name") == 'prod/a"<&>b' and root.get("failures") == "1"
+    failure = root.find("testsuite/testcase/failure")
+    assert failure is not None and failure.get("message") == tricky
+    assert failure.text is not None and failure.text.startswith("Fix: " + tricky.replace("\r", "\n"))
