@@ -120,25 +120,59 @@ class _TargetRun:
         self.runner = runner
         self.target = target
         self.futures: dict[tuple[str, str | None], asyncio.Future[CheckResult]] = {}
+        self.waiting: dict[tuple[str, str | None], int] = {}  # how many dependencies a check still waits for
+        self.dependents: dict[tuple[str, str | None], list[tuple[Check, ServiceConfig | None]]] = {}
 
     def schedule(self) -> list[asyncio.Future[CheckResult]]:
+        """A future per check and subject, in report order; the checks without dependencies start now.
+
+        A check's task starts when its last dependency settles (`_settled`), not before: a task started early
+        only waits, and starting 1,500 of them at once (100 services) kept the event loop from the first DNS
+        query for as long as that took.
+        """
         loop = asyncio.get_running_loop()
-        order: list[asyncio.Future[CheckResult]] = []
+        planned: list[tuple[Check, ServiceConfig | None]] = []
         subjects: list[ServiceConfig | None] = [None, *self.target.services]
         for check in self.runner.checks:
             for service in subjects:
                 if (check.scope == "target") != (service is None):
                     continue
-                key = (check.id, service.name if service else None)
-                self.futures[key] = loop.create_future()
-        for check in self.runner.checks:
-            for service in subjects:
-                key = (check.id, service.name if service else None)
-                if key in self.futures:
-                    task = loop.create_task(self.execute(check, service))
-                    self.runner.tasks.append(task)
-                    order.append(self.futures[key])
-        return order
+                self.futures[(check.id, service.name if service else None)] = loop.create_future()
+                planned.append((check, service))
+        ready = []
+        for check, service in planned:
+            waits = self.dependency_keys(check, service)
+            if waits:
+                self.waiting[(check.id, service.name if service else None)] = len(waits)
+                for dependency in waits:
+                    self.dependents.setdefault(dependency, []).append((check, service))
+            else:
+                ready.append((check, service))
+        for check, service in ready:
+            self.start(check, service)
+        return [self.futures[(check.id, service.name if service else None)] for check, service in planned]
+
+    def dependency_keys(self, check: Check, service: ServiceConfig | None) -> list[tuple[str, str | None]]:
+        """The futures a check waits for: its dependency for the same service, else the target's."""
+        name = service.name if service else None
+        keys = []
+        for dependency in check.depends_on:
+            if (dependency, name) in self.futures:
+                keys.append((dependency, name))
+            elif (dependency, None) in self.futures:
+                keys.append((dependency, None))
+        return keys
+
+    def start(self, check: Check, service: ServiceConfig | None) -> None:
+        self.runner.tasks.append(asyncio.get_running_loop().create_task(self.execute(check, service)))
+
+    def _settled(self, key: tuple[str, str | None]) -> None:
+        """Start every check whose last dependency this was."""
+        for check, service in self.dependents.pop(key, ()):
+            waiting = (check.id, service.name if service else None)
+            self.waiting[waiting] -= 1
+            if self.waiting[waiting] == 0:
+                self.start(check, service)
 
     def dependency_future(self, dependency: str, service: ServiceConfig | None) -> asyncio.Future[CheckResult]:
         own = (dependency, service.name if service else None)
@@ -160,9 +194,11 @@ class _TargetRun:
                               origin=origin, start=now, end=now, run_start=runner.started)
             if not isinstance(exc, Exception):
                 future.set_result(result)
+                self._settled((check.id, service_name))
                 raise
         future.set_result(result)
         runner.progress.finished(result)
+        self._settled((check.id, service_name))
 
     async def evaluate(self, check: Check, service: ServiceConfig | None,
                        dependencies: dict[str, CheckResult], origin: str) -> CheckResult:
@@ -257,8 +293,13 @@ class Runner:
         try:
             for target in self.targets():
                 ordered.extend(_TargetRun(self, target).schedule())
+            # Tasks start as their dependencies settle: wait for every result, then for the tasks themselves.
+            await asyncio.gather(*ordered)
             await asyncio.gather(*self.tasks)
         finally:
+            for task in self.tasks:
+                if not task.done():
+                    task.cancel()
             await self.resources.aclose()
         results = tuple(future.result() for future in ordered)
         return RunReport(tool=tool_info(), started_at=started_at,
