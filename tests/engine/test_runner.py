@@ -223,3 +223,43 @@ def test_a_shared_answer_or_failure_reaches_every_asker_and_one_cancelled_asker_
 
     asyncio.run(go())
     assert asked == ["slow", "broken"]
+
+
+def test_a_check_starts_only_once_its_dependencies_have_settled() -> None:
+    """Tasks are made as dependencies settle: before its last dependency, a check has no task at all."""
+    from preflight.runner import Runner
+
+    events: list[tuple[str, str, str | None]] = []
+    tasks_seen: dict[str, int] = {}
+    runner: Runner | None = None
+
+    class Watch:
+        def started(self, check: Check, target: str, service: str | None) -> None:
+            events.append(("start", check.id, f"{target}/{service}"))
+            assert runner is not None
+            tasks_seen.setdefault(check.id, len(runner.tasks))
+
+        def finished(self, result: object) -> None:
+            events.append(("end", result.check, f"{result.target}/{result.service}"))  # type: ignore[attr-defined]
+
+    registry = Registry([make("a.root", scope="target", delay=0.02), make("b.mid", depends_on=("a.root",)),
+                         make("c.leaf", depends_on=("b.mid", "a.root"), delay=0.01), make("d.free")])
+
+    async def main() -> object:
+        nonlocal runner
+        runner = Runner(CONFIG, registry, progress=Watch())
+        return await runner.run()
+
+    report = asyncio.run(main())
+    assert all(r.status is Status.PASS for r in report.results)  # type: ignore[attr-defined]
+    for kind, check_id, subject in events:
+        if kind != "start":
+            continue
+        target = subject.split("/")[0]
+        needs = {"b.mid": [("a.root", f"{target}/None")],
+                 "c.leaf": [("b.mid", subject), ("a.root", f"{target}/None")]}.get(check_id, [])
+        position = events.index((kind, check_id, subject))
+        for dependency in needs:
+            assert events.index(("end", *dependency)) < position, (check_id, subject, dependency)
+    # The roots and free checks of both targets have tasks at once; the others only once they may start.
+    assert tasks_seen["a.root"] == tasks_seen["d.free"] == 5 and tasks_seen["b.mid"] > 5
