@@ -18,9 +18,10 @@ if TYPE_CHECKING:
     from typing import Any, TextIO
 
     from preflight.config import Config
-    from preflight.model import RunReport
-    from preflight.registry import Registry
+    from preflight.model import CheckResult, RunReport
+    from preflight.registry import Check, Registry
     from preflight.report.base import Pieces
+    from preflight.runner import Progress
 
 # The names of redact.SECRET_ENVIRONMENT, without importing the redactor to learn them (a test holds them equal).
 SECRET_VARIABLES = ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN")
@@ -414,17 +415,17 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
 
 
 class _Pieced:
-    """The run's progress, which also hands every finished result to the report pieces."""
+    """The run's progress (if any), which also hands every finished result to the report pieces."""
 
-    def __init__(self, progress: Any, pieces: Any) -> None:
+    def __init__(self, progress: Progress | None, pieces: Pieces) -> None:
         self.progress = progress
         self.pieces = pieces
 
-    def started(self, check: Any, target: str, service: str | None) -> None:
+    def started(self, check: Check, target: str, service: str | None) -> None:
         if self.progress is not None:
             self.progress.started(check, target, service)
 
-    def finished(self, result: Any) -> None:
+    def finished(self, result: CheckResult) -> None:
         self.pieces.add(result)
         if self.progress is not None:
             self.progress.finished(result)

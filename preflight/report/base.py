@@ -41,11 +41,11 @@ class Pieces:
     """Each finished result's pieces of the report files, rendered while the run waits on the network.
 
     A large run's reports cost a few hundred milliseconds of CPU after its last check, most of it one piece
-    per result (a line of report.json, a row of report.html and of report.md). A result never changes once it
-    is finished, so the run's progress hands every result here (`add`), and the event loop renders their pieces
-    in the moments it would only wait (`pending` and `work`, see preflight.aio). At the end, the formats take the
-    pieces done and render the rest; the documents are the same either way, and are redacted as a whole all
-    the same.
+    per result (a line of report.json, a testcase of junit.xml, a row of report.md and of report.html). A result
+    never changes once it is finished, so the run's progress hands every result here (`add`), and the event loop
+    renders their pieces in the moments it would only wait (`pending` and `work`, see preflight.aio). At the end,
+    the formats take the pieces done and render the rest; the documents are the same either way, and are
+    redacted as a whole all the same.
     """
 
     def __init__(self, formats: list[ReportFormat] | None = None) -> None:

@@ -103,7 +103,7 @@ def test_versions_python_os_and_resolvers_are_recorded(run_dir: Path) -> None:
     assert environment["python"] == platform.python_version()
     assert environment["platform"] == platform.platform()
     for package in ("alibabacloud-tea-openapi", "alibabacloud-credentials", "alibabacloud-dataworks-public20240518",
-                    "certifi", "pyyaml", "rich", "dnspython", "dw-preflight"):
+                    "requests", "certifi", "pyyaml", "rich", "dnspython", "dw-preflight"):
         assert environment["packages"][package] == metadata.version(package)
     assert "# the config's dns section\ndns: {nameservers: ['127.0.0.1:5353'], timeout_s: 2}\n" in files["resolver.txt"]
 

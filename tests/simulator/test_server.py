@@ -38,9 +38,9 @@ def get(port: int, path: str = "/") -> str:
 
 
 @contextlib.contextmanager
-def serving() -> Iterator[int]:
-    """A LoopbackServer on a free port, shut down and closed on the way out."""
-    server = LoopbackServer(("127.0.0.1", 0), _Handler)
+def serving(handler: type[http.server.BaseHTTPRequestHandler] | None = None) -> Iterator[int]:
+    """A LoopbackServer on a free port (with `handler`, else _Handler), shut down and closed on the way out."""
+    server = LoopbackServer(("127.0.0.1", 0), handler or _Handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
@@ -116,24 +116,12 @@ def exchange(port: int, request: bytes) -> bytes:
     return data
 
 
-@contextlib.contextmanager
-def echoing() -> Iterator[int]:
-    server = LoopbackServer(("127.0.0.1", 0), _Echo)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield int(server.server_address[1])
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def test_the_request_head_is_read_as_the_standard_handler_reads_it() -> None:
     import json
 
     request = (b"GET //double?x=1 HTTP/1.1\r\nHost: ms-a.example\r\nX-Twice: 1\r\nx-twice: 2\r\n"
                b"X-Folded: one\r\n two\r\nConnection: close\r\n\r\n")
-    with echoing() as port:
+    with serving(_Echo) as port:
         answer = exchange(port, request)
     head, _, body = answer.partition(b"\r\n\r\n")
     lines = head.decode().split("\r\n")
@@ -144,7 +132,7 @@ def test_the_request_head_is_read_as_the_standard_handler_reads_it() -> None:
 
 
 def test_keep_alive_follows_the_version_and_the_connection_header() -> None:
-    with echoing() as port:
+    with serving(_Echo) as port:
         two = exchange(port, b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n"
                              b"GET /b HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
         old = exchange(port, b"GET /a HTTP/1.0\r\n\r\nGET /b HTTP/1.0\r\n\r\n")
@@ -178,15 +166,9 @@ def test_a_malformed_or_oversized_head_is_refused_as_the_standard_handler_refuse
                 b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % n for n in range(101)) + b"\r\n",
                 b"GET / HTTP/2.0\r\n\r\n", b"GET / HTTP/x.y\r\n\r\n", b"POST /\r\n\r\n",
                 b"GET / HTTP/1.1 extra\r\n\r\n"]
-    with echoing() as port:
+    with serving(_Echo) as port:
         ours = [status_of(exchange(port, request)) for request in requests]
-    server = LoopbackServer(("127.0.0.1", 0), _StandardEcho)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        standard = [status_of(exchange(int(server.server_address[1]), request)) for request in requests]
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_StandardEcho) as port:
+        standard = [status_of(exchange(port, request)) for request in requests]
     assert ours == standard
     assert ours[:4] == ["200", "431", "431", "505 (no status line)"]
