@@ -62,7 +62,8 @@ def _idle_selector(idle: Idle) -> selectors.BaseSelector:
 
 def run(coroutine: Coroutine[Any, Any, T], *, idle: Idle | None = None) -> T:
     """`asyncio.run(coroutine)`, with the result handed back outside the main task, and `idle` work done
-    while the loop waits (Python 3.11 and later; before, `idle` is left undone and its owner does it later).
+    while the loop waits (Python 3.11 and later, not on Windows; else `idle` is left undone and its owner does it
+    later).
 
     asyncio.run ends by asking `signal.getsignal()` whether its SIGINT handler is still installed. The handler
     is a partial that holds the main task, and the enum lookup inside getsignal fails on it and formats it for
@@ -74,7 +75,8 @@ def run(coroutine: Coroutine[Any, Any, T], *, idle: Idle | None = None) -> T:
     async def main() -> None:
         holder.append(await coroutine)
 
-    if idle is not None and sys.version_info >= (3, 11):
+    # Windows' default loop is not a selector loop (its subprocesses need the proactor): it keeps its own.
+    if idle is not None and sys.version_info >= (3, 11) and sys.platform != "win32":
         with asyncio.Runner(loop_factory=lambda: asyncio.SelectorEventLoop(_idle_selector(idle))) as runner:
             runner.run(main())
     else:
