@@ -9,9 +9,10 @@ requests' transport adapters are meant to be swapped (`Session.mount`).
 What it does: one request at a time per connection, kept open for the next call to the same scheme, host and
 port (at most `pool_size` idle ones); the TLS context the SDK built for the endpoint (its trust store, its minimum
 version, hostname checked); bodies framed by Content-Length, chunked or the end of the connection, gzip and
-deflate decoded as requests would; 1xx answers skipped. A kept connection the server has closed is noticed
-before use, and a read-only call (GET) whose kept connection fails before any answer byte is sent once more on a
-new one; a POST is not, since the server may have acted on it.
+deflate decoded as requests would; 1xx answers skipped; at most 64 KiB of headers and 64 MiB of body, decoded
+too (requests has no such bound: an endless answer would have filled the worker's memory). A kept connection the
+server has closed is noticed before use, and a read-only call (GET) whose kept connection fails before any answer
+byte is sent once more on a new one; a POST is not, since the server may have acted on it.
 Errors are the requests exceptions the SDK already handles (ConnectTimeout, ReadTimeout, SSLError,
 ConnectionError), with urllib3's wording for time-outs.
 
@@ -39,6 +40,7 @@ from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers, select_proxy
 
 MAX_HEAD = 64 * 1024  # status line and headers of one answer, as http.client allows
+MAX_BODY = 64 * 1024 * 1024  # an API answer is kilobytes; a server that sends without end is cut here
 MAX_LINE = 64 * 1024  # one chunk-size or trailer line
 READ = 64 * 1024
 DEFAULT_TIMEOUT = (5.0, 10.0)  # the SDK's defaults, for a caller that gives none
@@ -64,6 +66,8 @@ class _Reader:
         if not data:
             return False
         self.received += len(data)
+        if len(self.buffer) + len(data) > MAX_BODY + MAX_HEAD:
+            raise RequestsConnectionError(f"the answer exceeds {MAX_BODY // (1024 * 1024)} MiB; it was cut there")
         self.buffer += data
         return True
 
@@ -93,6 +97,9 @@ class _Reader:
                                               "chunked body")
 
     def exactly(self, length: int) -> bytes:
+        if length > MAX_BODY:
+            raise RequestsConnectionError(f"the answer announces {length} bytes, more than the "
+                                          f"{MAX_BODY // (1024 * 1024)} MiB an API answer may have")
         while len(self.buffer) < length:
             if not self._more():
                 raise RequestsConnectionError(f"Connection aborted: the server closed the connection "
@@ -342,6 +349,7 @@ def _parse_head(head: bytes) -> tuple[int, str, tuple[int, int], CaseInsensitive
 
 def _chunked(reader: _Reader) -> bytes:
     pieces: list[bytes] = []
+    total = 0
     while True:
         size_text = reader.line().split(b";")[0].strip()
         try:
@@ -352,28 +360,44 @@ def _chunked(reader: _Reader) -> bytes:
             while reader.line():  # trailers, up to the blank line
                 pass
             return b"".join(pieces)
+        total += size
+        if total > MAX_BODY:
+            raise RequestsConnectionError(f"the chunked answer exceeds {MAX_BODY // (1024 * 1024)} MiB; it was cut "
+                                          "there")
         pieces.append(reader.exactly(size))
         if reader.exactly(2) != b"\r\n":
             raise RequestsConnectionError("Connection aborted: a chunk does not end with CRLF")
 
 
 def _decoded(body: bytes, content_encoding: str | None) -> bytes:
-    """gzip and deflate bodies decoded, as requests does for every answer."""
+    """gzip and deflate bodies decoded, as requests does for every answer, to at most MAX_BODY bytes."""
     for coding in reversed([c.strip().lower() for c in (content_encoding or "").split(",") if c.strip()]):
-        try:
-            if coding in ("gzip", "x-gzip"):
-                body = zlib.decompress(body, 16 + zlib.MAX_WBITS)
-            elif coding == "deflate":
-                try:
-                    body = zlib.decompress(body)
-                except zlib.error:
-                    body = zlib.decompress(body, -zlib.MAX_WBITS)  # raw deflate, as some servers send it
-            elif coding != "identity":
-                return body  # an encoding requests would not decode either
-        except zlib.error as exc:
-            raise RequestsConnectionError(f"Received response with content-encoding: {coding}, but failed to "
-                                          f"decode it: {exc}") from None
+        if coding in ("gzip", "x-gzip"):
+            body = _inflate(body, coding, 16 + zlib.MAX_WBITS)
+        elif coding == "deflate":
+            try:
+                body = _inflate(body, coding, zlib.MAX_WBITS)
+            except RequestsConnectionError:
+                body = _inflate(body, coding, -zlib.MAX_WBITS)  # raw deflate, as some servers send it
+        elif coding != "identity":
+            return body  # an encoding requests would not decode either
     return body
+
+
+def _inflate(body: bytes, coding: str, wbits: int) -> bytes:
+    decoder = zlib.decompressobj(wbits)
+    try:
+        data = decoder.decompress(body, MAX_BODY + 1)
+    except zlib.error as exc:
+        raise RequestsConnectionError(f"Received response with content-encoding: {coding}, but failed to "
+                                      f"decode it: {exc}") from None
+    if len(data) > MAX_BODY or decoder.unconsumed_tail:
+        raise RequestsConnectionError(f"the {coding} answer decodes to more than {MAX_BODY // (1024 * 1024)} MiB; "
+                                      "it was cut there")
+    if not decoder.eof:
+        raise RequestsConnectionError(f"Received response with content-encoding: {coding}, but failed to decode "
+                                      "it: the stream is truncated")
+    return data
 
 
 def _response(request: PreparedRequest, status: int, reason: str, headers: CaseInsensitiveDict[str], body: bytes,

@@ -261,3 +261,32 @@ def test_proxies_client_certificates_and_other_trust_go_to_the_adapter_it_wraps(
 def test_https_without_a_context_goes_to_the_adapter_it_wraps() -> None:
     fallback = Recording()
     assert session(SdkAdapter(fallback)).get("https://127.0.0.1:9/", timeout=(1, 1)).status_code == 299
+
+
+def test_an_answer_is_cut_at_the_body_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    import preflight.sdk_transport as transport
+
+    monkeypatch.setattr(transport, "MAX_BODY", 100_000)
+
+    def endless(conn: socket.socket) -> None:
+        read_head(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\n\r\n")  # no length: until the connection closes, which it never does
+        with contextlib.suppress(OSError):
+            while True:
+                conn.sendall(b"x" * 65536)
+
+    bomb = gzip.compress(b"\0" * 1_000_000)
+    with serving(endless) as (port, _), pytest.raises(requests.ConnectionError, match="exceeds"):
+        session().get(f"http://127.0.0.1:{port}/", timeout=(1, 2))
+    announced = b"HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n"
+    with serving(answering(announced, keep=False)) as (port, _), pytest.raises(requests.ConnectionError,
+                                                                                match="announces 200000 bytes"):
+        session().get(f"http://127.0.0.1:{port}/", timeout=(1, 2))
+    compressed = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(bomb) + bomb
+    with serving(answering(compressed, keep=False)) as (port, _), pytest.raises(requests.ConnectionError,
+                                                                                 match="decodes to more than"):
+        session().get(f"http://127.0.0.1:{port}/", timeout=(1, 2))
+    truncated = gzip.compress(b"{}" * 100)[:-8]
+    cut = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(truncated) + truncated
+    with serving(answering(cut, keep=False)) as (port, _), pytest.raises(requests.ConnectionError, match="truncated"):
+        session().get(f"http://127.0.0.1:{port}/", timeout=(1, 2))
