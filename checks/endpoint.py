@@ -6,7 +6,7 @@ from checks.judges.dns import judge_dns
 from checks.judges.http import judge_http
 from checks.judges.tcp import judge_tcp
 from checks.judges.url import judge_url
-from checks.observe import observed
+from checks.observe import observed, start_early
 from preflight.model import Outcome
 from preflight.registry import check
 
@@ -49,13 +49,17 @@ async def endpoint_dns(context: Context) -> Outcome:
                      "unreachable: no route from here.",
        fix="Check the model service's status and the security group it created in the VPC.")
 async def endpoint_tcp(context: Context) -> Outcome:
+    # endpoint.http's unauthenticated GET needs only the DNS answer: it is sent alongside the connect test rather
+    # than after it (its verdict still waits for this one's).
+    start_early(context, "http", "endpoint.http")
     return await observed(context, "tcp", judge_tcp)
 
 
 @check("endpoint.http", "Endpoint answers HTTP and is guarded", depends_on=("endpoint.tcp",), plane="network",
        tags=("endpoint", "network"), timeout_s=15, docs=DOCS,
        proves="An unauthenticated GET /v1/models is answered; 401/403 means reachable and guarded.",
-       how="Sends GET /v1/models without the key; redirects are never followed.",
+       how="Sends GET /v1/models without the key, alongside endpoint.tcp's connect (judged after it); redirects are "
+           "never followed.",
        failure_means="A proxy's error page, a redirect, or a service that is down.",
        fix="Check proxies between here and the service, and the service's status.")
 async def endpoint_http(context: Context) -> Outcome:

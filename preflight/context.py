@@ -38,8 +38,10 @@ class TokenBudget:
 class Resources:
     """Run-wide things checks share: lazily built clients and answers memoised across targets."""
 
-    def __init__(self, config: Config, *, token_budget: int | None = None) -> None:
+    def __init__(self, config: Config, *, token_budget: int | None = None, checks: frozenset[str] | None = None
+                 ) -> None:
         self.config = config
+        self.checks = checks  # the ids of the checks this run will run (None: not known)
         self.budget = TokenBudget(token_budget if token_budget is not None else config.max_tokens_budget)
         self._objects: dict[str, Any] = {}
         self._memo: dict[Any, asyncio.Future[Any]] = {}

@@ -269,7 +269,8 @@ class Runner:
         self.started = 0.0
         self.deadline = 0.0
         self.semaphore = asyncio.Semaphore(self.options.concurrency)
-        self.resources = Resources(config, token_budget=self.options.token_budget)
+        self.resources = Resources(config, token_budget=self.options.token_budget,
+                                   checks=frozenset(check.id for check in self.checks) - self.selection.skip)
 
     def observations_for(self, target: str, service: str | None) -> Mapping[str, Observation] | None:
         if self.options.observations is None:
