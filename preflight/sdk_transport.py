@@ -28,7 +28,6 @@ import select
 import socket
 import ssl
 import threading
-import zlib
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,6 +37,8 @@ from requests.exceptions import ConnectTimeout, InvalidHeader, ReadTimeout, SSLE
 from requests.models import PreparedRequest, Response
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers, select_proxy
+
+from preflight.probe.wire import DECODED, Decoder, Head, ProtocolError
 
 MAX_HEAD = 64 * 1024  # status line and headers of one answer, as http.client allows
 MAX_BODY = 64 * 1024 * 1024  # an API answer is kilobytes; a server that sends without end is cut here
@@ -284,67 +285,44 @@ def _request_bytes(request: PreparedRequest, netloc: str) -> bytes:
 def _exchange(connection: _Connection, message: bytes, method: str, reused: bool
               ) -> tuple[int, str, CaseInsensitiveDict[str], bytes, bool]:
     """Send one request and read its answer: status, reason, headers, decoded body, and whether to keep the
-    connection."""
+    connection. The head is read as the data plane's client reads it (preflight.probe.wire.Head)."""
     reader = connection.reader
     before = reader.received
     try:
         connection.sock.sendall(message)
         while True:
-            head = reader.head()
-            status, reason, version, headers = _parse_head(head)
-            if 100 <= status < 200 and status != 101:
+            head = _parsed(reader.head())
+            if 100 <= head.status < 200 and head.status != 101:
                 continue  # 100 Continue, 103 Early Hints: the answer follows
             break
     except (ConnectionError, RequestsConnectionError):
         if reused and reader.received == before and not reader.buffer:
             raise _Stale from None
         raise
-    if status == 101:
+    if head.status == 101:
         raise RequestsConnectionError("the server switched protocols (101), which an API call never asks for")
-    connection_header = (headers.get("connection") or "").lower()
-    keep = (version >= (1, 1) and "close" not in connection_header) or "keep-alive" in connection_header
-    encoding = (headers.get("transfer-encoding") or "").lower()
-    if method == "HEAD" or status in (204, 304):
-        body = b""
-    elif "chunked" in encoding:
+    try:
+        length, chunked = head.framing(method)
+    except ProtocolError as exc:
+        raise RequestsConnectionError(f"Connection aborted: {exc}") from None
+    keep = head.persistent()
+    if chunked:
         body = _chunked(reader)
-    elif headers.get("content-length") is not None:
-        try:
-            length = int(str(headers.get("content-length")).split(",")[0])
-        except ValueError:
-            raise RequestsConnectionError(f"invalid Content-Length: {headers.get('content-length')!r}") from None
-        if length < 0:
-            raise RequestsConnectionError(f"invalid Content-Length: {length}")
+    elif length is not None:
         body = reader.exactly(length)
     else:
         body, keep = reader.rest(), False
-    return status, reason, headers, _decoded(body, headers.get("content-encoding")), keep
-
-
-def _parse_head(head: bytes) -> tuple[int, str, tuple[int, int], CaseInsensitiveDict[str]]:
-    lines = head[:-4].decode("iso-8859-1").split("\r\n")
-    version_text, _, rest = lines[0].partition(" ")
-    code, _, reason = rest.partition(" ")
-    try:
-        if not version_text.startswith("HTTP/") or len(code) != 3:
-            raise ValueError
-        major, _, minor = version_text[5:].partition(".")
-        version = (int(major), int(minor or 0))
-        status = int(code)
-    except ValueError:
-        raise RequestsConnectionError(f"Connection aborted: not an HTTP answer: {lines[0][:80]!r}") from None
     headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
-    for line in lines[1:]:
-        if line[:1] in (" ", "\t") and headers:  # obsolete line folding continues the previous header
-            last = list(headers.keys())[-1]
-            headers[last] = f"{headers[last]} {line.strip()}"
-            continue
-        name, colon, value = line.partition(":")
-        if not colon:
-            raise RequestsConnectionError(f"Connection aborted: a malformed header line: {line[:80]!r}")
-        name, value = name.strip(), value.strip()
-        headers[name] = f"{headers[name]}, {value}" if name in headers else value
-    return status, reason, version, headers
+    for name in dict.fromkeys(name for name, _ in head.headers):
+        headers[name] = head.get(name) or ""
+    return head.status, head.reason, headers, _decoded(body, head.get("content-encoding")), keep
+
+
+def _parsed(raw: bytes) -> Head:
+    try:
+        return Head(raw)
+    except ProtocolError as exc:
+        raise RequestsConnectionError(f"Connection aborted: {exc}") from None
 
 
 def _chunked(reader: _Reader) -> bytes:
@@ -370,34 +348,27 @@ def _chunked(reader: _Reader) -> bytes:
 
 
 def _decoded(body: bytes, content_encoding: str | None) -> bytes:
-    """gzip and deflate bodies decoded, as requests does for every answer, to at most MAX_BODY bytes."""
-    for coding in reversed([c.strip().lower() for c in (content_encoding or "").split(",") if c.strip()]):
-        if coding in ("gzip", "x-gzip"):
-            body = _inflate(body, coding, 16 + zlib.MAX_WBITS)
-        elif coding == "deflate":
-            try:
-                body = _inflate(body, coding, zlib.MAX_WBITS)
-            except RequestsConnectionError:
-                body = _inflate(body, coding, -zlib.MAX_WBITS)  # raw deflate, as some servers send it
-        elif coding != "identity":
-            return body  # an encoding requests would not decode either
-    return body
-
-
-def _inflate(body: bytes, coding: str, wbits: int) -> bytes:
-    decoder = zlib.decompressobj(wbits)
+    """gzip and deflate bodies decoded (preflight.probe.wire.Decoder), to at most MAX_BODY bytes."""
+    coding = (content_encoding or "").strip().lower()
+    if coding not in DECODED:
+        return body
+    decoder = Decoder(coding)
+    pieces: list[bytes] = []
+    total = 0
     try:
-        data = decoder.decompress(body, MAX_BODY + 1)
-    except zlib.error as exc:
-        raise RequestsConnectionError(f"Received response with content-encoding: {coding}, but failed to "
-                                      f"decode it: {exc}") from None
-    if len(data) > MAX_BODY or decoder.unconsumed_tail:
-        raise RequestsConnectionError(f"the {coding} answer decodes to more than {MAX_BODY // (1024 * 1024)} MiB; "
-                                      "it was cut there")
-    if not decoder.eof:
+        for piece in decoder.feed(body):
+            total += len(piece)
+            if total > MAX_BODY:
+                raise RequestsConnectionError(f"the {coding} answer decodes to more than "
+                                              f"{MAX_BODY // (1024 * 1024)} MiB; it was cut there")
+            pieces.append(piece)
+    except ProtocolError as exc:
+        raise RequestsConnectionError(f"Received response with content-encoding: {coding}, but failed to decode "
+                                      f"it: {exc}") from None
+    if not decoder.finished:
         raise RequestsConnectionError(f"Received response with content-encoding: {coding}, but failed to decode "
                                       "it: the stream is truncated")
-    return data
+    return b"".join(pieces)
 
 
 def _response(request: PreparedRequest, status: int, reason: str, headers: CaseInsensitiveDict[str], body: bytes,

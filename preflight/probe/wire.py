@@ -30,7 +30,7 @@ import asyncio
 import re
 import ssl
 import zlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 
 from preflight.aio import within
 
@@ -254,16 +254,19 @@ class _Connection:
                 raise _lost(protocol.error, "while sending the request")
 
 
-class Response:
-    """An answer's status and headers; the body is read with `body()`, and `close()` ends the exchange."""
+class Head:
+    """An answer's status line and headers, read from its head (up to the blank line): header names lower-cased,
+    obsolete folded lines joined. Also read by the SDK's transport (preflight.sdk_transport)."""
 
-    def __init__(self, pool: Pool, connection: _Connection, method: str, head: bytes) -> None:
-        self._pool = pool
-        self._connection: _Connection | None = connection
+    __slots__ = ("headers", "reason", "status", "version")
+
+    def __init__(self, head: bytes) -> None:
         lines = head.decode("latin-1").replace("\r\n", "\n").split("\n")
-        matched = _STATUS_LINE.fullmatch(lines[0])
+        while lines and not lines[-1]:
+            lines.pop()  # the blank line that ends the head, when it is included
+        matched = _STATUS_LINE.fullmatch(lines[0] if lines else "")
         if matched is None:
-            raise ProtocolError(f"not an HTTP status line: {lines[0][:80]!r}")
+            raise ProtocolError(f"not an HTTP status line: {(lines[0] if lines else '')[:80]!r}")
         self.version = (int(matched.group(1)), int(matched.group(2)))
         self.status = int(matched.group(3))
         self.reason = (matched.group(4) or "").strip()
@@ -277,18 +280,13 @@ class Response:
             if not colon or not _TOKEN.fullmatch(name):
                 raise ProtocolError(f"a malformed header line: {line[:80]!r}")
             self.headers.append((name.lower(), value.strip()))
-        self._length, self._chunked = self._framing(method)
-        connection_tokens = {token.strip().lower() for token in (self.get("connection") or "").split(",")}
-        persistent = "keep-alive" in connection_tokens if self.version < (1, 1) else "close" not in connection_tokens
-        self._reusable = persistent and (self._chunked or self._length is not None)
-        self._finished = False
 
     def get(self, name: str) -> str | None:
         """The header's value; repeated headers joined with commas, as HTTP reads them."""
         values = [value for key, value in self.headers if key == name]
         return ", ".join(values) if values else None
 
-    def _framing(self, method: str) -> tuple[int | None, bool]:
+    def framing(self, method: str) -> tuple[int | None, bool]:
         """(length, chunked): a known length, chunked coding, or (None, False) for the end of the connection."""
         if method == "HEAD" or self.status in (204, 304) or 100 <= self.status < 200:
             return 0, False
@@ -302,6 +300,30 @@ class Response:
         if len(values) != 1 or not next(iter(values)).isdigit():
             raise ProtocolError(f"an invalid Content-Length: {length[:40]!r}")
         return int(values.pop()), False
+
+    def persistent(self) -> bool:
+        """Whether the server keeps the connection open after this answer (by version and Connection)."""
+        tokens = {token.strip().lower() for token in (self.get("connection") or "").split(",")}
+        return "keep-alive" in tokens if self.version < (1, 1) else "close" not in tokens
+
+
+class Response:
+    """An answer's status and headers; the body is read with `body()`, and `close()` ends the exchange."""
+
+    def __init__(self, pool: Pool, connection: _Connection, method: str, head: bytes) -> None:
+        self._pool = pool
+        self._connection: _Connection | None = connection
+        parsed = Head(head)
+        self.version, self.status, self.reason, self.headers = (parsed.version, parsed.status, parsed.reason,
+                                                                parsed.headers)
+        self._head = parsed
+        self._length, self._chunked = parsed.framing(method)
+        self._reusable = parsed.persistent() and (self._chunked or self._length is not None)
+        self._finished = False
+
+    def get(self, name: str) -> str | None:
+        """The header's value; repeated headers joined with commas, as HTTP reads them."""
+        return self._head.get(name)
 
     async def _raw(self) -> AsyncIterator[bytes]:
         """The body as sent, transfer coding removed, in pieces as they arrive."""
@@ -341,7 +363,7 @@ class Response:
     async def body(self) -> AsyncIterator[bytes]:
         """The body, decoded (gzip, deflate), in pieces of at most PIECE bytes. The caller may stop at any time."""
         encoding = (self.get("content-encoding") or "").strip().lower()
-        decoder = _Decoder(encoding) if encoding in ("gzip", "x-gzip", "deflate") else None
+        decoder = Decoder(encoding) if encoding in DECODED else None
         async for piece in self._raw():
             if decoder is None:
                 yield piece
@@ -361,7 +383,10 @@ class Response:
             self._pool.release(connection, self._finished and self._reusable)
 
 
-class _Decoder:
+DECODED = ("gzip", "x-gzip", "deflate")  # the content codings decoded (what requests and httpx decode too)
+
+
+class Decoder:
     """gzip or deflate, handed over in bounded pieces. deflate is tried with its zlib wrapper, then raw."""
 
     def __init__(self, encoding: str) -> None:
@@ -369,8 +394,9 @@ class _Decoder:
         self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding != "deflate" else zlib.MAX_WBITS)
         self._started = False
 
-    def feed(self, data: bytes) -> list[bytes]:
-        pieces = []
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        """The decoded pieces of `data`, at most PIECE bytes each, made only as they are taken: a caller that
+        stops early (a byte cap) never holds more than one piece of a compression bomb."""
         try:
             piece = self._inflate.decompress(data, PIECE)
         except zlib.error as exc:
@@ -378,12 +404,20 @@ class _Decoder:
                 raise ProtocolError(f"the body does not decode as its Content-Encoding says: {exc}") from None
             self._raw_deflate_tried = True  # some servers send deflate without the zlib wrapper
             self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
-            return self.feed(data)
+            yield from self.feed(data)
+            return
         self._started = True
-        pieces.append(piece)
+        if piece:
+            yield piece
         while self._inflate.unconsumed_tail:
-            pieces.append(self._inflate.decompress(self._inflate.unconsumed_tail, PIECE))
-        return [piece for piece in pieces if piece]
+            piece = self._inflate.decompress(self._inflate.unconsumed_tail, PIECE)
+            if piece:
+                yield piece
+
+    @property
+    def finished(self) -> bool:
+        """Whether the compressed stream has ended (else it was cut short)."""
+        return self._inflate.eof
 
     def flush(self) -> bytes:
         try:
@@ -487,5 +521,5 @@ def _request_bytes(method: str, target: str, headers: Sequence[tuple[str, str]],
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + (body or b"")
 
 
-__all__ = ["HIGH_WATER", "LOW_WATER", "MAX_HEAD", "ConnectError", "ConnectTimeout", "Pool", "ProtocolError",
-           "ReadTimeout", "ResetError", "Response", "TlsError", "WireError", "WriteTimeout"]
+__all__ = ["DECODED", "HIGH_WATER", "LOW_WATER", "MAX_HEAD", "ConnectError", "ConnectTimeout", "Decoder", "Head",
+           "Pool", "ProtocolError", "ReadTimeout", "ResetError", "Response", "TlsError", "WireError", "WriteTimeout"]

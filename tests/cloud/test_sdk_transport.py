@@ -195,7 +195,7 @@ def test_a_refused_connection_is_a_connection_error() -> None:
 
 
 @pytest.mark.parametrize(("answer", "message"), [
-    (b"SSH-2.0-OpenSSH\r\n\r\n", "not an HTTP answer"),
+    (b"SSH-2.0-OpenSSH\r\n\r\n", "not an HTTP status line"),
     (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "malformed header"),
     (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}", "before the end of the body"),
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "invalid chunk size"),

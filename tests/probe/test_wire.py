@@ -348,3 +348,24 @@ def test_a_cancelled_request_gives_its_connection_slot_back() -> None:
         assert not http._slots.locked()
 
     asyncio.run(with_server(serve, body))
+
+
+def test_the_decoder_makes_pieces_only_as_they_are_taken() -> None:
+    """A caller that stops at its cap holds one piece of a compression bomb, not the whole of it."""
+    bomb = gzip.compress(b"\0" * (64 * wire.PIECE))
+    pieces = wire.Decoder("gzip").feed(bomb)
+    first = next(pieces)
+    assert len(first) == wire.PIECE
+    decoder = wire.Decoder("gzip")
+    assert sum(len(piece) for piece in decoder.feed(bomb)) == 64 * wire.PIECE and decoder.finished
+    cut = wire.Decoder("gzip")
+    assert b"".join(cut.feed(bomb[:-8])) and not cut.finished  # a stream cut short is seen as such
+
+
+def test_a_head_is_read_with_or_without_its_blank_line() -> None:
+    raw = b"HTTP/1.1 200 OK\r\nX-A: 1\r\nx-a: 2\r\nContent-Length: 5\r\nConnection: close\r\n"
+    for head in (raw, raw + b"\r\n"):
+        parsed = wire.Head(head)
+        assert (parsed.version, parsed.status, parsed.reason) == ((1, 1), 200, "OK")
+        assert parsed.get("x-a") == "1, 2" and parsed.framing("GET") == (5, False) and not parsed.persistent()
+    assert wire.Head(b"HTTP/1.0 204 No Content\r\nConnection: keep-alive\r\n").persistent()
