@@ -84,7 +84,8 @@ class Pieces:
             return None
         return found[1].get(name)
 
-    def __len__(self) -> int:
+    def rendered(self) -> int:
+        """How many results' pieces are done (not `__len__`: an empty Pieces must still count as given)."""
         return len(self._done)
 
 

@@ -31,7 +31,7 @@ def test_documents_from_pieces_are_the_documents_rendered_at_once() -> None:
         pieces.add(finished)
     while pieces.pending():
         pieces.work(0.0)  # at least one result per slice
-    assert len(pieces) == len(run.results)
+    assert pieces.rendered() == len(run.results)
     for report_format in formats():
         assert report_format.render(run, pieces) == report_format.render(run), report_format.name
 
@@ -124,7 +124,7 @@ def test_a_run_renders_pieces_while_it_goes_on(form: str, tmp_path: Path, monkey
 
     def work(self: Pieces, budget_s: float) -> None:
         real_work(self, budget_s)
-        slices.append(len(self))
+        slices.append(self.rendered())
 
     monkeypatch.setattr(Pieces, "work", work)
     with Simulator(get_scenario("healthy"), run_scripts=False) as simulator:
