@@ -38,11 +38,10 @@ from requests.models import PreparedRequest, Response
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers, select_proxy
 
-from preflight.probe.wire import DECODED, Decoder, Head, ProtocolError
+# The data plane client's bounds: 64 KiB of status line and headers, 8 KiB of a chunk-size or trailer line.
+from preflight.probe.wire import DECODED, MAX_HEAD, MAX_LINE, Decoder, Head, ProtocolError
 
-MAX_HEAD = 64 * 1024  # status line and headers of one answer, as http.client allows
 MAX_BODY = 64 * 1024 * 1024  # an API answer is kilobytes; a server that sends without end is cut here
-MAX_LINE = 64 * 1024  # one chunk-size or trailer line
 READ = 64 * 1024
 DEFAULT_TIMEOUT = (5.0, 10.0)  # the SDK's defaults, for a caller that gives none
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})  # sent again on a new connection if a kept one was stale

@@ -38,9 +38,13 @@ def _text(value: str) -> str:
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _attributes(attributes: dict[str, str]) -> str:
+    """` key="value"` for each attribute, in order, as ElementTree writes them."""
+    return "".join(f' {key}="{_attribute(value)}"' for key, value in attributes.items())
+
+
 def _element(name: str, attributes: dict[str, str], text: str) -> str:
-    pairs = "".join(f' {key}="{_attribute(value)}"' for key, value in attributes.items())
-    return f"<{name}{pairs}>{_text(text)}</{name}>"
+    return f"<{name}{_attributes(attributes)}>{_text(text)}</{name}>"
 
 
 class JunitFormat(ReportFormat):
@@ -69,8 +73,7 @@ class JunitFormat(ReportFormat):
             inner = _element("system-out", {}, xml_text(text))
         case = {"classname": xml_text(result.subject.replace("/", ".")), "name": xml_text(result.check),
                 "time": f"{result.timings.duration_ms / 1000:.3f}"}
-        opening = "".join(f' {key}="{_attribute(value)}"' for key, value in case.items())
-        return f"    <testcase{opening}>\n      {inner}\n    </testcase>"
+        return f"    <testcase{_attributes(case)}>\n      {inner}\n    </testcase>"
 
     def render(self, run: RunReport, pieces: Pieces | None = None) -> str:
         totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
@@ -87,12 +90,11 @@ class JunitFormat(ReportFormat):
             attributes = {"name": xml_text(subject), "timestamp": run.started_at,
                           "time": f"{sum(r.timings.duration_ms for r in results) / 1000:.3f}",
                           **{key: str(value) for key, value in counts.items()}}
-            opening = "".join(f' {key}="{_attribute(value)}"' for key, value in attributes.items())
             cases = "\n".join(self.piece_of(result, pieces) for result in results)
-            suites.append(f"  <testsuite{opening}>\n{cases}\n  </testsuite>")
+            suites.append(f"  <testsuite{_attributes(attributes)}>\n{cases}\n  </testsuite>")
         root = {"name": "dw-preflight", "time": f"{run.duration_ms / 1000:.3f}",
                 **{key: str(value) for key, value in totals.items()}}
-        opening = "".join(f' {key}="{_attribute(value)}"' for key, value in root.items())
+        opening = _attributes(root)
         body = f"<testsuites{opening}>\n" + "\n".join(suites) + "\n</testsuites>" if suites else \
             f"<testsuites{opening} />"
         return '<?xml version="1.0" encoding="UTF-8"?>\n' + body + "\n"
