@@ -42,6 +42,11 @@ class _Shape(NamedTuple):
     lowered: bool = False
     mask: str = MASK
     searched: bool = False
+    # A shape whose triggers are common but whose matches always end right before the first `closing` text after
+    # their start, at most `reach` characters on (a URL's password before its @), is looked for from each
+    # `closing` instead: a report has a "://" in every docs link and hardly an @.
+    closing: str = ""
+    reach: int = 0
 
 
 # In the order a combined alternation would try them: at one position, the first listed shape that matches wins.
@@ -61,9 +66,11 @@ _SHAPES: tuple[_Shape, ...] = (
     _Shape("secret in a URL query",
            r"(?P<keep>[?&](?i:api[_-]?key|key|token|access[_-]?token|signature|security[_-]?token|secret|"
            rf"access[_-]?key[_-]?secret|password)=)(?!{_MASKED})[^&#{_VALUE_END}]+", ("?", "&"), searched=True),
-    # scheme://user:password@host, found from its "://" (a scheme is any word, so it cannot be the trigger).
+    # scheme://user:password@host, from its "://" (a scheme is any word, so it cannot be the trigger). Neither the
+    # user nor the password holds an @, so a match ends before the first @ after its start, 3 + 64 + 1 + 256 on.
     _Shape("password in a URL",
-           rf"(?P<keep>://[^/:@{_VALUE_END}]{{0,64}}:)(?!{_MASKED})[^/@{_VALUE_END}]{{1,256}}(?=@)", ("://",)),
+           rf"(?P<keep>://[^/:@{_VALUE_END}]{{0,64}}:)(?!{_MASKED})[^/@{_VALUE_END}]{{1,256}}(?=@)", ("://",),
+           closing="@", reach=324),
     _Shape("STS token", rf"(?P<keep>(?i:security[_-]?token[\"']?\s*[:=]\s*[\"']?))(?!{_MASKED})[^{_VALUE_END}]+",
            ("security",), True),
     # Alibaba Cloud STS tokens start with CAIS and are long base64.
@@ -131,6 +138,8 @@ class _Cursor:
         """The shape's leftmost match starting at or after `position`."""
         if self.haystack is None:
             return self.pattern.search(self.text, position)
+        if self.shape.closing:
+            return self._find_back(position)
         haystack = self.haystack
         while True:
             for index, trigger in enumerate(self.shape.triggers):
@@ -145,6 +154,27 @@ class _Cursor:
             if match is not None:
                 return match
             position = start + 1
+
+
+    def _find_back(self, position: int) -> re.Match[str] | None:
+        """find() for a shape with a `closing`: from each closing on, the starts at most `reach` before it.
+
+        A start before one closing cannot match up to a later one, so every start is tried once at most.
+        """
+        haystack, (trigger,), closing = self.haystack, self.shape.triggers, self.shape.closing
+        assert haystack is not None
+        low = position
+        while True:
+            end = haystack.find(closing, low)
+            if end < 0:
+                return None
+            start = haystack.find(trigger, max(low, end - self.shape.reach), end)
+            while start >= 0:
+                match = self.pattern.match(self.text, start)
+                if match is not None:
+                    return match
+                start = haystack.find(trigger, start + 1, end)
+            low = end + 1
 
 
 def _mask_shapes(text: str, found: dict[str, int]) -> str:

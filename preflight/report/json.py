@@ -94,12 +94,31 @@ class JsonFormat(ReportFormat):
 _ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(", ", ": ")).encode
 
 
+_STRING = json.encoder.encode_basestring  # what _ENCODE writes for a str, without setting up an encoder
+
+
 def fields(value: Any) -> str:
-    """Strict JSON of `value` (see `plain`), one top-level field per line when it is an object."""
+    """Strict JSON of `value` (see `plain`), one top-level field per line when it is an object.
+
+    An object is encoded field by field as it is, and only through `plain` when that is refused: checking it
+    with a strict encoding first encoded every evidence twice. Strings, most fields, go to the C string encoder
+    directly; a JSONEncoder.encode call sets up an encoder each time.
+    """
+    if isinstance(value, dict) and value and all(type(key) is str for key in value):
+        try:
+            return _object_lines(value)
+        except (TypeError, ValueError):
+            pass
     value = plain(value)
     if isinstance(value, dict) and value:
-        return "{\n" + ",\n".join(f"  {_ENCODE(key)}: {_ENCODE(item)}" for key, item in value.items()) + "\n}"
+        return _object_lines(value)
     return _ENCODE(value)
+
+
+def _object_lines(value: dict[Any, Any]) -> str:
+    return "{\n" + ",\n".join(f"  {_STRING(key) if type(key) is str else _ENCODE(key)}: "
+                               f"{_STRING(item) if type(item) is str else _ENCODE(item)}"
+                               for key, item in value.items()) + "\n}"
 
 
 def layout(report: Mapping[str, Any], result_lines: list[str] | None = None) -> str:

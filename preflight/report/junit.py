@@ -15,6 +15,8 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 def xml_text(text: str) -> str:
     """`text` with XML-illegal characters (NUL, other control characters, lone surrogates) shown as U+FFFD."""
+    if text.isascii() and text.isprintable():  # nearly every text, without the regex: nothing to replace
+        return text
     return _NOT_XML.sub("\ufffd", text)
 
 

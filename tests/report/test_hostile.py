@@ -114,6 +114,43 @@ def test_html_escapes_markup_and_links_nothing_but_http_docs(written: dict[str, 
     assert page.index("auth.key_valid") < page.index("inference.stream")
 
 
+def test_html_writes_quotes_as_they_are_and_escapes_only_markup(written: dict[str, str]) -> None:
+    """Element content needs &, < and > escaped, not quotes: evidence JSON keeps its quotes readable in the source,
+    and the page has few & for the last redaction pass to look at."""
+    page = written["report.html"]
+    assert "&quot;" not in page and "&#x27;" not in page
+    assert '&lt;script src="https://evil.example/x.js"&gt;' in page
+    assert '"markup": ' in page
+
+
+def test_html_evidence_fields_are_what_plain_evidence_gives() -> None:
+    """fields() encodes an object field by field as it is, and through plain() only when that is refused: the
+    text must be what encoding plain() evidence field by field gives."""
+    from preflight.report.json import _ENCODE, fields, plain
+
+    def by_definition(value: object) -> str:
+        value = plain(value)
+        if isinstance(value, dict) and value:
+            return "{\n" + ",\n".join(f"  {_ENCODE(k)}: {_ENCODE(v)}" for k, v in value.items()) + "\n}"
+        return _ENCODE(value)
+
+    evidence = [result.evidence for result in hostile().results] + [
+        {"answers": ["10.0.0.1"], "elapsed_ms": 1.5, "ok": True, "none": None, "text": 'q"u\u2028ote\u00e9'},
+        {1: "int key", "b": [1, {"c": math.nan}]}, {"bad": object()}, {None: 1, True: 2}, [1, "two"], "text", {}]
+    for value in evidence:
+        assert fields(value) == by_definition(value), value
+
+
+def test_xml_text_replaces_exactly_what_xml_cannot_carry() -> None:
+    from preflight.report.junit import _NOT_XML, xml_text
+
+    samples = ["plain ascii", "tab\tline\ncr\r", "nul\x00", "del\x7f", "\x1b[31m", "\u00e9\u2028\ud800",
+               "\ufffe\uffff", "\U0001f600", "", CONTROL, " ~"]
+    samples += [chr(code) for code in range(0, 0x250)]
+    for text in samples:
+        assert xml_text(text) == _NOT_XML.sub("\ufffd", text), repr(text)
+
+
 def test_markdown_and_console_text_keep_one_row_per_result(written: dict[str, str]) -> None:
     rows = [line for line in written["report.md"].splitlines() if line.startswith("| ")]
     assert len(rows) == 1 + 3  # header and one per result, whatever the summaries contain
