@@ -41,9 +41,10 @@ async def observation(context: Context, name: str) -> Observation:
 def start_early(context: Context, name: str, user: str) -> None:
     """Begin the named observation now, for the check `user`, which runs after this one and will share it.
 
-    Only for an observation that sends nothing secret and changes nothing (endpoint.http's unauthenticated GET),
-    only when `user` is part of this run, and only when observing from here. The user's verdict still waits for
-    its dependencies: if this check fails, the user is blocked as before, and the early answer is left unread.
+    Only for an observation that changes nothing (endpoint.http's unauthenticated GET, and auth.key_valid's GET
+    when endpoint.key_goes_early says the key may go), only when `user` is part of this run, and only when observing
+    from here. The user's verdict still waits for its dependencies: if this check fails, the user is blocked as
+    before, and the early answer is left unread.
     """
     import asyncio
 

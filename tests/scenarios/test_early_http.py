@@ -1,4 +1,5 @@
-"""endpoint.http's unauthenticated request goes out alongside endpoint.tcp's connect, and only when it will be used."""
+"""endpoint.http's unauthenticated request, and auth.key_valid's to a DataWorks model domain, go out alongside
+endpoint.tcp's connect, and only when they will be used."""
 
 from __future__ import annotations
 
@@ -72,3 +73,87 @@ def test_the_request_is_sent_while_the_connect_test_is_still_going(tmp_path: Pat
     assert code == 0 and set(verdicts(report, "endpoint.http")) == {"pass"}
     assert http_started and set(http_started) == set(tcp_ended)
     assert all(http_started[name] < tcp_ended[name] for name in http_started)
+
+
+def test_the_keys_request_is_sent_while_the_connect_test_is_still_going(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """To a DataWorks model domain with a well-formed key, GET /v1/models with the key starts with the connect test,
+    and auth.key_valid judges that very answer: one keyed and one unauthenticated request per service."""
+    import asyncio
+    import time
+
+    from preflight.probe.local import LocalCollector
+
+    real_tcp, real_models = LocalCollector.tcp, LocalCollector.models
+    tcp_ended: dict[str, float] = {}
+    models_started: dict[str, float] = {}
+
+    async def slow_tcp(self: LocalCollector, service: object, *args: object, **kwargs: object) -> object:
+        found = await real_tcp(self, service, *args, **kwargs)  # type: ignore[arg-type]
+        await asyncio.sleep(0.3)
+        tcp_ended[service.name] = time.monotonic()  # type: ignore[attr-defined]
+        return found
+
+    async def watched_models(self: LocalCollector, service: object, *args: object, **kwargs: object) -> object:
+        models_started[service.name] = time.monotonic()  # type: ignore[attr-defined]
+        return await real_models(self, service, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(LocalCollector, "tcp", slow_tcp)
+    monkeypatch.setattr(LocalCollector, "models", watched_models)
+    code, report, requests = run_against("healthy", ["--only", "auth.key_valid"], tmp_path, monkeypatch, capsys)
+    accepted = verdicts(report, "auth.key_valid")
+    assert code == 0 and accepted and set(accepted) == {"pass"}
+    assert models_started and set(models_started) == set(tcp_ended)
+    assert all(models_started[name] < tcp_ended[name] for name in models_started)
+    assert requests == {"GET /v1/models": 2 * len(accepted)}
+
+
+@pytest.mark.parametrize("args", [["--only", "endpoint.http"],
+                                  ["--only", "auth.key_valid", "--skip", "auth.key_format"],
+                                  ["--only", "auth.key_valid", "--skip", "endpoint.http"]])
+def test_the_key_goes_early_only_when_auth_key_valid_and_its_dependencies_run(
+        args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from preflight.probe.local import LocalCollector
+
+    keyed: list[str] = []
+    real_models = LocalCollector.models
+
+    async def watched_models(self: LocalCollector, service: object, *rest: object, **kwargs: object) -> object:
+        keyed.append(service.name)  # type: ignore[attr-defined]
+        return await real_models(self, service, *rest, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(LocalCollector, "models", watched_models)
+    run_against("healthy", args, tmp_path, monkeypatch, capsys)
+    assert keyed == []
+
+
+def test_a_badly_written_key_is_never_sent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    code, report, requests = run_against("bearer-prefix", [], tmp_path, monkeypatch, capsys)
+    assert code == 1
+    assert set(verdicts(report, "auth.key_format")) == {"fail"}
+    assert set(verdicts(report, "auth.key_valid")) == {"skip"}
+    assert requests == {"GET /v1/models": len(verdicts(report, "endpoint.http"))}  # the unauthenticated ones
+
+
+@pytest.mark.parametrize(("endpoint", "early"), [
+    ("http://ms-abc123.cn-shanghai.dataworks-model.aliyuncs.com", True),
+    ("https://ms-abc123.cn-shanghai.dataworks-model.aliyuncs.com", False),  # endpoint.url warns
+    ("http://ms-abc123.cn-beijing.dataworks-model.aliyuncs.com", False),  # another region: endpoint.url fails
+    ("http://127.0.0.1:8000", False),  # a generic OpenAI-compatible server
+])
+def test_the_key_goes_early_only_to_a_dataworks_model_domain_of_the_region(endpoint: str, early: bool) -> None:
+    from checks.endpoint import key_goes_early
+    from preflight.config import Config, ServiceConfig, TargetConfig
+    from preflight.context import Context, Resources
+
+    every = frozenset({"endpoint.http", "auth.key_format", "auth.key_valid"})
+    for key, checks, expected in (("DW-ms-abc123-0000000000", every, early), ("Bearer DW-ms-abc", every, False),
+                                  ("DW-ms-abc123-0000000000", every - {"auth.key_format"}, False),
+                                  ("DW-ms-abc123-0000000000", None, False)):
+        service = ServiceConfig(name="qwen", kind="llm", endpoint=endpoint, api_key=key)
+        target = TargetConfig(name="prod", services=(service,))
+        config = Config(region="cn-shanghai", targets=(target,))
+        context = Context(config=config, target=target, service=service, resources=Resources(config, checks=checks))
+        assert key_goes_early(context) is expected, (endpoint, key, checks)
