@@ -113,43 +113,53 @@ async def zone_for(context: Context, host: str) -> dict[str, Any] | None:
     return await context.resources.shared(("zone", host), discover)
 
 
-async def region_endpoints(context: Context) -> dict[str, list[dict[str, Any]]]:
-    """The region's PrivateLink endpoints by VPC, every page: one listing per run, shared by all services.
+async def region_endpoints(context: Context) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """The region's PrivateLink endpoints by VPC and model service, every page: one listing per run, shared by all
+    services.
 
     Not narrowed to a VPC, so it waits for no other answer: it is asked while ListNetworks finds the first VPC,
     and an endpoint's addresses are two round trips away instead of three (ListNetworks, ListVpcEndpoints in that
     VPC, ListVpcEndpointZones). A page holds up to 1000 endpoints; an account has at most 50 model services per
-    region, with up to three VPCs each.
+    region, with up to three VPCs each. Indexed once, so a service looks its endpoints up instead of every service
+    reading every endpoint of the VPC.
     """
 
-    async def listing() -> dict[str, list[dict[str, Any]]]:
-        by_vpc: dict[str, list[dict[str, Any]]] = {}
+    async def listing() -> dict[tuple[str, str], list[dict[str, Any]]]:
+        index: dict[tuple[str, str], list[dict[str, Any]]] = {}
         token = ""
         for _ in range(MAX_ENDPOINT_PAGES):
             answer = await call(context, "privatelink", "ListVpcEndpoints", RegionId=context.region,
                                 MaxResults=ENDPOINT_PAGE_SIZE, **({"NextToken": token} if token else {}))
             for endpoint in answer.get("Endpoints") or []:
-                by_vpc.setdefault(str(endpoint.get("VpcId")), []).append(endpoint)
+                index.setdefault((str(endpoint.get("VpcId")), service_of(endpoint)), []).append(endpoint)
             token = str(answer.get("NextToken") or "")
             if not token:
                 break
-        return by_vpc
+        return index
 
     return await context.resources.shared(("privatelink-endpoints", context.region), listing)
 
 
+def service_of(endpoint: dict[str, Any]) -> str:
+    """The model service an endpoint leads to: the last label of its PrivateLink service name
+    (com.aliyuncs.privatelink.<region>.dataworks-model.<model-service-id>; an id holds no dot)."""
+    return str(endpoint.get("ServiceName", "")).rsplit(".", 1)[-1]
+
+
 async def endpoints_in(context: Context, vpc: str, service_id: str) -> list[dict[str, Any]]:
-    """PrivateLink endpoints in `vpc` that lead to the model service, with their ENI addresses."""
-    found = []
-    for endpoint in (await region_endpoints(context)).get(vpc, []):
-        if not str(endpoint.get("ServiceName", "")).endswith(service_id):
-            continue
-        zones = await call(context, "privatelink", "ListVpcEndpointZones", RegionId=context.region,
-                           EndpointId=endpoint.get("EndpointId"))
-        found.append({"endpoint_id": endpoint.get("EndpointId"), "status": endpoint.get("EndpointStatus"),
-                      "connection": endpoint.get("ConnectionStatus"), "service": endpoint.get("ServiceName"),
-                      "eni_ips": [z.get("EniIp") for z in zones.get("Zones") or []]})
-    return found
+    """PrivateLink endpoints in `vpc` that lead to the model service, with their ENI addresses (once per run)."""
+
+    async def find() -> list[dict[str, Any]]:
+        found = []
+        for endpoint in (await region_endpoints(context)).get((vpc, service_id), []):
+            zones = await call(context, "privatelink", "ListVpcEndpointZones", RegionId=context.region,
+                               EndpointId=endpoint.get("EndpointId"))
+            found.append({"endpoint_id": endpoint.get("EndpointId"), "status": endpoint.get("EndpointStatus"),
+                          "connection": endpoint.get("ConnectionStatus"), "service": endpoint.get("ServiceName"),
+                          "eni_ips": [z.get("EniIp") for z in zones.get("Zones") or []]})
+        return found
+
+    return await context.resources.shared(("privatelink-endpoints-in", context.region, vpc, service_id), find)
 
 
 def _model_host(context: Context) -> tuple[str, str]:

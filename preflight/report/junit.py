@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 
@@ -9,15 +10,24 @@ from preflight.model import CheckResult, RunReport, Status
 from preflight.report.base import Pieces, ReportFormat
 from preflight.report.json import plain
 
-# Characters XML 1.0 cannot carry at all; ElementTree would write them and produce a file no parser reads.
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_LINE_CONTROLS = {ord("\t"): None, ord("\n"): None, ord("\r"): None}  # the control characters XML carries
+
+
+@functools.cache
+def _not_xml() -> re.Pattern[str]:
+    """Characters XML 1.0 cannot carry at all; ElementTree would write them and produce a file no parser reads.
+
+    Compiled when first needed (6 ms: a class of most of Unicode), which most runs never are.
+    """
+    return re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def xml_text(text: str) -> str:
     """`text` with XML-illegal characters (NUL, other control characters, lone surrogates) shown as U+FFFD."""
-    if text.isascii() and text.isprintable():  # nearly every text, without the regex: nothing to replace
+    # Nearly every text is printable ASCII but for tabs and line breaks: nothing to replace, and no regex.
+    if text.isascii() and (text.isprintable() or text.translate(_LINE_CONTROLS).isprintable()):
         return text
-    return _NOT_XML.sub("\ufffd", text)
+    return _not_xml().sub("\ufffd", text)
 
 
 def _detail(result: CheckResult) -> str:

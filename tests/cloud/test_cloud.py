@@ -368,3 +368,38 @@ def test_the_most_specific_zone_covering_the_model_domain_is_chosen() -> None:
     assert covering_zone(by_name, host) is parent  # "abc.cn-beijing..." is not a parent of "ms-abc.cn-beijing..."
     assert covering_zone(by_name, "ms-abc.cn-hangzhou.dataworks-model.aliyuncs.com") is None
     assert covering_zone({}, host) is None
+
+
+def test_an_endpoint_leads_to_the_service_its_service_name_ends_with_as_a_whole_label() -> None:
+    from checks.network import service_of
+
+    name = "com.aliyuncs.privatelink.cn-beijing.dataworks-model."
+    assert service_of({"ServiceName": name + "ms-abc"}) == "ms-abc"
+    assert service_of({"ServiceName": name + "xms-abc"}) != "ms-abc"  # a longer id that merely ends the same
+    assert service_of({"ServiceName": "ms-abc"}) == "ms-abc"
+    assert service_of({}) == ""
+
+
+def test_privatelink_asks_each_endpoints_zones_once_for_every_service(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """The endpoints are listed once and indexed by VPC and service; each service's ENI addresses are asked once
+    although the early questions and network.privatelink both need them."""
+    from dataclasses import replace
+
+    from preflight.simulator.scenarios import scaled_world
+
+    scenario = replace(get_scenario("healthy"), world=scaled_world(30, targets=3))
+    with Simulator(scenario, run_scripts=False) as simulator:
+        for name, value in simulator.environ().items():
+            monkeypatch.setenv(name, value)
+        config = tmp_path / "sim.yaml"
+        config.write_text(simulator.config_text())
+        code = main(["run", "-c", str(config), "--only", "network.privatelink", "--format", "json", "--no-reports"])
+        calls = simulator.stats()["cloud"]
+    report = json.loads(capsys.readouterr().out)
+    found = {r["service"]: r["evidence"]["endpoints"] for r in report["results"] if r["check"] == "network.privatelink"}
+    assert code == 0 and len(found) == 30
+    assert all(len(endpoints) == 1 and endpoints[0]["service"].endswith("." + service)
+               for service, endpoints in found.items())
+    assert calls["ListVpcEndpoints"] == 1 and calls["ListVpcEndpointZones"] == 30
