@@ -30,6 +30,7 @@ import asyncio
 import re
 import ssl
 import zlib
+from asyncio.trsock import TransportSocket
 from collections.abc import AsyncIterator, Iterator, Sequence
 
 from preflight.aio import within
@@ -440,6 +441,7 @@ class Pool:
         self.keep = keep
         self._slots = asyncio.Semaphore(limit)
         self._idle: list[_Connection] = []
+        self._opening: list[asyncio.Future[_Connection]] = []  # spares being opened that no request claimed yet
         self.opened = 0  # connections made, for tests and figures
 
     async def request(self, method: str, target: str, headers: Sequence[tuple[str, str]],
@@ -449,7 +451,7 @@ class Pool:
         await self._slots.acquire()
         try:
             for attempt in (1, 2):
-                connection = (self._kept() if attempt == 1 else None) or await self._connect()
+                connection = (self._kept() or await self._spare() if attempt == 1 else None) or await self._connect()
                 try:
                     await connection.send(message)
                     response = Response(self, connection, method, await connection.head())
@@ -480,6 +482,45 @@ class Pool:
                 return connection
             connection.close()
         return None
+
+    async def open_spare(self) -> TransportSocket | None:
+        """Open a connection now for the next request, and return its socket (for the TCP connect test).
+
+        A request that finds no idle connection meanwhile takes this one as it opens; otherwise it is kept idle.
+        So the connect test's connection carries the endpoint's first request instead of being closed unused.
+        Raises what a request's connect would (ConnectTimeout, ConnectError with the OSError as its cause).
+        """
+        opening: asyncio.Future[_Connection] = asyncio.get_running_loop().create_future()
+        self._opening.append(opening)
+        try:
+            connection = await self._connect()
+        except BaseException as exc:
+            if opening in self._opening:
+                self._opening.remove(opening)
+            elif not opening.done():  # a request waits for it: it connects on its own instead
+                opening.set_exception(exc if isinstance(exc, WireError) else ConnectError("the connect was cancelled"))
+            raise
+        if opening in self._opening or opening.done():  # nobody took it, or whoever did is gone
+            if opening in self._opening:
+                self._opening.remove(opening)
+            if len(self._idle) < self.keep:
+                self._idle.append(connection)
+            else:
+                connection.close()
+        else:
+            opening.set_result(connection)
+        found: TransportSocket | None = connection.transport.get_extra_info("socket")
+        return found
+
+    async def _spare(self) -> _Connection | None:
+        """The connection `open_spare` is opening, if there is one nobody took: None if there is none, or if it
+        could not be made (the request then connects on its own and meets the error itself)."""
+        if not self._opening:
+            return None
+        try:
+            return await self._opening.pop(0)
+        except WireError:
+            return None
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()

@@ -318,3 +318,51 @@ def test_the_handshake_time_is_the_kernels_and_absent_where_there_is_none() -> N
             assert 0 < handshake_ms(client) < 1
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as datagram:
         assert handshake_ms(datagram) is None  # not TCP: the kernel has no tcp_info to give
+
+
+def test_the_connect_tests_connection_carries_the_first_request() -> None:
+    """endpoint.tcp's connection is not closed unused: the unauthenticated request sent alongside it takes it, and
+    the keyed one opens the second; the server sees two connections for three observations."""
+    seen: list[int] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(1)
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):
+                writer.write(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    async def go() -> dict[str, Any]:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        service = ServiceConfig(name="qwen", kind="completion", endpoint=f"http://127.0.0.1:{port}", api_key="DW-x")
+        collector = LocalCollector(Config(region="cn-shanghai", targets=()))
+        try:
+            dns = await collector.dns(service)
+            tcp = asyncio.ensure_future(collector.tcp(service, dns))
+            await asyncio.sleep(0)  # the connect test has begun, as endpoint.tcp starts before the early requests
+            http, models = await asyncio.gather(collector.http(service, dns), collector.models(service, dns))
+            return {"tcp": await tcp, "http": http, "models": models}
+        finally:
+            await collector.aclose()
+            await asyncio.sleep(0.05)
+            server.close()
+            await server.wait_closed()
+
+    found = asyncio.run(go())
+    assert found["tcp"]["connected"] and found["tcp"]["error"] is None
+    assert found["http"]["status"] == found["models"]["status"] == 401
+    assert len(seen) == 2
+
+
+def test_a_refused_connect_test_is_classified_through_the_pool() -> None:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    service = ServiceConfig(name="qwen", kind="completion", endpoint=f"http://127.0.0.1:{port}", api_key="DW-x")
+    found = observe_locally(Config(region="cn-shanghai", targets=()), service, ["dns", "tcp"])
+    assert found["tcp"]["connected"] is False and found["tcp"]["error"] == "refused"
+    assert found["tcp"]["detail"] == "connection refused (RST): nothing listens"

@@ -369,3 +369,81 @@ def test_a_head_is_read_with_or_without_its_blank_line() -> None:
         assert (parsed.version, parsed.status, parsed.reason) == ((1, 1), 200, "OK")
         assert parsed.get("x-a") == "1, 2" and parsed.framing("GET") == (5, False) and not parsed.persistent()
     assert wire.Head(b"HTTP/1.0 204 No Content\r\nConnection: keep-alive\r\n").persistent()
+
+
+def keep_answering(connections: list[asyncio.StreamWriter]) -> Serve:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):
+                writer.write(OK)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    return serve
+
+
+def test_a_spare_opened_for_the_connect_test_carries_the_first_request() -> None:
+    """Two requests sent while the spare is still opening: the first takes the spare, the second opens its own;
+    a spare nobody took waits idle for the next request."""
+    connections: list[asyncio.StreamWriter] = []
+
+    async def body(port: int) -> None:
+        http = pool(port)
+        spare = asyncio.ensure_future(http.open_spare())
+        await asyncio.sleep(0)  # the spare is opening, as when endpoint.tcp starts before the early requests
+        (_, first), (_, second) = await asyncio.gather(get(http), get(http))
+        sock = await spare
+        assert first == second == b"ok" and http.opened == 2
+        assert sock is not None and sock.getpeername()[1] == port
+        lone = pool(port)
+        await lone.open_spare()
+        assert len(lone._idle) == 1
+        assert (await get(lone))[1] == b"ok" and lone.opened == 1
+        http.close()
+        lone.close()
+        await asyncio.sleep(0.05)  # the server sees the connections end
+
+    asyncio.run(with_server(keep_answering(connections), body))
+    assert len(connections) == 3
+
+
+def test_a_request_waiting_for_a_spare_that_fails_connects_on_its_own() -> None:
+    """The request meets the error itself (here: the connect refused), not a hang or a stray exception."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+
+    async def body() -> None:
+        http = pool(port)
+        spare = asyncio.ensure_future(http.open_spare())
+        await asyncio.sleep(0)
+        with pytest.raises(wire.ConnectError):
+            await get(http)
+        with pytest.raises(wire.ConnectError) as caught:
+            await spare
+        assert isinstance(caught.value.__cause__, ConnectionRefusedError)
+        assert not http._opening
+
+    asyncio.run(body())
+
+
+def test_a_spare_whose_taker_gave_up_is_kept_for_the_next_request() -> None:
+    connections: list[asyncio.StreamWriter] = []
+
+    async def body(port: int) -> None:
+        http = pool(port)
+        spare = asyncio.ensure_future(http.open_spare())
+        await asyncio.sleep(0)
+        taker = asyncio.ensure_future(get(http))
+        await asyncio.sleep(0)
+        taker.cancel()  # a check's deadline, while the spare was still opening
+        await spare
+        assert taker.cancelled() and len(http._idle) == 1
+        assert (await get(http))[1] == b"ok" and http.opened == 1
+        http.close()
+        await asyncio.sleep(0.05)
+
+    asyncio.run(with_server(keep_answering(connections), body))
