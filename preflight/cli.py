@@ -203,6 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _main(args_list)
     finally:
         _close_unclaimed_worker()
+        if "preflight.cloud_worker" in sys.modules:  # a run's worker, killed as its checks ended, died meanwhile
+            sys.modules["preflight.cloud_worker"].reap()
 
 
 def _close_unclaimed_worker() -> None:

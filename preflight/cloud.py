@@ -214,9 +214,9 @@ class CloudSession:
                 self._credentials = _resolve_credentials(self.config.cloud)
             return self._credentials
 
-    def close(self) -> None:
+    def close(self, *, wait: bool = True) -> None:
         if self.worker is not None:
-            self.worker.close()
+            self.worker.close(wait=wait)
 
     async def acall(self, product: str, action: str, params: Mapping[str, Any], region: str, method: str = "GET"
                     ) -> dict[str, Any]:
@@ -434,7 +434,7 @@ async def session(context: Context) -> CloudSession:
         return CloudSession(context.config, worker)
 
     async def closer(cloud: CloudSession) -> None:
-        cloud.close()
+        cloud.close(wait=False)  # the worker dies while the reports are written; the command line reaps it
 
     return await context.resources.get("cloud-session", factory, closer)
 

@@ -197,15 +197,31 @@ class CloudWorker:
             _settle(future, error)
         _settle(self._hello, error)
 
-    def close(self) -> None:
-        """End the worker at once. It keeps no state worth saving, and calls still running answer nobody."""
+    def close(self, *, wait: bool = True) -> None:
+        """End the worker at once. It keeps no state worth saving, and calls still running answer nobody.
+
+        With `wait=False` the process is left to die (the kernel takes 10 to 15 ms to tear down its threads and
+        memory) while the caller goes on, for `reap()` to collect later: a run writes its reports meanwhile.
+        """
         with self._lock:
             self._gone = self._gone or CloudError("the cloud SDK worker was closed", code=WORKER_EXITED)
             with contextlib.suppress(OSError):
                 self._stdin.close()
         if self._process.poll() is None:
             self._process.kill()
-        self._process.wait()
+        if wait:
+            self._process.wait()
+        else:
+            _DYING.append(self._process)
+
+
+_DYING: list[subprocess.Popen[bytes]] = []  # workers killed and not waited for yet (close(wait=False))
+
+
+def reap() -> None:
+    """Wait for the workers `close(wait=False)` killed."""
+    while _DYING:
+        _DYING.pop().wait()
 
 
 class _DeferredModule(types.ModuleType):

@@ -120,6 +120,19 @@ def test_a_worker_that_cannot_start_says_why_without_secrets() -> None:
         worker.close()
 
 
+def test_a_worker_closed_without_waiting_dies_while_the_caller_goes_on_and_is_reaped_later() -> None:
+    """A run's worker is killed as its checks end and collected after the reports (cloud_worker.reap)."""
+    from preflight import cloud_worker
+
+    script = "import sys, time; print('{}', flush=True); time.sleep(60)"
+    worker = CloudWorker(argv=[sys.executable, "-c", script])
+    started = time.monotonic()
+    worker.close(wait=False)
+    assert time.monotonic() - started < 1.0 and worker._process in cloud_worker._DYING
+    cloud_worker.reap()
+    assert worker._process.poll() == -signal.SIGKILL and not cloud_worker._DYING
+
+
 def test_a_worker_nobody_claims_is_stopped() -> None:
     cloud.start_worker()
     try:
