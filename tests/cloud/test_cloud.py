@@ -330,23 +330,30 @@ def test_sdk_sessions_load_a_trust_store_only_for_https_and_only_once(monkeypatc
             DaraCore._sessions.pop(key, None)
 
 
-def test_one_zone_tree_serves_every_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
-    """A question per service would be a hundred DescribeZones (and as many DescribeZoneInfo) at once, enough to
-    be throttled in a real account; every zone and its VPCs come from one DescribeZoneVpcTree per run."""
+def run_scaled(services: int, check: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+               capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any], dict[str, int]]:
+    """`--only check` against a healthy world of this many services over three targets: the exit code, the JSON
+    report and the cloud calls the simulator received."""
     from dataclasses import replace
 
     from preflight.simulator.scenarios import scaled_world
 
-    scenario = replace(get_scenario("healthy"), world=scaled_world(105, targets=3))
+    scenario = replace(get_scenario("healthy"), world=scaled_world(services, targets=3))
     with Simulator(scenario, run_scripts=False) as simulator:
         for name, value in simulator.environ().items():
             monkeypatch.setenv(name, value)
         config = tmp_path / "sim.yaml"
         config.write_text(simulator.config_text())
-        code = main(["run", "-c", str(config), "--only", "network.private_dns", "--format", "json", "--no-reports"])
+        code = main(["run", "-c", str(config), "--only", check, "--format", "json", "--no-reports"])
         calls = simulator.stats()["cloud"]
-    report = json.loads(capsys.readouterr().out)
+    return code, json.loads(capsys.readouterr().out), calls
+
+
+def test_one_zone_tree_serves_every_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A question per service would be a hundred DescribeZones (and as many DescribeZoneInfo) at once, enough to
+    be throttled in a real account; every zone and its VPCs come from one DescribeZoneVpcTree per run."""
+    code, report, calls = run_scaled(105, "network.private_dns", tmp_path, monkeypatch, capsys)
     verdicts = [r["status"] for r in report["results"] if r["check"] == "network.private_dns"]
     assert code == 0 and verdicts == ["pass"] * 105
     assert calls["DescribeZoneVpcTree"] == 1 and calls["DescribeZoneRecords"] == 105
@@ -385,19 +392,7 @@ def test_privatelink_asks_each_endpoints_zones_once_for_every_service(tmp_path: 
                                                                       capsys: pytest.CaptureFixture[str]) -> None:
     """The endpoints are listed once and indexed by VPC and service; each service's ENI addresses are asked once
     although the early questions and network.privatelink both need them."""
-    from dataclasses import replace
-
-    from preflight.simulator.scenarios import scaled_world
-
-    scenario = replace(get_scenario("healthy"), world=scaled_world(30, targets=3))
-    with Simulator(scenario, run_scripts=False) as simulator:
-        for name, value in simulator.environ().items():
-            monkeypatch.setenv(name, value)
-        config = tmp_path / "sim.yaml"
-        config.write_text(simulator.config_text())
-        code = main(["run", "-c", str(config), "--only", "network.privatelink", "--format", "json", "--no-reports"])
-        calls = simulator.stats()["cloud"]
-    report = json.loads(capsys.readouterr().out)
+    code, report, calls = run_scaled(30, "network.privatelink", tmp_path, monkeypatch, capsys)
     found = {r["service"]: r["evidence"]["endpoints"] for r in report["results"] if r["check"] == "network.privatelink"}
     assert code == 0 and len(found) == 30
     assert all(len(endpoints) == 1 and endpoints[0]["service"].endswith("." + service)

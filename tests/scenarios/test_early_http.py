@@ -45,17 +45,22 @@ def test_no_request_when_endpoint_http_is_not_part_of_the_run(tmp_path: Path, mo
         assert requests == {}, args
 
 
-def test_the_request_is_sent_while_the_connect_test_is_still_going(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(("observation", "check", "per_service"), [("http", "endpoint.http", 1),
+                                                                    ("models", "auth.key_valid", 2)])
+def test_the_request_is_sent_while_the_connect_test_is_still_going(observation: str, check: str, per_service: int,
+                                                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    """The connect test is held up for 0.3 s; the unauthenticated request must start before it ends."""
+    """The connect test is held up for 0.3 s; the unauthenticated request, and to a DataWorks model domain with a
+    well-formed key the keyed one, must start before it ends, and the check judges that very answer: one
+    unauthenticated request per service, and one keyed when auth.key_valid runs."""
     import asyncio
     import time
 
     from preflight.probe.local import LocalCollector
 
-    real_tcp, real_http = LocalCollector.tcp, LocalCollector.http
+    real_tcp, real_request = LocalCollector.tcp, getattr(LocalCollector, observation)
     tcp_ended: dict[str, float] = {}
-    http_started: dict[str, float] = {}
+    request_started: dict[str, float] = {}
 
     async def slow_tcp(self: LocalCollector, service: object, *args: object, **kwargs: object) -> object:
         found = await real_tcp(self, service, *args, **kwargs)  # type: ignore[arg-type]
@@ -63,50 +68,18 @@ def test_the_request_is_sent_while_the_connect_test_is_still_going(tmp_path: Pat
         tcp_ended[service.name] = time.monotonic()  # type: ignore[attr-defined]
         return found
 
-    async def watched_http(self: LocalCollector, service: object, *args: object, **kwargs: object) -> object:
-        http_started[service.name] = time.monotonic()  # type: ignore[attr-defined]
-        return await real_http(self, service, *args, **kwargs)  # type: ignore[arg-type]
+    async def watched(self: LocalCollector, service: object, *args: object, **kwargs: object) -> object:
+        request_started[service.name] = time.monotonic()  # type: ignore[attr-defined]
+        return await real_request(self, service, *args, **kwargs)
 
     monkeypatch.setattr(LocalCollector, "tcp", slow_tcp)
-    monkeypatch.setattr(LocalCollector, "http", watched_http)
-    code, report, _ = run_against("healthy", ["--only", "endpoint.http"], tmp_path, monkeypatch, capsys)
-    assert code == 0 and set(verdicts(report, "endpoint.http")) == {"pass"}
-    assert http_started and set(http_started) == set(tcp_ended)
-    assert all(http_started[name] < tcp_ended[name] for name in http_started)
-
-
-def test_the_keys_request_is_sent_while_the_connect_test_is_still_going(tmp_path: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch,
-                                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    """To a DataWorks model domain with a well-formed key, GET /v1/models with the key starts with the connect test,
-    and auth.key_valid judges that very answer: one keyed and one unauthenticated request per service."""
-    import asyncio
-    import time
-
-    from preflight.probe.local import LocalCollector
-
-    real_tcp, real_models = LocalCollector.tcp, LocalCollector.models
-    tcp_ended: dict[str, float] = {}
-    models_started: dict[str, float] = {}
-
-    async def slow_tcp(self: LocalCollector, service: object, *args: object, **kwargs: object) -> object:
-        found = await real_tcp(self, service, *args, **kwargs)  # type: ignore[arg-type]
-        await asyncio.sleep(0.3)
-        tcp_ended[service.name] = time.monotonic()  # type: ignore[attr-defined]
-        return found
-
-    async def watched_models(self: LocalCollector, service: object, *args: object, **kwargs: object) -> object:
-        models_started[service.name] = time.monotonic()  # type: ignore[attr-defined]
-        return await real_models(self, service, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(LocalCollector, "tcp", slow_tcp)
-    monkeypatch.setattr(LocalCollector, "models", watched_models)
-    code, report, requests = run_against("healthy", ["--only", "auth.key_valid"], tmp_path, monkeypatch, capsys)
-    accepted = verdicts(report, "auth.key_valid")
-    assert code == 0 and accepted and set(accepted) == {"pass"}
-    assert models_started and set(models_started) == set(tcp_ended)
-    assert all(models_started[name] < tcp_ended[name] for name in models_started)
-    assert requests == {"GET /v1/models": 2 * len(accepted)}
+    monkeypatch.setattr(LocalCollector, observation, watched)
+    code, report, requests = run_against("healthy", ["--only", check], tmp_path, monkeypatch, capsys)
+    judged = verdicts(report, check)
+    assert code == 0 and judged and set(judged) == {"pass"}
+    assert request_started and set(request_started) == set(tcp_ended)
+    assert all(request_started[name] < tcp_ended[name] for name in request_started)
+    assert requests == {"GET /v1/models": per_service * len(judged)}
 
 
 @pytest.mark.parametrize("args", [["--only", "endpoint.http"],
