@@ -155,7 +155,6 @@ class _Cursor:
                 return match
             position = start + 1
 
-
     def _find_back(self, position: int) -> re.Match[str] | None:
         """find() for a shape with a `closing`: from each closing on, the starts at most `reach` before it.
 

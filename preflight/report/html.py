@@ -27,8 +27,8 @@ td.time{white-space:nowrap;text-align:right}.zero{opacity:.45}
 
 def escape(text: str) -> str:
     """Text as element content: &, < and > escaped. Quotes need no entity outside an attribute, and evidence is
-    JSON full of them: with &quot; the page was a third larger, and each quote an & for the last redaction pass
-    to look at."""
+    JSON full of them: with &quot; the page was a seventh larger, and each quote an & for the last redaction
+    pass to look at."""
     return _escape(text, quote=False)
 
 
