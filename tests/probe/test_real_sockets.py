@@ -17,6 +17,7 @@ from preflight.simulator.dns_server import DnsServer
 from preflight.simulator.harness import Simulator
 from preflight.simulator.model_service import ModelService
 from preflight.simulator.scenarios import World, get_scenario
+from tests.probe.test_wire import closed_port, keep_answering
 
 # Timings, and headers that only say when or how the connection was served, differ between any two runs.
 TIMINGS = {"elapsed_ms", "handshake_ms", "ttft_ms", "first_byte_ms", "event_times_ms", "total_ms"}
@@ -194,13 +195,6 @@ def _scenario_names() -> list[str]:
     return sorted(SCENARIOS)
 
 
-def closed_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 def small_config(endpoint: str, dns: str) -> Config:
     return parse_config(f"""\
 region: cn-beijing
@@ -323,16 +317,8 @@ def test_the_handshake_time_is_the_kernels_and_absent_where_there_is_none() -> N
 def test_the_connect_tests_connection_carries_the_first_request() -> None:
     """endpoint.tcp's connection is not closed unused: the unauthenticated request sent alongside it takes it, and
     the keyed one opens the second; the server sees two connections for three observations."""
-    seen: list[int] = []
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        seen.append(1)
-        try:
-            while await reader.readuntil(b"\r\n\r\n"):
-                writer.write(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
+    seen: list[asyncio.StreamWriter] = []
+    serve = keep_answering(seen, b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
 
     async def go() -> dict[str, Any]:
         server = await asyncio.start_server(serve, "127.0.0.1", 0)
@@ -358,11 +344,8 @@ def test_the_connect_tests_connection_carries_the_first_request() -> None:
 
 
 def test_a_refused_connect_test_is_classified_through_the_pool() -> None:
-    closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))
-    port = closed.getsockname()[1]
-    closed.close()
-    service = ServiceConfig(name="qwen", kind="completion", endpoint=f"http://127.0.0.1:{port}", api_key="DW-x")
+    service = ServiceConfig(name="qwen", kind="completion", endpoint=f"http://127.0.0.1:{closed_port()}",
+                            api_key="DW-x")
     found = observe_locally(Config(region="cn-shanghai", targets=()), service, ["dns", "tcp"])
     assert found["tcp"]["connected"] is False and found["tcp"]["error"] == "refused"
     assert found["tcp"]["detail"] == "connection refused (RST): nothing listens"

@@ -16,6 +16,14 @@ Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
 
 
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
 async def with_server(serve: Serve, body: Callable[[int], Awaitable[None]]) -> None:
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -255,10 +263,7 @@ def test_silence_is_a_read_timeout_and_a_closed_port_a_connect_error() -> None:
         assert loop.time() - started < 1.0
 
     asyncio.run(with_server(serve, body))
-    closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))
-    port = closed.getsockname()[1]
-    closed.close()
+    port = closed_port()
 
     async def refused() -> None:
         with pytest.raises(wire.ConnectError) as caught:
@@ -371,12 +376,14 @@ def test_a_head_is_read_with_or_without_its_blank_line() -> None:
     assert wire.Head(b"HTTP/1.0 204 No Content\r\nConnection: keep-alive\r\n").persistent()
 
 
-def keep_answering(connections: list[asyncio.StreamWriter]) -> Serve:
+def keep_answering(connections: list[asyncio.StreamWriter], answer: bytes = OK) -> Serve:
+    """A keep-alive server that answers every request on a connection alike, and records each connection."""
+
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connections.append(writer)
         try:
             while await reader.readuntil(b"\r\n\r\n"):
-                writer.write(OK)
+                writer.write(answer)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             writer.close()
@@ -411,10 +418,7 @@ def test_a_spare_opened_for_the_connect_test_carries_the_first_request() -> None
 
 def test_a_request_waiting_for_a_spare_that_fails_connects_on_its_own() -> None:
     """The request meets the error itself (here: the connect refused), not a hang or a stray exception."""
-    closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))
-    port = closed.getsockname()[1]
-    closed.close()
+    port = closed_port()
 
     async def body() -> None:
         http = pool(port)
