@@ -71,30 +71,29 @@ class _Reader:
         self.buffer += data
         return True
 
+    def _until(self, delimiter: bytes, limit: int, too_long: str, cut: str) -> bytes:
+        """The bytes before `delimiter`, at most `limit` of them; the delimiter is read too, and dropped.
+
+        Bounded whether the delimiter is still to come or arrived in the same read as everything before it.
+        """
+        while True:
+            end = self.buffer.find(delimiter)
+            if 0 <= end <= limit:
+                found, self.buffer = self.buffer[:end], self.buffer[end + len(delimiter):]
+                return found
+            if end > limit or len(self.buffer) > limit:
+                raise RequestsConnectionError(too_long)
+            if not self._more():
+                raise RequestsConnectionError(f"Connection aborted: the server closed the connection {cut}")
+
     def head(self) -> bytes:
         """Up to and including the blank line after the headers."""
-        while True:
-            end = self.buffer.find(b"\r\n\r\n")
-            if 0 <= end <= MAX_HEAD:
-                head, self.buffer = self.buffer[:end + 4], self.buffer[end + 4:]
-                return head
-            if len(self.buffer) > MAX_HEAD:
-                raise RequestsConnectionError(f"the answer's headers exceed {MAX_HEAD} bytes")
-            if not self._more():
-                raise RequestsConnectionError("Connection aborted: the server closed the connection before "
-                                              "the end of the answer's headers")
+        return self._until(b"\r\n\r\n", MAX_HEAD, f"the answer's headers exceed {MAX_HEAD} bytes",
+                           "before the end of the answer's headers") + b"\r\n\r\n"
 
     def line(self) -> bytes:
-        while True:
-            end = self.buffer.find(b"\r\n")
-            if end >= 0:
-                line, self.buffer = self.buffer[:end], self.buffer[end + 2:]
-                return line
-            if len(self.buffer) > MAX_LINE:
-                raise RequestsConnectionError(f"a chunk-size line exceeds {MAX_LINE} bytes")
-            if not self._more():
-                raise RequestsConnectionError("Connection aborted: the server closed the connection within a "
-                                              "chunked body")
+        """A chunk-size or trailer line, without its CRLF."""
+        return self._until(b"\r\n", MAX_LINE, f"a chunk-size line exceeds {MAX_LINE} bytes", "within a chunked body")
 
     def exactly(self, length: int) -> bytes:
         if length > MAX_BODY:

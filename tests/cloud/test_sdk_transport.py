@@ -201,6 +201,9 @@ def test_a_refused_connection_is_a_connection_error() -> None:
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "invalid chunk size"),
     (b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 4\r\n\r\nnope", "failed to decode"),
     (b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * 70000 + b"\r\n\r\n", "exceed"),
+    # A chunk-size line past the bound, its CRLF in the same read: bounded all the same.
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"0" * 9000 + b"2\r\nok\r\n0\r\n\r\n",
+     "chunk-size line exceeds"),
     (b"HTTP/1.1 101 Switching Protocols\r\n\r\n", "switched protocols"),
 ])
 def test_a_broken_answer_is_a_connection_error_that_says_why(answer: bytes, message: str) -> None:
