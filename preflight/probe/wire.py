@@ -210,12 +210,12 @@ class _Connection:
         protocol = self.protocol
         while True:
             end = protocol.buffer.find(b"\n")
-            if end >= 0:
+            if 0 <= end <= MAX_LINE:  # a longer line is refused even when its end came in the same read
                 found = bytes(protocol.buffer[:end]).rstrip(b"\r")
                 del protocol.buffer[:end + 1]
                 protocol.consumed()
                 return found
-            if len(protocol.buffer) > MAX_LINE:
+            if end > MAX_LINE or len(protocol.buffer) > MAX_LINE:
                 raise ProtocolError(f"a line of the chunked body is longer than {MAX_LINE // 1024} KiB")
             if not await self.more():
                 raise _lost(protocol.error, "in the middle of the chunked body")
@@ -226,12 +226,12 @@ class _Connection:
         searched = 0
         while True:
             match = _BLANK_LINE.search(protocol.buffer, max(0, searched - 3))
-            if match is not None:
+            if match is not None and match.start() <= MAX_HEAD:  # a longer head is refused even if it came at once
                 found = bytes(protocol.buffer[:match.start()])
                 del protocol.buffer[:match.end()]
                 protocol.consumed()
                 return found
-            if len(protocol.buffer) > MAX_HEAD:
+            if match is not None or len(protocol.buffer) > MAX_HEAD:
                 raise ProtocolError(f"the answer's status line and headers exceed {MAX_HEAD // 1024} KiB")
             searched = len(protocol.buffer)
             if not await self.more():

@@ -151,6 +151,11 @@ def test_status_reason_and_headers_are_read_with_repeated_headers_joined() -> No
     (b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 9\r\n\r\nnot gzip!", "does not decode"),
     (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", "switched protocols"),
     (b"HTTP/1.1 200 OK\r\nX-Big: " + b"x" * (wire.MAX_HEAD + 10), "exceed 64 KiB"),
+    # Past the bounds with their ends in the same read: refused all the same.
+    (b"HTTP/1.1 200 OK\r\nX-Big: " + b"x" * (wire.MAX_HEAD + 10) + b"\r\nContent-Length: 0\r\n\r\n",
+     "exceed 64 KiB"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"0" * (wire.MAX_LINE + 10) + b"2\r\nok\r\n0\r\n\r\n",
+     "longer than 8 KiB"),
     (b"HTTP/1.1 200 OK\r\nContent-", "in the middle of the headers"),
     (b"", "without answering"),
 ])
