@@ -87,9 +87,9 @@ class _Reader:
                 raise RequestsConnectionError(f"Connection aborted: the server closed the connection {cut}")
 
     def head(self) -> bytes:
-        """Up to and including the blank line after the headers."""
+        """The status line and headers, up to the blank line after them (read, and dropped, as wire's own)."""
         return self._until(b"\r\n\r\n", MAX_HEAD, f"the answer's headers exceed {MAX_HEAD} bytes",
-                           "before the end of the answer's headers") + b"\r\n\r\n"
+                           "before the end of the answer's headers")
 
     def line(self) -> bytes:
         """A chunk-size or trailer line, without its CRLF."""
