@@ -174,18 +174,14 @@ class _TargetRun:
             if self.waiting[waiting] == 0:
                 self.start(check, service)
 
-    def dependency_future(self, dependency: str, service: ServiceConfig | None) -> asyncio.Future[CheckResult]:
-        own = (dependency, service.name if service else None)
-        return self.futures.get(own) or self.futures[(dependency, None)]
-
     async def execute(self, check: Check, service: ServiceConfig | None) -> None:
         runner = self.runner
         service_name = service.name if service else None
         future = self.futures[(check.id, service_name)]
         origin = runner.options.origin
         try:
-            dependencies = {dep: await self.dependency_future(dep, service) for dep in check.depends_on
-                            if (dep, service_name) in self.futures or (dep, None) in self.futures}
+            # Settled before this task started (_settled): awaiting a done future does not suspend.
+            dependencies = {key[0]: await self.futures[key] for key in self.dependency_keys(check, service)}
             result = await self.evaluate(check, service, dependencies, origin)
         except BaseException as exc:  # the graph must settle even when the runner itself is cancelled
             now = time.monotonic()
