@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from html import escape
 
 from preflight.model import CheckResult, RunReport, Status
 from preflight.report.base import Pieces, ReportFormat
@@ -46,17 +47,13 @@ def _attribute(value: str) -> str:
             .replace("\r", "&#13;").replace("\n", "&#10;").replace("\t", "&#09;"))
 
 
-def _text(value: str) -> str:
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _attributes(attributes: dict[str, str]) -> str:
     """` key="value"` for each attribute, in order, as ElementTree writes them."""
     return "".join(f' {key}="{_attribute(value)}"' for key, value in attributes.items())
 
 
 def _element(name: str, attributes: dict[str, str], text: str) -> str:
-    return f"<{name}{_attributes(attributes)}>{_text(text)}</{name}>"
+    return f"<{name}{_attributes(attributes)}>{escape(text, quote=False)}</{name}>"
 
 
 class JunitFormat(ReportFormat):
