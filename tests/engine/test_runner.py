@@ -172,25 +172,6 @@ def test_the_reports_platform_is_found_without_a_subprocess(monkeypatch: pytest.
     assert info["python"] == platform.python_version()
 
 
-def test_running_never_formats_the_runs_result() -> None:
-    """asyncio.run's SIGINT bookkeeping formats its main task, result included: 85 ms for a 100-service report."""
-    from preflight import aio
-
-    class Report:
-        formatted = 0
-
-        def __repr__(self) -> str:
-            Report.formatted += 1
-            return "Report()"
-
-    async def main() -> Report:
-        await asyncio.sleep(0)
-        return Report()
-
-    result = aio.run(main())
-    assert isinstance(result, Report) and Report.formatted == 0
-
-
 def test_a_shared_answer_or_failure_reaches_every_asker_and_one_cancelled_asker_stops_nobody() -> None:
     from preflight.context import Resources
 
