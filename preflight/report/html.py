@@ -11,6 +11,9 @@ from preflight.report.json import fields
 
 COLOURS = {"pass": "#2e7d32", "warn": "#ef8c00", "fail": "#c62828", "skip": "#757575", "error": "#6a1b9a"}
 QUEUE_COLOUR = "#cfd8dc"
+# The same column widths in every subject's table, so that a page of them reads as one.
+COLUMNS = ('<colgroup><col style="width:5.5em"><col style="width:22%"><col><col style="width:11em">'
+           '<col style="width:8.5em"></colgroup>')
 STYLE = """
 *{box-sizing:border-box}
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;background:#f6f7f9;color:#1c1e21}
@@ -19,8 +22,9 @@ header dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin
 header dt{color:#9ca3af}header dd{margin:0;overflow-wrap:anywhere}header code{background:#374151;color:#fff}
 main{padding:18px 28px}section{background:#fff;border:1px solid #e3e6ea;border-radius:8px;
 padding:14px 18px;margin:0 0 18px;overflow-x:auto}h2{font-size:17px;margin:0 0 10px}h3{font-size:15px;margin:14px 0 6px}
-table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:5px 8px;border-bottom:1px solid #eef0f2;
-vertical-align:top}th{font-size:12px;color:#5f6b7a;text-transform:uppercase}td.check{min-width:16em}
+table{border-collapse:collapse;width:100%;table-layout:fixed}
+td,th{text-align:left;padding:5px 8px;border-bottom:1px solid #eef0f2;vertical-align:top}
+th{font-size:12px;color:#5f6b7a;text-transform:uppercase}td{overflow-wrap:anywhere}
 .title{color:#5f6b7a;font-size:12px}.badge{display:inline-block;border-radius:10px;padding:1px 8px;color:#fff;
 font-size:12px;font-weight:600}.counts span{margin-right:14px}.fix{border-left:4px solid #c62828;background:#fff5f5}
 .cause{margin:0 0 12px}.cause h3{margin:0 0 4px}.cause p{margin:2px 0}.affects{color:#5f6b7a}
@@ -156,7 +160,8 @@ class HtmlFormat(ReportFormat):
                 + "".join(f"<p>{escape(note)}</p>" for note in run.notes) + "</section>"]
         causes = root_causes(run)
         if causes:
-            body.append('<section class="fix"><h2>Fix first</h2>' + "".join(_cause(c) for c in causes)
+            count = "" if len(causes) == 1 else f": {len(causes)} root causes"
+            body.append(f'<section class="fix"><h2>Fix first{count}</h2>' + "".join(_cause(c) for c in causes)
                         + "</section>")
         groups = run.by_subject()
         for target in dict.fromkeys(r.target for r in run.results):
@@ -165,8 +170,8 @@ class HtmlFormat(ReportFormat):
                 if results[0].target != target:
                     continue
                 rows = "".join(_row(result) for result in results)
-                body.append(f"<h3>{escape(subject)}</h3><table><tr><th>status</th><th>check</th><th>result</th>"
-                            f"<th>origin</th><th>time</th></tr>{rows}</table>" + waterfall(results))
+                body.append(f"<h3>{escape(subject)}</h3><table>{COLUMNS}<tr><th>status</th><th>check</th>"
+                            f"<th>result</th><th>origin</th><th>time</th></tr>{rows}</table>" + waterfall(results))
             body.append("</section>")
         return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                 '<meta name="viewport" content="width=device-width, initial-scale=1">'

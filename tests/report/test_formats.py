@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from html.parser import HTMLParser
@@ -163,3 +164,110 @@ def test_junit_attributes_and_text_carry_markup_quotes_and_line_breaks() -> None
     failure = root.find("testsuite/testcase/failure")
     assert failure is not None and failure.get("message") == tricky
     assert failure.text is not None and failure.text.startswith("Fix: " + tricky.replace("\r", "\n"))
+
+
+def header_sample() -> RunReport:
+    base = sample()
+    results = tuple(dataclasses.replace(r, timings=Timings(r.timings.start_ms, r.timings.duration_ms,
+                                                           max(0.0, r.timings.start_ms - 12)))
+                    for r in base.results)
+    return RunReport(tool={**TOOL, "host": "build-7"}, started_at=base.started_at, duration_ms=base.duration_ms,
+                     results=results, config_path="p.yaml", notes=base.notes,
+                     argv=("preflight", "run", "-c", "p.yaml", "--report-dir", "/tmp/[REDACTED]"),
+                     targets=({"name": "prod", "region": "cn-beijing", "workspace": "123456",
+                               "resource_group": "Serverless_res_group_1"},
+                              {"name": "dev", "region": "cn-shanghai", "workspace": None, "resource_group": None}))
+
+
+def test_junit_is_exact() -> None:
+    from preflight.report.junit import JunitFormat
+
+    run = RunReport(tool=TOOL, started_at="2026-11-24T10:00:00+00:00", duration_ms=50.0, results=(
+        result("endpoint.dns", Status.PASS, "resolves", duration=2.0),
+        result("auth.key_valid", Status.FAIL, "HTTP 401 <refused>", duration=40.0, remediation="Check the key.",
+               evidence={"status": 401}, docs="https://example.com/key"),
+        result("inference.chat", Status.SKIP, "blocked: auth.key_valid is fail", duration=0.0,
+               blocked_by=("auth.key_valid",)),
+    ))
+    assert JunitFormat().render(run) == (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<testsuites name="dw-preflight" time="0.050" tests="3" failures="1" errors="0" skipped="1">\n'
+        '  <testsuite name="prod/qwen" timestamp="2026-11-24T10:00:00+00:00" time="0.042" tests="3" failures="1" '
+        'errors="0" skipped="1">\n'
+        '    <testcase classname="prod.qwen" name="endpoint.dns" time="0.002">\n'
+        "      <system-out>pass: resolves</system-out>\n"
+        "    </testcase>\n"
+        '    <testcase classname="prod.qwen" name="auth.key_valid" time="0.040">\n'
+        '      <failure message="HTTP 401 &lt;refused&gt;" type="fail">Fix: Check the key.\n'
+        'Evidence: {"status": 401}\n'
+        "Docs: https://example.com/key\n"
+        "Origin: local</failure>\n"
+        "    </testcase>\n"
+        '    <testcase classname="prod.qwen" name="inference.chat" time="0.000">\n'
+        '      <skipped message="blocked: auth.key_valid is fail">blocked: auth.key_valid is fail</skipped>\n'
+        "    </testcase>\n"
+        "  </testsuite>\n"
+        "</testsuites>\n")
+
+
+def test_html_header_names_the_command_host_scope_and_time() -> None:
+    page = HtmlFormat().render(header_sample())
+    assert ("<dl><dt>Command</dt><dd><code>preflight run -c p.yaml --report-dir /tmp/[REDACTED]</code></dd>"
+            "<dt>Host</dt><dd>build-7</dd><dt>Started</dt><dd>2026-11-24T10:00:00+00:00</dd>"
+            "<dt>Duration</dt><dd>0.81 s</dd><dt>Regions</dt><dd>cn-beijing, cn-shanghai</dd>"
+            "<dt>Workspaces</dt><dd>123456</dd><dt>Resource groups</dt><dd>Serverless_res_group_1</dd>"
+            "<dt>Config</dt><dd>p.yaml</dd>") in page
+    assert "max-width:1200px" not in page and "@media print{" in page
+    assert "details::details-content{content-visibility:visible" in page  # print expands the evidence
+
+
+def test_html_rows_link_docs_once_say_blocked_once_and_show_queue_time_apart() -> None:
+    page = HtmlFormat().render(header_sample())
+    failed = ('<tr><td><span class="badge" style="background:#c62828">fail</span></td><td class="check">'
+              '<code>auth.key_valid</code><div class="title">Auth.Key_Valid</div></td>'
+              "<td>HTTP 401: the service refused the key<div><b>Fix:</b> Check the key.</div>")
+    assert failed in page
+    skipped = page[page.index("<code>inference.completion</code>"):]
+    skipped = skipped[:skipped.index("</tr>")]
+    assert skipped.count("blocked") == 1 and "Blocked by" not in page
+    assert '<td class="time">40 ms<div class="queue">+5 ms queued</div></td>' in page
+    docs = sample().results[2]
+    linked = HtmlFormat().render(RunReport(tool=TOOL, started_at="now", duration_ms=1.0, results=(
+        CheckResult(docs.check, docs.title, docs.target, docs.service, docs.status, docs.summary,
+                    docs="https://example.com/key"),)))
+    assert linked.count('href="https://example.com/key"') == 2  # in its row's title and in "Fix first", once each
+    assert ">docs<" not in linked
+
+
+def test_html_fix_first_groups_a_root_cause_with_every_subject() -> None:
+    shared = tuple(result("network.model_allowlist", Status.FAIL, "first VPC vpc-1 is not allowed", service=name,
+                          remediation="Allow vpc-1.") for name in ("a", "b", "c"))
+    page = HtmlFormat().render(RunReport(tool=TOOL, started_at="now", duration_ms=1.0, results=shared))
+    assert '<p class="affects">3 services: prod/a, prod/b, prod/c (local)</p>' in page
+    assert page.count('<div class="cause">') == 1
+
+
+def test_json_report_carries_argv_targets_and_queue_time_and_validates() -> None:
+    schema = json.loads(resources.files("preflight.report").joinpath("schema.json").read_text())
+    document = json.loads(JsonFormat().render(header_sample()))
+    jsonschema.validate(document, schema)
+    assert document["argv"] == ["preflight", "run", "-c", "p.yaml", "--report-dir", "/tmp/[REDACTED]"]
+    assert document["targets"][1] == {"name": "dev", "region": "cn-shanghai", "workspace": None,
+                                      "resource_group": None}
+    assert document["results"][2]["timings"] == {"start_ms": 5.0, "duration_ms": 40.0, "queued_ms": 5.0}
+    assert document["tool"]["host"] == "build-7"
+
+
+def test_a_demo_run_records_its_command_line_masked_in_every_format(tmp_path: Path) -> None:
+    from preflight.cli import main
+
+    secret = "DW-typed0into0the0command0line0x"
+    reports = tmp_path / secret
+    assert main(["demo", "--report-dir", str(reports), "--format", "json", "--only", "config.valid"]) == 0
+    document = json.loads((reports / "report.json").read_text(encoding="utf-8"))
+    jsonschema.validate(document, json.loads(resources.files("preflight.report").joinpath("schema.json").read_text()))
+    assert document["argv"][:2] == ["preflight", "demo"] and document["argv"][3].endswith("[REDACTED]")
+    assert document["targets"][0]["region"] == "cn-beijing"
+    for path in reports.iterdir():
+        assert secret not in path.read_text(encoding="utf-8"), path.name
+    assert "preflight demo --report-dir" in (reports / "report.html").read_text(encoding="utf-8")
