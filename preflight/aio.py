@@ -13,10 +13,8 @@ T = TypeVar("T")
 async def within(awaitable: Awaitable[T], seconds: float) -> T:
     """`asyncio.wait_for(awaitable, seconds)`, raising asyncio.TimeoutError the same way.
 
-    `wait_for` wraps a coroutine in a new task and waits for that. A 100-service run awaits about 3,000
-    things with a deadline (every check, every request, every response body), and the task and its scheduling
-    were a visible share of its CPU. From Python 3.11 the coroutine runs in the caller's own task under
-    `asyncio.timeout`; on 3.10 this is `wait_for`.
+    `wait_for` wraps a coroutine in a new task; from Python 3.11 the coroutine runs in the caller's own task
+    under `asyncio.timeout` instead. On 3.10 this is `wait_for`.
     """
     if sys.version_info >= (3, 11):
         async with asyncio.timeout(seconds):

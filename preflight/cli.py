@@ -46,10 +46,8 @@ def _terminal_columns() -> int:
 
 
 class _Formatter(argparse.HelpFormatter):
-    """argparse's help layout, without importing shutil (and with it bz2 and lzma) to learn the terminal's width.
-
-    argparse makes a formatter for every argument it adds, and the import was 4 ms of every command's start.
-    """
+    """argparse's help layout, without importing shutil (and with it bz2 and lzma) to learn the terminal's width:
+    argparse makes a formatter for every argument it adds, at every command's start."""
 
     def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
                  width: int | None = None) -> None:

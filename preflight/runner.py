@@ -135,8 +135,7 @@ class _TargetRun:
         """A future per check and subject, in report order; the checks without dependencies start now.
 
         A check's task starts when its last dependency settles (`_settled`), not before: a task started early
-        only waits, and starting 1,500 of them at once (100 services) kept the event loop from the first DNS
-        query for as long as that took.
+        only waits, and the time it becomes ready is the start of its queue time.
         """
         loop = asyncio.get_running_loop()
         planned: list[tuple[Check, ServiceConfig | None]] = []
