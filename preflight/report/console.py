@@ -127,11 +127,11 @@ def table(report: RunReport) -> list[tuple[str, list[Row]]]:
             which = "" if len(found) == len(services) else f" ({', '.join(r.service or '' for r in found)})"
             rows.append(_row(found[0], f"{count_of(found)}{which}: {found[0].check}"))
         if rows:
-            blocks.append((target, rows))
+            blocks.append((terminal_text(target), rows))
         for results in services:
             kept = [_row(result) for result in results if (result.check, result.status) not in grouped]
             if kept:
-                blocks.append((results[0].subject, kept))
+                blocks.append((terminal_text(results[0].subject), kept))
     return blocks
 
 
@@ -183,7 +183,7 @@ def render_final(report: RunReport, out: TextIO, *, color: bool) -> None:
     width = max([CHECK_WIDTH, *(len(row[1]) for _, rows in blocks for row in rows)])
     lines: list[str] = []
     for heading, rows in blocks:
-        lines.append(terminal_text(heading))
+        lines.append(heading)
         for status, label, text, origin in rows:
             lines.append(f"  {MARKS[status]}  {label:<{width}} {text}" + (f" [{origin}]" if show_origin else ""))
     lines += _closing(report)

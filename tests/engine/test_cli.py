@@ -210,3 +210,14 @@ def test_help_is_wrapped_to_the_terminal_width(monkeypatch: pytest.MonkeyPatch, 
     lines = [line for line in build_parser().format_help().splitlines() if "{run," not in line]
     assert max(len(line) for line in lines) <= int(columns) - 2
     assert max(len(line) for line in lines) > int(columns) - 20  # the width is used, not a narrower default
+
+
+def test_color_always_draws_rich_table_and_piped_output_is_plain(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--no-reports", "--only", "endpoint.url", "--color", "always"]) == 0
+    drawn = capsys.readouterr().out
+    assert "\x1b[" in drawn and "─" in drawn and "endpoint.url" in drawn
+    assert main(["demo", "--no-reports", "--only", "endpoint.url"]) == 0
+    plain = capsys.readouterr()
+    assert "\x1b[" not in plain.out and "  PASS  endpoint.url" in plain.out
+    assert plain.err == "4 checks finished: 4 pass\n"  # a healthy run's progress is its count alone
