@@ -8,20 +8,16 @@ import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TextIO
 
 from preflight import __version__
 from preflight.entry import cloud_likely
 from preflight.errors import EXIT_BROKEN, EXIT_FAILED, EXIT_OK, EXIT_READER_GONE, EXIT_USAGE, PreflightError
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (README, Start-up)
 if TYPE_CHECKING:
-    from typing import Any, TextIO
-
     from preflight.config import Config
-    from preflight.model import CheckResult, RunReport
-    from preflight.registry import Check, Registry
-    from preflight.report.base import Pieces
-    from preflight.runner import Progress
+    from preflight.model import RunReport
+    from preflight.registry import Registry
 
 # The names of redact.SECRET_ENVIRONMENT, without importing the redactor to learn them (a test holds them equal).
 SECRET_VARIABLES = ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN")
@@ -50,10 +46,8 @@ def _terminal_columns() -> int:
 
 
 class _Formatter(argparse.HelpFormatter):
-    """argparse's help layout, without importing shutil (and with it bz2 and lzma) to learn the terminal's width.
-
-    argparse makes a formatter for every argument it adds, and the import was 4 ms of every command's start.
-    """
+    """argparse's help layout, without importing shutil (and with it bz2 and lzma) to learn the terminal's width:
+    argparse makes a formatter for every argument it adds, at every command's start."""
 
     def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
                  width: int | None = None) -> None:
@@ -232,6 +226,7 @@ def _main(args_list: list[str]) -> int:
             build_parser().print_help()
             return EXIT_USAGE
         handler = _COMMANDS[args.command]
+        args.command_line = tuple(args_list)
         # Before any command can print: an AccessKey secret or STS token in the environment is masked everywhere.
         # With none set there is nothing to register, and a command that never masks anything (`list`) does
         # without the redactor's import.
@@ -277,13 +272,7 @@ def console() -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         code = _reader_gone()
-    with contextlib.suppress(OSError, ValueError):
-        sys.stderr.flush()
-    # Interpreter teardown would free every object of the run one by one and collect the heap: 20 to 30 ms after
-    # a 100-service run, for memory the OS takes back at once. Nothing is left to do: the report files are
-    # closed, the SDK worker is stopped and both standard streams are flushed. The atexit handlers libraries
-    # register (joining idle executor threads, stopping a credential refresher) would only wait on threads.
-    os._exit(code)
+    sys.exit(code)
 
 
 # --- commands ----------------------------------------------------------------------------------------
@@ -337,15 +326,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] = (),
             stdout: TextIO | None = None, collected: Any = None) -> int:
     """Run a loaded config with the output options of `run`/`demo`, write reports, return the exit code."""
+    import asyncio
+    import dataclasses
+    import time
     from pathlib import Path
 
-    from preflight.redact import register_environment, register_secrets
+    from preflight.redact import REDACTOR, register_environment, register_secrets
     from preflight.runner import Runner, RunOptions, Selection
 
     out = stdout or sys.stdout
     if args.ca_bundle:
-        import dataclasses
-
         if not Path(args.ca_bundle).is_file():
             from preflight.errors import UsageError
 
@@ -373,9 +363,6 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
     else:
         _close_unclaimed_worker()  # started on a guess that this run would need the cloud
     progress = _progress(args, config, registry, selection)
-    import time
-
-    from preflight import aio
 
     from_group = getattr(args, "origin", "local") == "resource-group"
     if from_group:
@@ -395,42 +382,19 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
         options = RunOptions(timeout_s=args.timeout, concurrency=args.concurrency,
                              token_budget=args.max_tokens_budget, notes=notes + config.warnings,
                              observations=found.observations if found is not None else None,
-                             observation_origins=found.origins if found is not None else {})
-        watching = _Pieced(progress, pieces) if pieces is not None else progress
-        runner = Runner(config, registry, selection, options, watching)
-        return await runner.run()
+                             observation_origins=found.origins if found is not None else {}, argv=argv)
+        return await Runner(config, registry, selection, options, progress).run()
 
-    from preflight.gcpolicy import collecting_rarely
-    from preflight.report.base import Pieces
-
-    # The results' pieces of the report files are rendered while the run waits on the network (Pieces).
-    pieces = Pieces() if not args.no_reports or args.format == "json" else None
-    with collecting_rarely():
-        try:
-            report = aio.run(go(), idle=pieces)
-        finally:
-            _close_unclaimed_worker()
-            close = getattr(progress, "close", None)
-            if close is not None:
-                close()
-        return _finish(report, args, out, pieces)
-
-
-class _Pieced:
-    """The run's progress (if any), which also hands every finished result to the report pieces."""
-
-    def __init__(self, progress: Progress | None, pieces: Pieces) -> None:
-        self.progress = progress
-        self.pieces = pieces
-
-    def started(self, check: Check, target: str, service: str | None) -> None:
-        if self.progress is not None:
-            self.progress.started(check, target, service)
-
-    def finished(self, result: CheckResult) -> None:
-        self.pieces.add(result)
-        if self.progress is not None:
-            self.progress.finished(result)
+    # The command line as the report's header shows it: a secret typed into it is masked like any other.
+    argv = tuple(REDACTOR.text(arg) for arg in ("preflight", *getattr(args, "command_line", ())))
+    try:
+        report = asyncio.run(go())
+    finally:
+        _close_unclaimed_worker()
+        close = getattr(progress, "close", None)
+        if close is not None:
+            close()
+    return _finish(report, args, out)
 
 
 def _stage_to_stderr(subject: str, message: str) -> None:
@@ -453,7 +417,7 @@ def _progress(args: argparse.Namespace, config: Config, registry: Registry, sele
     return LiveConsole(sys.stderr, plain=plain, total=total)
 
 
-def _finish(report: RunReport, args: argparse.Namespace, out: TextIO, pieces: Pieces | None = None) -> int:
+def _finish(report: RunReport, args: argparse.Namespace, out: TextIO) -> int:
     from pathlib import Path
 
     from preflight.model import Status
@@ -462,7 +426,7 @@ def _finish(report: RunReport, args: argparse.Namespace, out: TextIO, pieces: Pi
     if not args.no_reports:
         from preflight.report import write_reports
 
-        written = write_reports(report, Path(args.report_dir), pieces=pieces)
+        written = write_reports(report, Path(args.report_dir))
     else:
         written = []
     if args.format == "json":
@@ -470,7 +434,7 @@ def _finish(report: RunReport, args: argparse.Namespace, out: TextIO, pieces: Pi
 
         saved = next((path for path in written if path.name == JsonFormat.filename), None)
         # The report.json just written is this very text, rendered and redacted: print it rather than redo both.
-        out.write(saved.read_text(encoding="utf-8") if saved else redact(JsonFormat().render(report, pieces)))
+        out.write(saved.read_text(encoding="utf-8") if saved else redact(JsonFormat().render(report)))
     else:
         from preflight.report.console import render_final
 

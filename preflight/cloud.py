@@ -6,9 +6,9 @@ import contextlib
 import functools
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from preflight.errors import CloudError
-from preflight.model import Record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (README, Start-up)
 if TYPE_CHECKING:
@@ -20,17 +20,14 @@ if TYPE_CHECKING:
     from preflight.context import Context
 
 
-class Product(Record):
+@dataclass(frozen=True, slots=True)
+class Product:
     """One OpenAPI product: its version, default endpoint pattern and SDK package (for the optional extra)."""
 
-    __slots__ = ("endpoint", "name", "package", "version")
     name: str
     version: str
     endpoint: str
-    package: str | None
-
-    def __init__(self, name: str, version: str, endpoint: str, package: str | None = None) -> None:
-        self._init(name=name, version=version, endpoint=endpoint, package=package)
+    package: str | None = None
 
 
 PRODUCTS = {
@@ -152,15 +149,12 @@ def extra_installed(product: str) -> bool:
         return False
 
 
-class Identity(Record):
+@dataclass(frozen=True, slots=True)
+class Identity:
     """Where the credentials came from, safe to show: provider name and masked AccessKey id."""
 
-    __slots__ = ("access_key_id", "provider")
     provider: str
     access_key_id: str
-
-    def __init__(self, provider: str, access_key_id: str) -> None:
-        self._init(provider=provider, access_key_id=access_key_id)
 
     @property
     def source(self) -> str:

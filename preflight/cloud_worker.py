@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import IO, TYPE_CHECKING, Any
 
-from preflight import gcpolicy, workerproc
+from preflight import workerproc
 from preflight.errors import WORKER_ERROR, WORKER_EXITED, CloudError
 
 if TYPE_CHECKING:
@@ -336,8 +336,6 @@ def main() -> int:
         with write_lock:
             channel.write(line)
 
-    # The SDK's own modules are frozen out of collections by _import_sdk.
-    gcpolicy.for_a_process_of_one_run()
     _import_sdk()
     from preflight.cloud import MAX_CALLS_IN_FLIGHT, CloudSession
     from preflight.config import CloudConfig, Config

@@ -89,9 +89,8 @@ SHAPE_KINDS = frozenset(shape.kind for shape in _SHAPES)
 def _patterns() -> tuple[tuple[re.Pattern[str], ...], re.Pattern[str]]:
     """The shapes' patterns, in _SHAPES' order, and the search for any trigger: compiled when first needed.
 
-    Compiling them takes 5 to 10 ms, which every command would pay at its start (`preflight list` too) although
-    most never mask a shape. Most text holds none of the triggers: one search of its lowercased form says so, and
-    the shapes are skipped.
+    Compiled on first use, so that a command that never masks a shape (`preflight list`) does not pay for it.
+    Most text holds none of the triggers: one search of its lowercased form says so, and the shapes are skipped.
     """
     any_trigger = "|".join(sorted({re.escape(trigger.lower()) for shape in _SHAPES for trigger in shape.triggers},
                                   key=len, reverse=True))
@@ -100,7 +99,7 @@ def _patterns() -> tuple[tuple[re.Pattern[str], ...], re.Pattern[str]]:
 
 _PREFIX = 3  # registered secrets are grouped by their first characters (they are at least 4 long)
 # A searched shape's triggers are tried one by one up to this many in a text (a JSON report has a handful of ?
-# and no &; the regex search would cost 10 ms a megabyte), and searched for beyond it (an HTML page's entities).
+# and no &, where a regex search of the whole text costs more), and searched for beyond it (an HTML page's entities).
 _SEARCH_FROM = 256
 # From this length, the registered secrets present in a text are found from the places their first characters
 # occur rather than by one substring search of the whole text each (a hundred keys that all start with DW-).

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
-import importlib
-import os
-import sys
+import inspect
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from preflight.errors import RegistryError
-from preflight.model import Outcome, Record
+from preflight.model import Outcome
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (README, Start-up)
 if TYPE_CHECKING:
-    from typing import Any
+    from importlib.metadata import EntryPoint
 
     from preflight.context import Context
 
@@ -22,55 +22,30 @@ PLANES = ("-", "control", "network", "data")
 SCOPES = ("target", "service")
 
 CheckFunction = Callable[["Context"], Awaitable[Outcome]]
-_CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect at start-up
 
 
-class Check(Record):
+@dataclass(frozen=True, slots=True)
+class Check:
     """A check: a stable dotted id, what it depends on, and an async function of a context."""
 
-    __slots__ = (
-        "depends_on",
-        "docs",
-        "failure_means",
-        "fix",
-        "how",
-        "id",
-        "pack",
-        "plane",
-        "proves",
-        "run",
-        "scope",
-        "tags",
-        "timeout_s",
-        "title",
-    )
-    _hidden = ("run",)
     id: str
     title: str
-    run: CheckFunction
-    depends_on: tuple[str, ...]
-    plane: str
-    scope: str
-    tags: tuple[str, ...]
-    timeout_s: float
-    docs: str
-    proves: str
-    how: str
-    failure_means: str
-    fix: str
-    pack: str
-
-    def __init__(self, id: str, title: str, run: CheckFunction, depends_on: tuple[str, ...] = (), plane: str = "-",
-                 scope: str = "service", tags: tuple[str, ...] = (), timeout_s: float = 30.0, docs: str = "",
-                 proves: str = "", how: str = "", failure_means: str = "", fix: str = "", pack: str = "") -> None:
-        self._init(id=id, title=title, run=run, depends_on=depends_on, plane=plane, scope=scope, tags=tags,
-                   timeout_s=timeout_s, docs=docs, proves=proves, how=how, failure_means=failure_means, fix=fix,
-                   pack=pack)
+    run: CheckFunction = field(compare=False, repr=False)
+    depends_on: tuple[str, ...] = ()
+    plane: str = "-"
+    scope: str = "service"
+    tags: tuple[str, ...] = ()
+    timeout_s: float = 30.0
+    docs: str = ""
+    proves: str = ""
+    how: str = ""
+    failure_means: str = ""
+    fix: str = ""
+    pack: str = ""
 
     def in_pack(self, pack: str) -> Check:
         """This check, credited to `pack`."""
-        return Check(self.id, self.title, self.run, self.depends_on, self.plane, self.scope, self.tags, self.timeout_s,
-                     self.docs, self.proves, self.how, self.failure_means, self.fix, pack)
+        return dataclasses.replace(self, pack=pack)
 
     def describe(self) -> dict[str, Any]:
         """The public, JSON-ready description used by `preflight list` and `explain`."""
@@ -88,7 +63,7 @@ def check(id: str, title: str, *, depends_on: Sequence[str] = (), plane: str = "
     """Turn an async function of a context into a Check."""
 
     def wrap(function: CheckFunction) -> Check:
-        if not function.__code__.co_flags & _CO_COROUTINE:
+        if not inspect.iscoroutinefunction(function):
             raise RegistryError(f"check {id}: {function.__qualname__} must be 'async def'")
         return Check(id=id, title=title, run=function, depends_on=tuple(depends_on), plane=plane, scope=scope,
                      tags=tuple(tags), timeout_s=timeout_s, docs=docs, proves=proves, how=how,
@@ -97,100 +72,36 @@ def check(id: str, title: str, *, depends_on: Sequence[str] = (), plane: str = "
     return wrap
 
 
-class PackEntryPoint(Record):
-    """One `preflight.checks` entry point as found on disk: `name = module:attribute`."""
-
-    __slots__ = ("distribution", "name", "value")
-    name: str
-    value: str
-    distribution: str
-
-    def __init__(self, name: str, value: str, distribution: str) -> None:
-        self._init(name=name, value=value, distribution=distribution)
-
-    def load(self) -> Any:
-        module_name, _, attribute = self.value.partition(":")
-        target: Any = importlib.import_module(module_name.strip())
-        for part in filter(None, attribute.strip().split(".")):
-            target = getattr(target, part)
-        return target
-
-
-class LoadedPack(Record):
+@dataclass(frozen=True, slots=True)
+class LoadedPack:
     """One entry point and the checks it yielded."""
 
-    __slots__ = ("checks", "distribution", "name")
     name: str
     distribution: str
     checks: tuple[Check, ...]
 
-    def __init__(self, name: str, distribution: str, checks: tuple[Check, ...]) -> None:
-        self._init(name=name, distribution=distribution, checks=checks)
+
+def _distribution(entry_point: EntryPoint) -> str:
+    dist = getattr(entry_point, "dist", None)
+    name = dist.metadata["Name"] if dist is not None else None
+    return str(name) if name else entry_point.value.partition(":")[0].split(".")[0]
 
 
-def _entry_points_in(text: str) -> list[tuple[str, str]]:
-    """The `name = value` lines of the [preflight.checks] section of an entry_points.txt."""
-    found: list[tuple[str, str]] = []
-    in_group = False
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line.startswith("["):
-            in_group = line == f"[{ENTRY_POINT_GROUP}]"
-        elif in_group and "=" in line and not line.startswith(("#", ";")):
-            name, _, value = line.partition("=")
-            found.append((name.strip(), value.strip()))
-    return found
+def find_entry_points() -> list[EntryPoint]:
+    """Every entry point of the group, the built-in pack first, then by name and value (deterministic).
 
-
-def _distribution_name(metadata_dir: str, fallback: str) -> str:
-    for candidate in ("METADATA", "PKG-INFO"):
-        try:
-            with open(os.path.join(metadata_dir, candidate), encoding="utf-8") as handle:
-                for line in handle:
-                    if line.startswith("Name:"):
-                        return line[5:].strip()
-                    if not line.strip():
-                        break
-        except OSError:
-            continue
-    return fallback
-
-
-def find_entry_points() -> list[PackEntryPoint]:
-    """Every entry point of the group on sys.path, the built-in pack first, then by name.
-
-    This reads the same `*.dist-info/entry_points.txt` files importlib.metadata reads, without importing
-    it: importlib.metadata costs more than the rest of `preflight list` together.
+    A distribution found twice on sys.path (an installed copy and a development one) is read once, the first:
+    importlib.metadata already skips later copies of the same name.
     """
-    found: dict[tuple[str, str], PackEntryPoint] = {}
-    seen_distributions: set[str] = set()
-    for path in sys.path:
-        try:
-            entries = sorted(os.listdir(path or "."))
-        except OSError:
-            continue
-        for entry in entries:
-            if not entry.endswith((".dist-info", ".egg-info")):
-                continue
-            directory = os.path.join(path or ".", entry)
-            try:
-                with open(os.path.join(directory, "entry_points.txt"), encoding="utf-8") as handle:
-                    text = handle.read()
-            except OSError:
-                continue
-            if f"[{ENTRY_POINT_GROUP}]" not in text:
-                continue
-            distribution = _distribution_name(directory, entry.split("-")[0])
-            key = distribution.lower().replace("_", "-")
-            if key in seen_distributions:  # the first on sys.path wins, as for imports
-                continue
-            seen_distributions.add(key)
-            for name, value in _entry_points_in(text):
-                found.setdefault((name, value), PackEntryPoint(name, value, distribution))
+    from importlib.metadata import entry_points
+
+    found: dict[tuple[str, str], EntryPoint] = {}
+    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault((entry_point.name, entry_point.value), entry_point)
     return sorted(found.values(), key=lambda ep: (ep.name != "builtin", ep.name, ep.value))
 
 
-def import_pack(entry_point: PackEntryPoint) -> LoadedPack:
+def import_pack(entry_point: EntryPoint) -> LoadedPack:
     """Load one entry point: a callable returning checks, or an iterable of checks."""
     try:
         loaded = entry_point.load()
@@ -202,8 +113,8 @@ def import_pack(entry_point: PackEntryPoint) -> LoadedPack:
     for item in checks:
         if not isinstance(item, Check):
             raise RegistryError(f"check pack '{entry_point.name}' yielded {item!r}, not a Check")
-    return LoadedPack(entry_point.name, entry_point.distribution,
-                      tuple(_with_pack(item, entry_point.distribution) for item in checks))
+    distribution = _distribution(entry_point)
+    return LoadedPack(entry_point.name, distribution, tuple(_with_pack(item, distribution) for item in checks))
 
 
 def _with_pack(item: Check, pack: str) -> Check:
@@ -240,8 +151,10 @@ class Registry:
                                         f"'{dependency}'")
 
     def _topological(self) -> list[Check]:
-        """Kahn's algorithm; among ready checks the earliest declared goes first, so packs keep their order."""
-        position = {check_id: index for index, check_id in enumerate(self._by_id)}
+        """Kahn's algorithm; among ready checks the earliest plane (config, control, network, data) goes first,
+        then the earliest declared, so a subject's checks read as the chain a request follows."""
+        position = {check_id: (PLANES.index(item.plane), index)
+                    for index, (check_id, item) in enumerate(self._by_id.items())}
         waiting = {check_id: set(item.depends_on) for check_id, item in self._by_id.items()}
         ordered: list[Check] = []
         while waiting:
@@ -306,5 +219,5 @@ def load_registry(extra: Iterable[Check] = ()) -> Registry:
     return Registry(checks)
 
 
-__all__ = ["ENTRY_POINT_GROUP", "PLANES", "SCOPES", "Check", "CheckFunction", "LoadedPack", "PackEntryPoint",
-           "Registry", "check", "find_entry_points", "import_pack", "load_registry"]
+__all__ = ["ENTRY_POINT_GROUP", "PLANES", "SCOPES", "Check", "CheckFunction", "LoadedPack", "Registry",
+           "check", "find_entry_points", "import_pack", "load_registry"]

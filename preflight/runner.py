@@ -7,6 +7,7 @@ import concurrent.futures
 import datetime as dt
 import functools
 import os
+import socket
 import sys
 import time
 import traceback
@@ -14,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from preflight import __version__, aio
+from preflight import __version__
 from preflight.aio import within
 from preflight.config import Config, ServiceConfig, TargetConfig
 from preflight.context import Context, Observation, Resources
@@ -71,11 +72,12 @@ class RunOptions:
     observation_origins: Mapping[str, str] = field(default_factory=dict)
     token_budget: int | None = None
     notes: tuple[str, ...] = ()
+    argv: tuple[str, ...] = ()  # the command line, secrets masked, for the reports' header
 
 
 def tool_info() -> dict[str, str]:
     return {"name": "dw-preflight", "version": __version__, "python": sys.version.split()[0],
-            "platform": platform_name()}
+            "platform": platform_name(), "host": socket.gethostname()}
 
 
 @functools.cache
@@ -101,14 +103,20 @@ def platform_name() -> str:
 
 
 def finalise(check: Check, target: str, service: str | None, outcome: Outcome, *, origin: str,
-             start: float, end: float, run_start: float, blocked_by: tuple[str, ...] = ()) -> CheckResult:
-    """The one place an outcome becomes a result: every text field passes through the redactor here."""
+             start: float, end: float, run_start: float, blocked_by: tuple[str, ...] = (),
+             ready: float | None = None) -> CheckResult:
+    """The one place an outcome becomes a result: every text field passes through the redactor here.
+
+    `ready` is when the check could have started (its dependencies settled), `start` when its own work began
+    (after waiting for a concurrency slot and the event loop's turn), `end` when it finished.
+    """
     return CheckResult(
         check=check.id, title=check.title, target=target, service=service, status=outcome.status,
         summary=REDACTOR.text(outcome.summary), evidence=REDACTOR.mapping(outcome.evidence),
         remediation=REDACTOR.text(outcome.remediation), docs=outcome.docs or check.docs,
         blocked_by=blocked_by, origin=origin,
-        timings=Timings(round((start - run_start) * 1000, 3), round((end - start) * 1000, 3)),
+        timings=Timings(round((start - run_start) * 1000, 3), round((end - start) * 1000, 3),
+                        None if ready is None else round((min(ready, start) - run_start) * 1000, 3)),
         tokens=outcome.tokens,
     )
 
@@ -127,8 +135,7 @@ class _TargetRun:
         """A future per check and subject, in report order; the checks without dependencies start now.
 
         A check's task starts when its last dependency settles (`_settled`), not before: a task started early
-        only waits, and starting 1,500 of them at once (100 services) kept the event loop from the first DNS
-        query for as long as that took.
+        only waits, and the time it becomes ready is the start of its queue time.
         """
         loop = asyncio.get_running_loop()
         planned: list[tuple[Check, ServiceConfig | None]] = []
@@ -164,7 +171,8 @@ class _TargetRun:
         return keys
 
     def start(self, check: Check, service: ServiceConfig | None) -> None:
-        self.runner.tasks.append(asyncio.get_running_loop().create_task(self.execute(check, service)))
+        ready = time.monotonic()  # the check may run from now: time until its work starts is queue time
+        self.runner.tasks.append(asyncio.get_running_loop().create_task(self.execute(check, service, ready)))
 
     def _settled(self, key: tuple[str, str | None]) -> None:
         """Start every check whose last dependency this was."""
@@ -174,7 +182,7 @@ class _TargetRun:
             if self.waiting[waiting] == 0:
                 self.start(check, service)
 
-    async def execute(self, check: Check, service: ServiceConfig | None) -> None:
+    async def execute(self, check: Check, service: ServiceConfig | None, ready: float) -> None:
         runner = self.runner
         service_name = service.name if service else None
         future = self.futures[(check.id, service_name)]
@@ -182,12 +190,12 @@ class _TargetRun:
         try:
             # Settled before this task started (_settled): awaiting a done future does not suspend.
             dependencies = {key[0]: await self.futures[key] for key in self.dependency_keys(check, service)}
-            result = await self.evaluate(check, service, dependencies, origin)
+            result = await self.evaluate(check, service, dependencies, origin, ready)
         except BaseException as exc:  # the graph must settle even when the runner itself is cancelled
             now = time.monotonic()
             result = finalise(check, self.target.name, service_name,
                               Outcome(Status.ERROR, f"internal error: {type(exc).__name__}: {exc}"),
-                              origin=origin, start=now, end=now, run_start=runner.started)
+                              origin=origin, start=now, end=now, run_start=runner.started, ready=ready)
             if not isinstance(exc, Exception):
                 future.set_result(result)
                 self._settled((check.id, service_name))
@@ -197,7 +205,7 @@ class _TargetRun:
         self._settled((check.id, service_name))
 
     async def evaluate(self, check: Check, service: ServiceConfig | None,
-                       dependencies: dict[str, CheckResult], origin: str) -> CheckResult:
+                       dependencies: dict[str, CheckResult], origin: str, ready: float) -> CheckResult:
         runner = self.runner
         service_name = service.name if service else None
         now = time.monotonic()
@@ -205,7 +213,8 @@ class _TargetRun:
         def settle(outcome: Outcome, start: float = now, blocked_by: tuple[str, ...] = (),
                    used_origin: str | None = None) -> CheckResult:
             return finalise(check, self.target.name, service_name, outcome, origin=used_origin or origin,
-                            start=start, end=time.monotonic(), run_start=runner.started, blocked_by=blocked_by)
+                            start=start, end=time.monotonic(), run_start=runner.started, blocked_by=blocked_by,
+                            ready=ready)
 
         if check.id in runner.selection.skip:
             return settle(Outcome.skipped("skipped by --skip"))
@@ -301,7 +310,10 @@ class Runner:
         results = tuple(future.result() for future in ordered)
         return RunReport(tool=tool_info(), started_at=started_at,
                          duration_ms=round((time.monotonic() - self.started) * 1000, 3), results=results,
-                         config_path=self.config.path, notes=self.options.notes)
+                         config_path=self.config.path, notes=self.options.notes, argv=self.options.argv,
+                         targets=tuple({"name": target.name, "region": self.config.region_of(target),
+                                        "workspace": target.workspace, "resource_group": target.resource_group}
+                                       for target in self.targets()))
 
 
 def run(config: Config, registry: Registry, selection: Selection | None = None,
@@ -311,7 +323,7 @@ def run(config: Config, registry: Registry, selection: Selection | None = None,
     async def main() -> RunReport:
         return await Runner(config, registry, selection, options, progress).run()
 
-    return aio.run(main())
+    return asyncio.run(main())
 
 
 __all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_RUN_TIMEOUT_S", "Progress", "RunOptions", "Runner", "Selection",

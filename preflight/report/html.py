@@ -2,33 +2,51 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from html import escape as _escape
 
 from preflight.model import CheckResult, RunReport
-from preflight.report.base import Pieces, ReportFormat
+from preflight.report.base import ReportFormat, RootCause, count_of, root_causes
 from preflight.report.json import fields
-from preflight.report.markdown import ordered
 
-COLOURS = {"pass": "#2e7d32", "warn": "#ef8c00", "fail": "#c62828", "skip": "#9e9e9e", "error": "#6a1b9a"}
+COLOURS = {"pass": "#2e7d32", "warn": "#ef8c00", "fail": "#c62828", "skip": "#757575", "error": "#6a1b9a"}
+QUEUE_COLOUR = "#cfd8dc"
+# The same column widths in every subject's table, so that a page of them reads as one.
+COLUMNS = ('<colgroup><col style="width:5.5em"><col style="width:22%"><col><col style="width:11em">'
+           '<col style="width:8.5em"></colgroup>')
 STYLE = """
+*{box-sizing:border-box}
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;background:#f6f7f9;color:#1c1e21}
-header{background:#1f2937;color:#fff;padding:18px 28px}header h1{margin:0;font-size:20px}
-main{padding:18px 28px;max-width:1200px}section{background:#fff;border:1px solid #e3e6ea;border-radius:8px;
-padding:14px 18px;margin:0 0 18px}h2{font-size:17px;margin:0 0 10px}table{border-collapse:collapse;width:100%}
-td,th{text-align:left;padding:5px 8px;border-bottom:1px solid #eef0f2;vertical-align:top}th{font-size:12px;
-color:#5f6b7a;text-transform:uppercase}.badge{display:inline-block;border-radius:10px;padding:1px 8px;color:#fff;
-font-size:12px;font-weight:600}.counts span{margin-right:14px}.fix{border-left:4px solid #c62828;
-padding:8px 12px;background:#fff5f5}code{font:12px ui-monospace,monospace;background:#f1f3f5;padding:1px 4px;
-border-radius:3px}details pre{white-space:pre-wrap;font:12px ui-monospace,monospace;margin:4px 0}
-td.time{white-space:nowrap;text-align:right}.zero{opacity:.45}
-.overall-pass{color:#2e7d32}.overall-fail{color:#c62828}svg text{font:11px ui-monospace,monospace}
+header{background:#1f2937;color:#fff;padding:16px 28px}header h1{margin:0 0 8px;font-size:20px}
+header dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:0;font-size:13px}
+header dt{color:#9ca3af}header dd{margin:0;overflow-wrap:anywhere}header code{background:#374151;color:#fff}
+main{padding:18px 28px}section{background:#fff;border:1px solid #e3e6ea;border-radius:8px;
+padding:14px 18px;margin:0 0 18px;overflow-x:auto}h2{font-size:17px;margin:0 0 10px}h3{font-size:15px;margin:14px 0 6px}
+table{border-collapse:collapse;width:100%;table-layout:fixed}
+td,th{text-align:left;padding:5px 8px;border-bottom:1px solid #eef0f2;vertical-align:top}
+th{font-size:12px;color:#5f6b7a;text-transform:uppercase}td{overflow-wrap:anywhere}
+.title{color:#5f6b7a;font-size:12px}.badge{display:inline-block;border-radius:10px;padding:1px 8px;color:#fff;
+font-size:12px;font-weight:600}.counts span{margin-right:14px}.fix{border-left:4px solid #c62828;background:#fff5f5}
+.cause{margin:0 0 12px}.cause h3{margin:0 0 4px}.cause p{margin:2px 0}.affects{color:#5f6b7a}
+code{font:12px ui-monospace,monospace;background:#f1f3f5;padding:1px 4px;border-radius:3px;overflow-wrap:anywhere}
+details pre{white-space:pre-wrap;overflow-wrap:anywhere;font:12px ui-monospace,monospace;margin:4px 0}
+td.time{white-space:nowrap;text-align:right}.queue{color:#5f6b7a;font-size:12px}.zero{opacity:.45}
+.overall-pass{color:#2e7d32}.overall-fail{color:#c62828}svg{max-width:100%;height:auto}
+svg text{font:11px ui-monospace,monospace}
+@media print{
+body{background:#fff;font-size:11px}header{background:none;color:#000;border-bottom:2px solid #000;padding:0 0 8px}
+header dt{color:#444}header code{background:none;color:#000}main{padding:8px 0}
+section{border:none;padding:0;overflow:visible}tr{break-inside:avoid}h2,h3{break-after:avoid}
+.badge{-webkit-print-color-adjust:exact;print-color-adjust:exact}
+details>summary{display:none}details::details-content{content-visibility:visible;display:block}
+details:not([open])>pre{display:block}
+}
 """
 
 
 def escape(text: str) -> str:
     """Text as element content: &, < and > escaped. Quotes need no entity outside an attribute, and evidence is
-    JSON full of them: with &quot; the page was a seventh larger, and each quote an & for the last redaction
-    pass to look at."""
+    JSON full of them: written as they are, it stays readable in the page's source."""
     return _escape(text, quote=False)
 
 
@@ -37,94 +55,128 @@ def _badge(status: str) -> str:
 
 
 def waterfall(results: list[CheckResult]) -> str:
-    """Inline SVG bars: when each check started and how long it took, relative to the run's start."""
+    """Inline SVG bars relative to the run's start: each check's queue time (light) and its own work."""
     if not results:
         return ""
     end = max(r.timings.start_ms + r.timings.duration_ms for r in results) or 1.0
     label_width, bar_width, row = 230, 640, 18
     height = row * len(results) + 22
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_width + bar_width + 80}" height="{height}" '
-             f'role="img" aria-label="timing waterfall">']
+    width = label_width + bar_width + 80
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" role="img" aria-label="timing waterfall">']
     for index, result in enumerate(results):
         y = index * row
-        x = label_width + bar_width * result.timings.start_ms / end
-        width = max(1.5, bar_width * result.timings.duration_ms / end)
+        timings = result.timings
+        x = label_width + bar_width * timings.start_ms / end
+        own = max(1.5, bar_width * timings.duration_ms / end)
         parts.append(f'<text x="0" y="{y + 13}">{escape(result.check)}</text>')
-        parts.append(f'<rect x="{x:.1f}" y="{y + 3}" width="{width:.1f}" height="{row - 6}" rx="2" '
+        if timings.queued_ms > 0:
+            queued = bar_width * timings.queued_ms / end
+            parts.append(f'<rect x="{x - queued:.1f}" y="{y + 6}" width="{queued:.1f}" height="{row - 12}" '
+                         f'fill="{QUEUE_COLOUR}"><title>{escape(result.check)}: queued '
+                         f'{timings.queued_ms:.1f} ms</title></rect>')
+        parts.append(f'<rect x="{x:.1f}" y="{y + 3}" width="{own:.1f}" height="{row - 6}" rx="2" '
                      f'fill="{COLOURS[result.status.value]}"><title>{escape(result.check)}: '
-                     f'{result.timings.duration_ms:.1f} ms</title></rect>')
-        parts.append(f'<text x="{x + width + 4:.1f}" y="{y + 13}" fill="#5f6b7a">'
-                     f'{result.timings.duration_ms:.0f} ms</text>')
+                     f'{timings.duration_ms:.1f} ms</title></rect>')
+        parts.append(f'<text x="{x + own + 4:.1f}" y="{y + 13}" fill="#5f6b7a">{timings.duration_ms:.0f} ms</text>')
     parts.append(f'<text x="{label_width}" y="{height - 4}" fill="#5f6b7a">0 ms</text>')
     parts.append(f'<text x="{label_width + bar_width - 60}" y="{height - 4}" fill="#5f6b7a">{end:.0f} ms</text>')
     parts.append("</svg>")
     return "".join(parts)
 
 
-def _docs(url: str) -> str:
-    """A docs link as a plain anchor; anything that is not an http(s) address is shown as text, never linked."""
+def _linked(text: str, url: str) -> str:
+    """`text` linked to a docs address; anything that is not an http(s) address is never linked."""
     if url.startswith(("https://", "http://")):
-        return f'<a href="{_escape(url, quote=True)}" rel="noreferrer">docs</a>'
-    return f"docs: {escape(url)}"
+        return f'<a href="{_escape(url, quote=True)}" rel="noreferrer">{text}</a>'
+    return text
+
+
+def _check(result: CheckResult) -> str:
+    """The check's id and title, linked once to its docs."""
+    title = f'<div class="title">{escape(result.title)}</div>' if result.title else ""
+    return _linked(f"<code>{escape(result.check)}</code>", result.docs) + title
 
 
 def _row(result: CheckResult) -> str:
     detail = ""
     if result.remediation and result.status.value in ("fail", "error", "warn"):
         detail += f"<div><b>Fix:</b> {escape(result.remediation)}</div>"
-    if result.blocked_by:
-        detail += f"<div>Blocked by {', '.join(f'<code>{escape(d)}</code>' for d in result.blocked_by)}</div>"
     if result.evidence:
-        evidence = fields(result.evidence)
-        detail += f"<details><summary>evidence</summary><pre>{escape(evidence)}</pre></details>"
-    if result.docs:
-        detail += f"<div>{_docs(result.docs)}</div>"
-    return (f"<tr><td>{_badge(result.status.value)}</td><td><code>{escape(result.check)}</code></td>"
+        detail += f"<details><summary>evidence</summary><pre>{escape(fields(result.evidence))}</pre></details>"
+    queued = result.timings.queued_ms
+    queue = f'<div class="queue">+{queued:.0f} ms queued</div>' if queued >= 0.5 else ""
+    return (f"<tr><td>{_badge(result.status.value)}</td><td class=\"check\">{_check(result)}</td>"
             f"<td>{escape(result.summary)}{detail}</td><td>{escape(result.origin)}</td>"
-            f'<td class="time">{result.timings.duration_ms:.0f} ms</td></tr>')
+            f'<td class="time">{result.timings.duration_ms:.0f} ms{queue}</td></tr>')
+
+
+def _cause(cause: RootCause) -> str:
+    first = cause.first
+    where = (escape(first.subject) if len(cause.results) == 1 else
+             f"{count_of(cause.results)}: " + ", ".join(escape(subject) for subject in cause.subjects))
+    fix = f"<p><b>Fix:</b> {escape(first.remediation)}</p>" if first.remediation else ""
+    return (f'<div class="cause"><h3>{_badge(cause.status.value)} {_check(first)}</h3>'
+            f'<p class="affects">{where} ({escape(first.origin)})</p><p>{escape(first.summary)}</p>{fix}</div>')
+
+
+def _distinct(values: Iterable[str | None]) -> str:
+    found = [value for value in dict.fromkeys(values) if value]
+    return ", ".join(escape(value) for value in found) if found else "&mdash;"
+
+
+def _header(run: RunReport) -> str:
+    targets = run.targets
+    command = " ".join(run.argv)
+    items = [
+        ("Command", f"<code>{escape(command)}</code>" if command else "&mdash;"),
+        ("Host", escape(run.tool.get("host", "") or "?")),
+        ("Started", escape(run.started_at)),
+        ("Duration", f"{run.duration_ms / 1000:.2f} s"),
+        ("Regions", _distinct(target.get("region") for target in targets)),
+        ("Workspaces", _distinct(target.get("workspace") for target in targets)),
+        ("Resource groups", _distinct(target.get("resource_group") for target in targets)),
+        ("Config", escape(run.config_path or "(command line)")),
+        ("Tool", f"dw-preflight {escape(run.tool.get('version', '?'))} &middot; Python "
+                 f"{escape(run.tool.get('python', '?'))} &middot; {escape(run.tool.get('platform', '?'))}"),
+    ]
+    rows = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in items)
+    return f"<header><h1>dw-preflight report</h1><dl>{rows}</dl></header>"
 
 
 class HtmlFormat(ReportFormat):
-    """A self-contained HTML page: inline CSS and SVG, nothing fetched."""
+    """A self-contained HTML page: inline CSS and SVG, nothing fetched, nothing run."""
 
     name = "html"
     filename = "report.html"
 
-    def piece(self, result: CheckResult) -> str:
-        return _row(result)
-
-    def render(self, run: RunReport, pieces: Pieces | None = None) -> str:
+    def render(self, run: RunReport) -> str:
         summary = run.summary
         counts = "".join(f'<span class="{"count" if count else "zero"}">{_badge(status)} {count}</span>'
                          for status, count in summary.counts.items())
         body = [f'<section><h2>Summary: <span class="overall-{summary.status}">{summary.status.upper()}</span></h2>'
-                f'<div class="counts">{counts}</div><p>{len(run.results)} results in {run.duration_ms / 1000:.2f} s, '
-                f"started {escape(run.started_at)}; config {escape(run.config_path or '(command line)')}; "
-                f"tokens spent {run.tokens}.</p>"
+                f'<div class="counts">{counts}</div><p>{len(run.results)} results; tokens spent {run.tokens}. '
+                "Each time is the check's own work; time spent waiting for its turn is shown as queued.</p>"
                 + "".join(f"<p>{escape(note)}</p>" for note in run.notes) + "</section>"]
-        first = run.first_failure()
-        if first is not None:
-            body.append(f'<section class="fix"><h2>Fix first: <code>{escape(first.check)}</code> on '
-                        f"{escape(first.subject)}</h2><p>{escape(first.summary)}</p>"
-                        f"<p>{escape(first.remediation)}</p>"
-                        + (f"<p>{_docs(first.docs)}</p>" if first.docs else "") + "</section>")
+        causes = root_causes(run)
+        if causes:
+            count = "" if len(causes) == 1 else f": {len(causes)} root causes"
+            body.append(f'<section class="fix"><h2>Fix first{count}</h2>' + "".join(_cause(c) for c in causes)
+                        + "</section>")
         groups = run.by_subject()
         for target in dict.fromkeys(r.target for r in run.results):
             body.append(f"<section><h2>Target {escape(target)}</h2>")
             for subject, results in groups.items():
                 if results[0].target != target:
                     continue
-                rows = "".join(self.piece_of(result, pieces) for result in ordered(results))
-                body.append(f"<h3>{escape(subject)}</h3><table><tr><th>status</th><th>check</th><th>result</th>"
-                            f"<th>origin</th><th>time</th></tr>{rows}</table>" + waterfall(results))
+                rows = "".join(_row(result) for result in results)
+                body.append(f"<h3>{escape(subject)}</h3><table>{COLUMNS}<tr><th>status</th><th>check</th>"
+                            f"<th>result</th><th>origin</th><th>time</th></tr>{rows}</table>" + waterfall(results))
             body.append("</section>")
         return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                '<meta name="viewport" content="width=device-width, initial-scale=1">'
                 f"<title>dw-preflight report: {summary.status}</title><style>{STYLE}</style></head><body>"
-                # An entity, not the character: a page of ASCII only lowercases (for the last redaction pass) and
-                # encodes ten times faster than one with a single character beyond it.
-                f"<header><h1>dw-preflight report</h1><div>dw-preflight {escape(run.tool.get('version', '?'))} "
-                f"&middot; Python {escape(run.tool.get('python', '?'))}</div></header><main>"
-                + "".join(body) + "</main></body></html>\n")
+                + _header(run) + "<main>" + "".join(body) + "</main></body></html>\n")
 
 
 __all__ = ["HtmlFormat", "waterfall"]

@@ -172,25 +172,6 @@ def test_the_reports_platform_is_found_without_a_subprocess(monkeypatch: pytest.
     assert info["python"] == platform.python_version()
 
 
-def test_running_never_formats_the_runs_result() -> None:
-    """asyncio.run's SIGINT bookkeeping formats its main task, result included: 85 ms for a 100-service report."""
-    from preflight import aio
-
-    class Report:
-        formatted = 0
-
-        def __repr__(self) -> str:
-            Report.formatted += 1
-            return "Report()"
-
-    async def main() -> Report:
-        await asyncio.sleep(0)
-        return Report()
-
-    result = aio.run(main())
-    assert isinstance(result, Report) and Report.formatted == 0
-
-
 def test_a_shared_answer_or_failure_reaches_every_asker_and_one_cancelled_asker_stops_nobody() -> None:
     from preflight.context import Resources
 
@@ -263,3 +244,27 @@ def test_a_check_starts_only_once_its_dependencies_have_settled() -> None:
             assert events.index(("end", *dependency)) < position, (check_id, subject, dependency)
     # The roots and free checks of both targets have tasks at once; the others only once they may start.
     assert tasks_seen["a.root"] == tasks_seen["d.free"] == 5 and tasks_seen["b.mid"] > 5
+
+
+def test_a_checks_time_is_its_own_work_and_its_wait_for_a_slot_is_queue_time() -> None:
+    # One slot for two checks of 0.1 s each: the second waits for it, and that wait is not its time.
+    registry = Registry([make("q.slow", delay=0.1, scope="target")])
+    report = run(CONFIG, registry, Selection(targets=frozenset({"a", "b"})), RunOptions(concurrency=1))
+    timings = sorted((r.timings for r in report.results), key=lambda t: t.start_ms)
+    assert all(95 <= t.duration_ms < 300 for t in timings), timings
+    assert timings[0].queued_ms < 50 and timings[1].queued_ms >= 90, timings
+    assert all(t.ready_ms is not None and t.ready_ms <= t.start_ms for t in timings)
+
+
+def test_the_registry_orders_checks_by_dependencies_then_plane_then_declaration() -> None:
+    registry = Registry([
+        check("c.cfg", "C", plane="-")(_body), check("n.dns", "N", plane="network", depends_on=("c.cfg",))(_body),
+        check("k.cloud", "K", plane="control", depends_on=("c.cfg",))(_body),
+        check("u.url", "U", plane="-", depends_on=("c.cfg",))(_body),
+        check("d.data", "D", plane="data", depends_on=("n.dns",))(_body),
+    ])
+    assert [item.id for item in registry] == ["c.cfg", "u.url", "k.cloud", "n.dns", "d.data"]
+
+
+async def _body(context: Context) -> Outcome:
+    return Outcome.passed("ok")

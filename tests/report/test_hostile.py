@@ -189,7 +189,7 @@ def test_the_console_shows_no_control_characters_from_a_server() -> None:
         out = io.StringIO()
         render_final(hostile(), out, color=color)
         text = out.getvalue()
-        own_colours = re.sub("\x1b\\[[0-9]+m", "", text) if color else text
+        own_colours = re.sub("\x1b\\[[0-9;]*m", "", text) if color else text  # rich's own styles
         assert not re.search("[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]", own_colours), text
         text.encode("utf-8")  # a strict UTF-8 terminal can print it
         assert CANARY not in text and "nul\ufffd bell\ufffd esc\ufffd[31m" in text
@@ -210,3 +210,22 @@ def test_report_json_encodes_evidence_once_and_writes_what_plain_evidence_gives(
     for run in (hostile(), RunReport(tool=TOOL, started_at="2026-01-01T00:00:00+00:00", duration_ms=1.0,
                                      results=hostile().results[2:])):
         assert JsonFormat().render(run) == layout(report_dict(run))
+
+
+def test_a_subject_name_with_control_characters_reaches_neither_console_form() -> None:
+    import dataclasses
+    import io
+    import re
+
+    from preflight.report.console import render_final
+
+    run = hostile()
+    renamed = dataclasses.replace(run, results=tuple(dataclasses.replace(r, service="q\x1b[2Jwen")
+                                                     for r in run.results))
+    for color in (False, True):
+        out = io.StringIO()
+        render_final(renamed, out, color=color)
+        text = out.getvalue()
+        own_colours = re.sub("\x1b\\[[0-9;]*m", "", text) if color else text
+        assert "\x1b[2J" not in text and not re.search("[\x00-\x08\x0b-\x1f\x7f]", own_colours), text
+        assert "q\ufffd[2Jwen" in text
