@@ -274,7 +274,8 @@ def indexed(indexes: list[Any], vectors: list[Any] | None = None) -> dict[str, A
     import json
 
     vectors = vectors or [[0.1 * (n + 1)] * 4 for n in range(len(indexes))]
-    data = [{"embedding": v} if i is None else {"index": i, "embedding": v} for i, v in zip(indexes, vectors)]
+    data = [{"embedding": v} if i is None else {"index": i, "embedding": v}
+            for i, v in zip(indexes, vectors, strict=True)]
     answer = exchange("embedding", 200, json.dumps({"data": data}).encode())
     answer["single"] = embeddings([[0.3] * 4])
     return answer
