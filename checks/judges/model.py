@@ -77,8 +77,10 @@ def _status_problem(observation: Mapping[str, Any], what: str) -> Outcome | None
         return Outcome.failed(f"{what}: the body is not UTF-8 text",
                               "The service or a proxy sends corrupted bytes; check the service's health.", **evidence)
     if observation.get("json") is None:
-        return Outcome.failed(f"{what}: HTTP {status} but the body is not JSON ({observation.get('json_error')})",
-                              "An OpenAI-compatible service answers JSON; something else answered.", **evidence)
+        return Outcome.failed(f"{what}: HTTP {status} but the body is not JSON "
+                              f"({shorten(str(observation.get('json_error')), 120)})",
+                              "Point the endpoint at the OpenAI-compatible service itself (see body_excerpt in the "
+                              "evidence for what answered instead).", **evidence)
     return None
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from preflight.model import RunReport
 from preflight.report.base import Pieces, ReportError, ReportFormat
+from preflight.text import shorten
 
 FORMAT_NAMES = ("json", "junit", "markdown", "html")
 
@@ -58,7 +59,7 @@ def write_reports(run: RunReport, directory: Path, *, parallel: bool | None = No
             for report_format in there:
                 _write(report_format, run, directory, pieces)
         except BaseException as exc:
-            os.write(write_end, str(exc).encode("utf-8", "replace")[:2000])
+            os.write(write_end, shorten(str(exc), 2000).encode("utf-8", "replace"))
             code = 1
         finally:
             os._exit(code)
