@@ -195,7 +195,7 @@ def _with_tokens(outcome: Outcome, spent: Spent) -> Outcome:
     if spent.tokens:
         evidence = {**evidence, "tokens_estimated": spent.estimated}
     if spent.estimated and spent.tokens:
-        summary += f" ({spent}: no usage reported, the request's upper bound counted)"
+        summary += f" ({spent} counted: no usage reported)"
     return Outcome(outcome.status, summary, evidence, outcome.remediation, outcome.docs, spent.tokens)
 
 

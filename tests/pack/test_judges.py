@@ -319,7 +319,7 @@ def test_a_stream_without_usage_counts_the_requests_upper_bound() -> None:
     upper = len(b"Say OK.") + 16 + 8  # prompt bytes, what a template may add, max_tokens
     assert outcome.status is Status.PASS and outcome.tokens == upper
     assert outcome.evidence["tokens_estimated"] is True
-    assert outcome.summary.endswith(f"(≈{upper} tokens: no usage reported, the request's upper bound counted)")
+    assert outcome.summary.endswith(f"(≈{upper} tokens counted: no usage reported)")
     reported = judge_stream(stream(chunks, request_body=completion_body(), usage={"total_tokens": 5}), 5000)
     assert reported.tokens == 5 and reported.evidence["tokens_estimated"] is False and "≈" not in reported.summary
     refused = judge_stream(stream(chunks, request_body=completion_body(), status=401), 5000)
