@@ -65,7 +65,7 @@ def key_goes_early(context: Context) -> bool:
     a key written as the service wants it (auth.key_format passes), and only when auth.key_valid and every check it
     depends on are part of the run. Its verdict still waits for endpoint.http's: if that fails, auth.key_valid is
     blocked as before and the answer is left unread. Any other endpoint (a generic OpenAI-compatible server, https)
-    gets the key only after endpoint.http has seen it answer and refuse a request without one.
+    gets the key only after endpoint.http has seen the service itself answer a request without one.
     """
     from checks.judges.model import judge_key_format
 
