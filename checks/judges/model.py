@@ -182,6 +182,10 @@ class Spent:
         return f"≈{self.tokens} tokens" if self.estimated else f"{self.tokens} tokens"
 
 
+def _usage_of(document: Any) -> Any:
+    return document.get("usage") if isinstance(document, dict) else None
+
+
 def _first_choice(document: Any) -> dict[str, Any]:
     choices = document.get("choices") if isinstance(document, dict) else None
     if isinstance(choices, list) and choices and isinstance(choices[0], dict):
@@ -204,7 +208,7 @@ def judge_completion(observation: Mapping[str, Any], *, chat: bool = False) -> O
     what = "POST /v1/chat/completions" if chat else "POST /v1/completions"
     problem = _status_problem(observation, what)
     document = observation.get("json")
-    spent = Spent.of(observation, document.get("usage") if isinstance(document, dict) else None)
+    spent = Spent.of(observation, _usage_of(document))
     if problem is not None:
         return _with_tokens(problem, spent)
     choice = _first_choice(document)
@@ -231,7 +235,8 @@ def judge_completion(observation: Mapping[str, Any], *, chat: bool = False) -> O
     return _with_tokens(Outcome.failed(f"{what}: the answer has no text (finish_reason "
                                        f"{choice.get('finish_reason')})",
                                        "Try the same prompt by hand (curl) and check the service's logs; if the "
-                                       "model answers empty to any prompt, redeploy it or set a prompt: it answers.",
+                                       "model answers every prompt empty, redeploy it, else set prompt: in the "
+                                       "config to one it answers.",
                                        **evidence), spent)
 
 
@@ -379,8 +384,7 @@ def judge_embedding(observation: Mapping[str, Any], dimensions: int | None) -> O
     """Vectors of the expected dimension, finite numbers, one per input matched by index, for one input and a
     batch; a batch out of input order (allowed: each vector carries its index) is a warning."""
     single = observation.get("single") or {}
-    tokens = (Spent.of(observation, (observation.get("json") or {}).get("usage"))
-              + Spent.of(single, (single.get("json") or {}).get("usage")))
+    tokens = Spent.of(observation, _usage_of(observation.get("json"))) + Spent.of(single, _usage_of(single.get("json")))
     exchanges: Sequence[tuple[str, Mapping[str, Any], int]] = (
         ("one input", single, 1), ("a batch of two", observation, 2))
     lengths: list[Any] = []

@@ -361,3 +361,12 @@ def test_summaries_quoting_a_body_are_cut_on_a_word_boundary() -> None:
     quoted = outcome.summary.split(": ", 2)[2]
     assert quoted.endswith("…") and body.startswith(quoted[:-1]) and body[len(quoted) - 1] == " "
     assert outcome.evidence["body_excerpt"] == body
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b'"text"', b"3", b"null", b'{"usage": [1], "data": 7}'])
+def test_answers_of_any_json_shape_are_verdicts_not_crashes(body: bytes) -> None:
+    batch = exchange("embedding", 200, body)
+    batch["single"] = exchange("embedding", 200, body)
+    assert judge_embedding(batch, 4).status is Status.FAIL
+    assert judge_completion(exchange("completion", 200, body)).status is Status.FAIL
+    assert judge_key_valid(exchange("models", 200, body)).status in (Status.PASS, Status.FAIL)
