@@ -37,6 +37,7 @@ class Behaviour:
     unauthenticated: Answer
     keyed_models: Answer = field(default_factory=lambda: Answer(200, json.dumps(
         {"object": "list", "data": [{"id": MODEL, "object": "model"}]}).encode()))
+    usage: bool = True  # whether a completion's answer reports the tokens it spent
     seen: list[tuple[str, str, bool]] = field(default_factory=list)  # method, path, sent the key
 
 
@@ -78,9 +79,9 @@ def handler_for(behaviour: Behaviour) -> type[BaseHTTPRequestHandler]:
             elif body.get("stream"):
                 self.stream()
             else:
+                usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5} if behaviour.usage else None
                 self.answer(Answer(200, json.dumps({
-                    "choices": [{"index": 0, "text": "OK.", "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}).encode()))
+                    "choices": [{"index": 0, "text": "OK.", "finish_reason": "stop"}], "usage": usage}).encode()))
 
         def stream(self) -> None:
             events = [{"choices": [{"index": 0, "text": piece, "finish_reason": finish}]}
@@ -112,12 +113,12 @@ def serve() -> Iterator[Any]:
         server.server_close()
 
 
-def run_against(port: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def run_against(port: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
                 ) -> tuple[int, dict[str, dict[str, Any]]]:
     monkeypatch.setenv("FOREIGN_KEY", KEY)
     code = main(["run", "--endpoint", f"http://127.0.0.1:{port}", "--api-key-env", "FOREIGN_KEY",
                  "--kind", "completion", "--model", MODEL, "--auth", "bearer", "--format", "json",
-                 "--no-reports", "--timeout", "30"])
+                 "--no-reports", "--timeout", "30", *args])
     out = capsys.readouterr().out
     assert KEY not in out
     return code, {result["check"]: result for result in json.loads(out)["results"]}
@@ -180,3 +181,18 @@ def test_the_keyed_request_is_judged_alone(answer: Answer, verdict: str, words: 
         assert code == 0 and inference == ["pass", "pass"] and results["model.listed"]["status"] == "skip"
     else:
         assert code == 1 and inference == ["skip", "skip"]
+
+
+@pytest.mark.parametrize(("usage", "spent"), [(True, "5"), (False, "≈31")])
+def test_the_budget_counts_an_answer_without_usage_at_its_upper_bound(usage: bool, spent: str, serve: Any,
+                                                                      monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """One check at a time, so the completion spends before the stream asks the budget."""
+    behaviour = Behaviour(Answer(401, b"{}"), usage=usage)
+    code, results = run_against(serve(behaviour), monkeypatch, capsys, "--max-tokens-budget", "1",
+                                "--concurrency", "1")
+    completion, stream = results["inference.completion"], results["inference.stream"]
+    assert code == 0 and completion["status"] == "pass" and completion["tokens"] == int(spent.lstrip("≈"))
+    assert completion["evidence"]["tokens_estimated"] is (not usage)
+    assert stream["status"] == "skip"
+    assert stream["summary"] == f"the token budget is spent ({spent} of 1 tokens, --max-tokens-budget)"
