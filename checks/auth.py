@@ -37,7 +37,8 @@ async def key_format(context: Context) -> Outcome:
            "the target's region, with a well-formed key, the request goes out alongside endpoint.tcp's connect; "
            "its answer is judged only once endpoint.http has passed.",
        failure_means="401/403: a wrong, disabled or deleted key (disabling takes about 5 minutes to apply); "
-                     "429: quota.",
+                     "5xx: the service is unhealthy; 429: quota (warn); 404: a server without a models list (warn: "
+                     "the inference checks prove the key).",
        fix="Create or copy the key in DataWorks > Model Service > API keys.")
 async def key_valid(context: Context) -> Outcome:
     return await observed(context, "models", judge_key_valid)
@@ -46,7 +47,8 @@ async def key_valid(context: Context) -> Outcome:
 @check("model.listed", "Configured model is served", depends_on=("auth.key_valid",), plane="data",
        tags=("model", "data"), timeout_s=30, docs=DOCS,
        proves="The configured model name is among those GET /v1/models lists.",
-       how="Reuses the answer of auth.key_valid.",
+       how="Reuses the answer of auth.key_valid; skips when the server has no models list (the inference checks "
+           "then show whether the model is served).",
        failure_means="A typo in model:, or the service runs another model.",
        fix="Use one of the served names the summary lists.")
 async def model_listed(context: Context) -> Outcome:

@@ -10,6 +10,12 @@ if TYPE_CHECKING:
     from preflight.context import Context
 
 
+def unbraced_reference(value: str | None) -> str | None:
+    """NAME, when a key is written $NAME: a shell's spelling of an environment reference, taken literally here."""
+    name = (value or "")[1:]
+    return name if (value or "").startswith("$") and name.isidentifier() and name.isascii() else None
+
+
 @check("config.valid", "Config is valid and keys come from the environment", scope="target",
        tags=("config", "offline"), timeout_s=5,
        proves="The config file parsed into a complete target, and every API key is read from an environment "
@@ -29,6 +35,14 @@ async def config_valid(context: Context) -> Outcome:
         "workspace": target.workspace, "resource_group": target.resource_group,
         "keys_from_environment": sorted(s.api_key_env for s in target.services if s.api_key_env),
     }
+    unbraced = {service.name: name for service in target.services if service.api_key_literal
+                and (name := unbraced_reference(service.api_key))}
+    if unbraced:
+        spelling = ", ".join(f"{service}: api_key: ${{{name}}}" for service, name in unbraced.items())
+        return Outcome.warned(
+            f"API key of {', '.join(unbraced)} is an environment reference without braces, taken literally",
+            f"Write the reference with braces so the variable is read ({spelling}).",
+            **evidence, literal_keys=literal, unbraced_references=sorted(unbraced.values()))
     if literal:
         return Outcome.warned(
             f"API key written literally in the config for {', '.join(literal)}",

@@ -65,7 +65,7 @@ def key_goes_early(context: Context) -> bool:
     a key written as the service wants it (auth.key_format passes), and only when auth.key_valid and every check it
     depends on are part of the run. Its verdict still waits for endpoint.http's: if that fails, auth.key_valid is
     blocked as before and the answer is left unread. Any other endpoint (a generic OpenAI-compatible server, https)
-    gets the key only after endpoint.http has seen it answer and refuse a request without one.
+    gets the key only after endpoint.http has seen the service itself answer a request without one.
     """
     from checks.judges.model import judge_key_format
 
@@ -80,10 +80,11 @@ def key_goes_early(context: Context) -> bool:
 
 @check("endpoint.http", "Endpoint answers HTTP and is guarded", depends_on=("endpoint.tcp",), plane="network",
        tags=("endpoint", "network"), timeout_s=15, docs=DOCS,
-       proves="An unauthenticated GET /v1/models is answered; 401/403 means reachable and guarded.",
+       proves="An unauthenticated GET /v1/models gets the service's own HTTP answer: any status proves it reachable "
+              "(401/403: and guarded); whether it works is the keyed request's to decide.",
        how="Sends GET /v1/models without the key, alongside endpoint.tcp's connect (judged after it); redirects are "
            "never followed.",
-       failure_means="A proxy's error page, a redirect, or a service that is down.",
+       failure_means="A proxy's error page, a redirect, or no answer at all.",
        fix="Check proxies between here and the service, and the service's status.")
 async def endpoint_http(context: Context) -> Outcome:
     return await observed(context, "http", judge_http)

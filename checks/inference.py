@@ -23,7 +23,8 @@ def _not_applicable(context: Context, check_id: str) -> Outcome | None:
         return Outcome.skipped(f"not for a service of kind {service.kind} (only {', '.join(KINDS[check_id])})")
     budget = context.resources.budget
     if budget.exhausted():
-        return Outcome.skipped(f"the token budget is spent ({budget.spent} of {budget.limit} tokens, "
+        spent = f"≈{budget.spent}" if budget.estimated else str(budget.spent)
+        return Outcome.skipped(f"the token budget is spent ({spent} of {budget.limit} tokens, "
                                "--max-tokens-budget)")
     return None
 
@@ -31,7 +32,9 @@ def _not_applicable(context: Context, check_id: str) -> Outcome | None:
 @check("inference.completion", "A completion comes back", depends_on=("auth.key_valid",), plane="data",
        tags=("inference", "data"), timeout_s=30, docs=DOCS,
        proves="POST /v1/completions with a small max_tokens returns text; latency and usage are recorded.",
-       how='Sends {"model", "prompt", "max_tokens": 8, "stream": false}; the budget counts the tokens.',
+       how='Sends {"model", "prompt", "max_tokens": 8, "stream": false}; the budget counts the tokens the answer '
+           "reports, or, when it reports no usage, the request's upper bound (prompt bytes plus max_tokens, marked "
+           "≈ and tokens_estimated).",
        failure_means="5xx: the service is unhealthy; an empty text with finish_reason length: a reasoning model "
                      "needs a larger max_tokens (warn).",
        fix="Check the service's status and logs; raise max_tokens for reasoning models.")
@@ -43,8 +46,10 @@ async def completion(context: Context) -> Outcome:
 @check("inference.stream", "A streamed completion arrives as it is made", depends_on=("auth.key_valid",),
        plane="data", tags=("inference", "data", "stream"), timeout_s=30, docs=DOCS,
        proves="SSE: text/event-stream, JSON data: chunks with text, data: [DONE] at the end, time to first token.",
-       how="Sends stream: true and reads the stream up to the byte cap, timing every event.",
-       failure_means="No [DONE]: a proxy cut the stream; one burst at the end: a proxy buffers it; slow TTFT: load.",
+       how="Sends stream: true (asking for usage in the stream) and reads the stream up to the byte cap, timing "
+           "every event; a stream without usage counts the request's upper bound against the budget (≈).",
+       failure_means="No [DONE]: the server does not end streams properly, or a proxy cut the stream; one burst at "
+                     "the end: a proxy buffers it; slow TTFT: load.",
        fix="Turn off proxy buffering for the model path; check the service's load.")
 async def stream(context: Context) -> Outcome:
     service = context.service
@@ -66,8 +71,8 @@ async def chat(context: Context) -> Outcome:
 
 @check("inference.embedding", "Embeddings of the expected dimension come back", depends_on=("auth.key_valid",),
        plane="data", tags=("inference", "data"), timeout_s=30, docs=DOCS,
-       proves="POST /v1/embeddings returns one finite vector per input, in order, of the expected dimension "
-              "(1024 for bge-m3), for one input and for a batch of two.",
+       proves="POST /v1/embeddings returns one finite vector per input, matched by its index, of the expected "
+              "dimension (1024 for bge-m3), for one input and for a batch of two; out of input order is a warning.",
        how="Sends the documented request and a batch of two; vectors are summarised, never stored whole.",
        failure_means="Another model behind the endpoint, a wrong expect.dimensions, or a broken deployment.",
        fix="Set expect.dimensions to the model's size, or redeploy the intended model.")

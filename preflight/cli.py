@@ -53,6 +53,12 @@ class _Formatter(argparse.HelpFormatter):
                  width: int | None = None) -> None:
         super().__init__(prog, indent_increment, max_help_position, _terminal_columns() - 2 if width is None else width)
 
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        import textwrap
+
+        # As argparse wraps help, but never inside a hyphenated name (a scenario, an option).
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so main() owns every exit code."""
@@ -85,7 +91,8 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-tokens-budget", type=int, default=None, metavar="N",
                         help="stop inference checks once N tokens are spent")
     parser.add_argument("--concurrency", type=int, default=256, metavar="N", help="checks running at once")
-    parser.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    parser.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                        help="colour the console output (default auto: on a terminal, unless NO_COLOR is set)")
     parser.add_argument("--ca-bundle", metavar="FILE", help="trust this private CA for https endpoints (verification "
                         "stays on)")
 
@@ -142,7 +149,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     demo = subcommand("demo", help="run the whole catalogue against the built-in simulator")
     if demo is not None:
-        demo.add_argument("--scenario", default="healthy", metavar="NAME")
+        demo.add_argument("--scenario", default="healthy", metavar="NAME", help=_scenario_help(command))
         demo.add_argument("--list-scenarios", action="store_true", help="print one scenario a line, name first")
         _add_output_options(demo)
         _add_from_options(demo)
@@ -171,11 +178,24 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     simulate = subcommand("simulate", help="run the simulator in the foreground")
     if simulate is not None:
-        simulate.add_argument("--scenario", default="healthy", metavar="NAME")
-        simulate.add_argument("--latency-ms", type=float, default=0.0, help="added to every API and model call")
-        simulate.add_argument("--dns-latency-ms", type=float, default=0.0, help="added to every DNS answer")
-        simulate.add_argument("--config-out", metavar="FILE", help="also write the config to FILE")
-        simulate.add_argument("--env-out", metavar="FILE", help="write the environment (KEY=value lines) to FILE")
+        simulate.add_argument("--scenario", default="healthy", metavar="NAME", help=_scenario_help(command))
+        simulate.add_argument("--openapi-port", type=int, default=0, metavar="PORT",
+                              help="port of the DataWorks/PrivateZone/PrivateLink/VPC OpenAPI (default 0: any free "
+                                   "port)")
+        simulate.add_argument("--model-port", type=int, default=0, metavar="PORT",
+                              help="port of the model service, for every model domain (default 0: any free port)")
+        simulate.add_argument("--dns-port", type=int, default=0, metavar="PORT",
+                              help="port of the DNS server, UDP and TCP (default 0: any free port)")
+        simulate.add_argument("--latency-ms", type=float, default=0.0, metavar="MS",
+                              help="added to every API and model call (default 0)")
+        simulate.add_argument("--dns-latency-ms", type=float, default=0.0, metavar="MS",
+                              help="added to every DNS answer (default 0)")
+        simulate.add_argument("--config-out", metavar="FILE",
+                              help="write the config to FILE and keep it (default: a temporary file, removed on "
+                                   "stop; the config is printed either way)")
+        simulate.add_argument("--env-out", metavar="FILE",
+                              help="write the environment (KEY=value lines) to FILE and keep it (default: a "
+                                   "temporary file, removed on stop)")
         simulate.add_argument("--services", type=int, default=0, metavar="N",
                               help="serve a scaled world of N model services (for benchmarks)")
         simulate.add_argument("--targets", type=int, default=1, metavar="N",
@@ -185,6 +205,17 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         simulate.add_argument("--stats-out", metavar="FILE",
                               help="on exit, write the requests the simulator received (per path, action, DNS)")
     return parser
+
+
+def _scenario_help(command: str | None) -> str:
+    """--scenario's help, naming every scenario: only for `demo` and `simulate`, which import the simulator anyway
+    (`preflight --help` shows no option of a subcommand, and other commands never load the simulator)."""
+    if command not in ("demo", "simulate"):
+        return "the named fault to inject (default: healthy)"
+    from preflight.simulator.scenarios import SCENARIOS
+
+    return ("the named fault to inject (default: healthy); demo --list-scenarios says what each does: "
+            + ", ".join(SCENARIOS))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -492,8 +523,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     import signal
     import threading
-    from pathlib import Path
 
+    from preflight.errors import UsageError
     from preflight.simulator.harness import Simulator
     from preflight.simulator.scenarios import get_scenario
 
@@ -505,20 +536,47 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
         world = scaled_world(args.services, targets=args.targets, resource_groups=args.resource_groups)
         scenario = dataclasses.replace(scenario, name=f"{scenario.name} x{args.services}", world=world)
+    ports = {"--openapi-port": args.openapi_port, "--model-port": args.model_port, "--dns-port": args.dns_port}
+    for option, port in ports.items():
+        if not 0 <= port <= 65535:
+            raise UsageError(f"{option}: expected a port from 0 (any free one) to 65535, got {port}")
     stop = threading.Event()
-    with Simulator(scenario, latency_ms=args.latency_ms, dns_latency_ms=args.dns_latency_ms) as simulator:
+    simulator = Simulator(scenario, latency_ms=args.latency_ms, dns_latency_ms=args.dns_latency_ms,
+                          openapi_port=args.openapi_port, model_port=args.model_port, dns_port=args.dns_port)
+    try:
+        simulator.start()
+    except OSError as exc:
+        chosen = ", ".join(f"{option} {port}" for option, port in ports.items() if port) or "any free port"
+        raise UsageError(f"the simulator cannot listen on 127.0.0.1 ({chosen}): {exc.strerror or exc}") from None
+    # Until stop, SIGTERM ends the wait below as Ctrl-C does (the handler only sets the event). Only the main
+    # thread may set a handler; a program running this in another thread stops it with Ctrl-C or its own means.
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if in_main else None
+    try:
+        _serve_simulator(simulator, args, stop)
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+        simulator.stop()
+    return EXIT_OK
+
+
+def _serve_simulator(simulator: Any, args: argparse.Namespace, stop: Any) -> None:
+    """Write the config and environment, say what listens where, and wait for a stop."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(prefix="preflight-simulate-") as scratch:
         text = simulator.config_text()
         env_lines = "".join(f"{name}={value}\n" for name, value in simulator.environ().items())
-        if args.config_out:
-            Path(args.config_out).write_text(text, encoding="utf-8")
-        if args.env_out:
-            Path(args.env_out).write_text(env_lines, encoding="utf-8")
-        print(f"# simulator running scenario '{scenario.name}': {scenario.description}")
-        names = ", ".join(simulator.environ())
-        where = f"is in {args.env_out}" if args.env_out else "can be written with --env-out FILE"
-        print(f"# the environment a run needs ({names}) {where}; then: preflight run -c CONFIG")
-        print(text, end="", flush=True)
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        config_path = Path(args.config_out or Path(scratch) / "simulator.yaml")
+        env_path = Path(args.env_out or Path(scratch) / "simulator.env")
+        config_path.write_text(text, encoding="utf-8")  # before the environment: a reader waits for that one
+        env_path.touch(mode=0o600)
+        env_path.write_text(env_lines, encoding="utf-8")
+        print(_simulator_banner(simulator, config_path, env_path, args))
+        print(text, end="")
+        print("# Ctrl-C or SIGTERM to stop", flush=True)
         try:
             while not stop.wait(0.5):
                 pass
@@ -528,7 +586,36 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             import json
 
             Path(args.stats_out).write_text(json.dumps(simulator.stats(), indent=2), encoding="utf-8")
-    return EXIT_OK
+
+
+def _simulator_banner(simulator: Any, config_path: Any, env_path: Any, args: argparse.Namespace) -> str:
+    """What listens where, how to run against it, and a request that reaches a model service by hand, as YAML
+    comments: the whole output stays a config file (`preflight simulate > sim.yaml`)."""
+    scenario = simulator.scenario
+    model = simulator.world.models[0]
+    down = " (this scenario: nothing listens)" if scenario.service_down else ""
+    rows = [("what", "listens on", "answers"),
+            ("OpenAPI", f"http://127.0.0.1:{simulator.cloud_port}",
+             "the DataWorks, PrivateZone, PrivateLink and VPC APIs (cloud.endpoint)"),
+            ("model service", f"http://127.0.0.1:{simulator.model_port}",
+             f"every model domain; the Host header picks the service{down}"),
+            ("DNS", f"127.0.0.1:{simulator.dns_port} UDP+TCP", "A records of the model domains (dns.nameservers)")]
+    widths = [max(len(row[column]) for row in rows) for column in range(2)]
+    removed = " (removed when the simulator stops; --{} FILE keeps one)"
+    return "\n".join([
+        f"# simulator running scenario '{scenario.name}': {scenario.description}",
+        "#",
+        *(f"#   {row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]}" for row in rows),
+        "#",
+        f"# environment (API keys, AccessKey pair): {env_path}{'' if args.env_out else removed.format('env-out')}",
+        f"# config (printed below): {config_path}{'' if args.config_out else removed.format('config-out')}",
+        f"# run against it from another shell: set -a; . {env_path}; set +a; preflight run -c {config_path}",
+        f"# a request by hand to {model.service_id} ({model.model}), with the environment loaded; the Host header "
+        "must name the service's domain, which --resolve sends to loopback:",
+        f"#   curl --resolve {model.host}:{simulator.model_port}:127.0.0.1 "
+        f"-H \"Authorization: ${simulator.key_env(0, model)}\" http://{model.host}:{simulator.model_port}/v1/models",
+        "#",
+    ])
 
 
 def cmd_probe_script(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from preflight.errors import CloudError
+from preflight.text import shorten
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (README, Start-up)
 if TYPE_CHECKING:
@@ -293,7 +294,7 @@ def _resolve_credentials(cloud: CloudConfig) -> tuple[Any, Identity]:
     except Exception as exc:
         raise CloudError("no credentials: the default chain (environment ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET, OIDC, "
                          "~/.aliyun/config.json, ~/.alibabacloud/credentials.ini, ECS RAM role) yielded none: "
-                         f"{str(exc)[:200]}", code="NoCredentials") from None
+                         f"{shorten(str(exc), 200)}", code="NoCredentials") from None
     register_secrets([(credential.access_key_secret, "access_key_secret"),
                       (credential.security_token, "security_token")])
     provider = str(getattr(credential, "provider_name", "") or "default")
@@ -311,7 +312,7 @@ def _profile_credential(name: str) -> Any:
         try:
             return Client(provider=provider).get_credential()
         except Exception as exc:  # the SDK raises several unrelated types for a missing file or profile
-            reasons.append(str(exc)[:160])
+            reasons.append(shorten(str(exc), 160))
     raise CloudError(f"no credentials: profile {name!r} (cloud.profile) is in neither ~/.aliyun/config.json nor "
                      f"~/.alibabacloud/credentials.ini, or cannot be used: {'; '.join(reasons)}", code="NoCredentials")
 
@@ -409,13 +410,13 @@ def translate(exc: BaseException, action: str) -> CloudError:
             code = "InvalidResponse"
         else:
             code = "ConnectionError"
-        return CloudError(f"{action.split(':')[1]} failed: {name}: {text[:300]}", code=code, action=action)
+        return CloudError(f"{action.split(':')[1]} failed: {name}: {shorten(text, 300)}", code=code, action=action)
     detail = getattr(exc, "access_denied_detail", None) or {}
     data = getattr(exc, "data", None)
     if not detail and isinstance(data, dict):
         detail = data.get("AccessDeniedDetail") or {}
     message = str(getattr(exc, "message", "") or exc)
-    return CloudError(message[:400], code=code, status_code=getattr(exc, "status_code", None),
+    return CloudError(shorten(message, 400), code=code, status_code=getattr(exc, "status_code", None),
                       request_id=str(getattr(exc, "request_id", "") or ""), action=action,
                       auth_action=str(detail.get("AuthAction", "") if isinstance(detail, dict) else ""))
 

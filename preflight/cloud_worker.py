@@ -38,6 +38,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from preflight import workerproc
 from preflight.errors import WORKER_ERROR, WORKER_EXITED, CloudError
+from preflight.text import shorten
 
 if TYPE_CHECKING:
     from preflight.cloud import Identity
@@ -362,7 +363,7 @@ def main() -> int:
         except CloudError as error:
             send({"id": request["id"], "error": _error_fields(error)})
         except Exception as exc:  # a bug here must still answer, or the caller would wait until its timeout
-            send({"id": request["id"], "error": {"message": f"{type(exc).__name__}: {str(exc)[:300]}",
+            send({"id": request["id"], "error": {"message": f"{type(exc).__name__}: {shorten(str(exc), 300)}",
                                                  "code": WORKER_ERROR, "action": str(request.get("action"))}})
         else:
             send({"id": request["id"], "body": body})

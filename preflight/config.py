@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from preflight.errors import ConfigError
+from preflight.text import shorten
 
 KINDS = ("completion", "chat", "embedding")
 AUTH_MODES = ("raw", "bearer")
@@ -22,6 +23,7 @@ MAX_DEPTH = 64
 TOO_DEEP = f"the document nests too deeply to be a config (more than {MAX_DEPTH} levels)"
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _ENV_ANYWHERE = re.compile(r"\$\{([^}]*)\}")
+_ENV_UNBRACED = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")  # $NAME: a shell's spelling, taken literally here
 
 
 @dataclass(frozen=True)
@@ -206,7 +208,20 @@ class _Reader:
             raise self.error(node, field_path, f"expected one of {', '.join(choices)}")
         return text
 
+    def warn(self, node: Any, field_path: str, message: str) -> None:
+        """A config warning, named like an error (file:line: field: message), shown with the run's notes."""
+        line = _line(node)
+        where = f"{self.path}:{line}" if line is not None else self.path
+        self.warnings.append(f"{where}: {_one_line(field_path)}: {_one_line(message)}")
+
     def expand(self, node: Any, field_path: str, text: str) -> str:
+        unbraced = _ENV_UNBRACED.match(text)
+        if unbraced:
+            name = unbraced.group(1)
+            # Not quoting the value: it becomes the key, a secret, and would be masked in the message.
+            self.warn(node, field_path, "an environment reference without braces is taken literally (only the "
+                                        f"${{NAME}} spelling is expanded); to read the variable, write ${{{name}}}")
+
         def substitute(match: re.Match[str]) -> str:
             name = match.group(1)
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
@@ -218,13 +233,9 @@ class _Reader:
         return _ENV_ANYWHERE.sub(substitute, text)
 
     def integer(self, node: Any, field_path: str, *, minimum: int = 0, maximum: int | None = None) -> int:
-        value = self.scalar(node, field_path)
-        if isinstance(value, str):
-            value = self.expand(node, field_path, value)
-            try:
-                value = int(value)
-            except ValueError:
-                raise self.error(node, field_path, "expected a whole number") from None
+        """A whole number written as one, or a whole ${NAME} reference to one; any other text is refused alike,
+        quoted digits ("1024") included."""
+        value = self._numeric(node, field_path, "a whole number", int)
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.error(node, field_path, "expected a whole number")
         if value < minimum or (maximum is not None and value > maximum):
@@ -233,12 +244,28 @@ class _Reader:
         return value
 
     def number(self, node: Any, field_path: str, *, minimum: float = 0.0) -> float:
-        value = self.scalar(node, field_path)
+        """A number written as one, or a whole ${NAME} reference to one, as integer() takes them."""
+        value = self._numeric(node, field_path, "a number", float)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.error(node, field_path, "expected a number")
         if value < minimum or value != value or value in (float("inf"), float("-inf")):
             raise self.error(node, field_path, f"expected a finite number of at least {minimum}")
         return float(value)
+
+    def _numeric(self, node: Any, field_path: str, what: str, parse: Callable[[str], Any]) -> Any:
+        """The scalar of a numeric field; text only as a whole ${NAME} reference, whose value is parsed."""
+        value = self.scalar(node, field_path)
+        if not isinstance(value, str):
+            return value
+        reference = _ENV_REF.match(value)
+        if reference is None:
+            raise self.error(node, field_path, f"expected {what}, got the text '{shorten(value, 40)}'"
+                                               f"{_numeric_hint(value, parse)}")
+        text = self.expand(node, field_path, value)
+        try:
+            return parse(text.strip())
+        except ValueError:
+            raise self.error(node, field_path, f"expected {what} in ${{{reference.group(1)}}}") from None
 
     def sequence(self, node: Any, field_path: str) -> list[Any]:
         import yaml
@@ -267,6 +294,18 @@ class _Reader:
         if node is None or self.scalar_is_null(node):
             return default
         return build(self.mapping(node, field_path, allowed))
+
+
+def _numeric_hint(text: str, parse: Callable[[str], Any]) -> str:
+    """What to write instead of text in a numeric field, when it is plain what was meant."""
+    unbraced = _ENV_UNBRACED.match(text)
+    if unbraced:
+        return f"; to read the environment variable, write ${{{unbraced.group(1)}}}"
+    try:
+        parse(text)
+    except ValueError:
+        return ""
+    return f"; write {text.strip()} without quotes"
 
 
 def _yaml_int(text: str) -> int | str:
@@ -592,10 +631,9 @@ def _service(reader: _Reader, node: Any, path: str) -> ServiceConfig:
                 api_key_env = ref.group(1)
             else:
                 literal = "${" not in raw
-                if literal:
-                    reader.warnings.append(
-                        f"{path}.api_key (line {key_node.start_mark.line + 1}) is written in the file; "
-                        "keys belong in the environment: api_key: ${DW_KEY}")
+                if literal and not _ENV_UNBRACED.match(raw):  # else expand() warns, naming the variable
+                    reader.warn(key_node, f"{path}.api_key", "the key is written in the file; keys belong in the "
+                                "environment: api_key: ${DW_KEY}")
             api_key = reader.expand(key_node, f"{path}.api_key", raw)
     expect = Expect()
     if "expect" in m:

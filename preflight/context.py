@@ -24,15 +24,17 @@ class TokenBudget:
     def __init__(self, limit: int | None) -> None:
         self.limit = limit
         self.spent = 0
+        self.estimated = False  # some of `spent` is a request's upper bound: its answer reported no usage
         self._lock = threading.Lock()
 
     def exhausted(self) -> bool:
         with self._lock:
             return self.limit is not None and self.spent >= self.limit
 
-    def spend(self, tokens: int) -> None:
+    def spend(self, tokens: int, estimated: bool = False) -> None:
         with self._lock:
             self.spent += max(0, tokens)
+            self.estimated = self.estimated or (estimated and tokens > 0)
 
 
 class Resources:

@@ -17,6 +17,7 @@ from preflight.errors import CloudError, LogFormatError, UsageError
 from preflight.innetwork_log import decode_payload
 from preflight.probe.script import KEY_OBSERVATIONS, build_plan, build_shell_script
 from preflight.redact import redact
+from preflight.text import shorten
 
 TERMINAL = ("Success", "Failure", "Failed", "Stopped", "Cancelled")
 STAGES = {"NotRun": "submitted, not started yet", "WaitTime": "waiting for its time",
@@ -76,7 +77,7 @@ async def _in_thread(call: ApiCall, action: str, method: str, params: dict[str, 
 
 
 def _tail(log: str) -> list[str]:
-    return [redact(line)[:LOG_LINE_CHARS] for line in log.rstrip().splitlines()[-LOG_TAIL_LINES:]]
+    return [shorten(redact(line), LOG_LINE_CHARS) for line in log.rstrip().splitlines()[-LOG_TAIL_LINES:]]
 
 
 def _transient(error: CloudError) -> bool:

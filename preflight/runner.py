@@ -254,7 +254,7 @@ class _TargetRun:
             if not isinstance(outcome, Outcome):
                 outcome = Outcome(Status.ERROR, f"the check returned {type(outcome).__name__}, not an Outcome")
             if outcome.tokens:
-                runner.resources.budget.spend(outcome.tokens)
+                runner.resources.budget.spend(outcome.tokens, bool(outcome.evidence.get("tokens_estimated")))
             return settle(outcome, start, used_origin=context.used_origin)
 
 

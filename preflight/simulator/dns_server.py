@@ -130,27 +130,27 @@ class DnsServer:
         with self._lock:
             self.queries += 1
 
-    def start(self) -> int:
-        # The TCP listener must share the UDP port; another process may hold it, so a few tries.
-        for _ in range(20):
+    def start(self, port: int = 0) -> int:
+        # The TCP listener must share the UDP port; another process may hold it, so a few tries (one for a given port).
+        for _ in range(20 if port == 0 else 1):
             udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            udp.bind(("127.0.0.1", 0))
-            port = int(udp.getsockname()[1])
+            udp.bind(("127.0.0.1", port))
+            bound = int(udp.getsockname()[1])
             try:
-                tcp = _TcpServer(("127.0.0.1", port), _TcpHandler)
+                tcp = _TcpServer(("127.0.0.1", bound), _TcpHandler)
             except OSError:
                 udp.close()
                 continue
             tcp.owner = self
             udp.settimeout(0.1)
-            self._socket, self._tcp, self.port = udp, tcp, port
+            self._socket, self._tcp, self.port = udp, tcp, bound
             self._spawn(self._serve_udp)
             if self.latency_s:
                 self._spawn(self._answer_when_due)
             # serve_forever must run even if stop() comes first: shutdown() waits for it to return.
             self._spawn(functools.partial(tcp.serve_forever, poll_interval=0.05))
-            return port
-        raise OSError("no loopback port free for both UDP and TCP")
+            return bound
+        raise OSError(f"no loopback port free for both UDP and TCP{f' ({port})' if port else ''}")
 
     def _spawn(self, target: Callable[[], object]) -> None:
         thread = threading.Thread(target=target, daemon=True)

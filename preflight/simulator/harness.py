@@ -11,27 +11,28 @@ KEY_ENV = {"completion": "DW_DEMO_QWEN_KEY", "chat": "DW_DEMO_CHAT_KEY", "embedd
 SERVICE_NAMES = {"completion": "qwen", "chat": "qwen-chat", "embedding": "bge-m3"}
 
 
-def _closed_port() -> int:
-    """A loopback port that nothing listens on (bound, then released)."""
+def _closed_port(port: int = 0) -> int:
+    """A loopback port that nothing listens on (bound, then released): `port`, or any when it is 0."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
+        probe.bind(("127.0.0.1", port))
+        bound: int = probe.getsockname()[1]
+    return bound
 
 
 class Simulator:
     """The model service, its DNS server and the cloud API for one scenario, on 127.0.0.1."""
 
     def __init__(self, scenario: Scenario, *, latency_ms: float = 0.0, dns_latency_ms: float = 0.0,
-                 run_scripts: bool = True) -> None:
+                 run_scripts: bool = True, openapi_port: int = 0, model_port: int = 0, dns_port: int = 0) -> None:
+        """The ports are where the servers listen on 127.0.0.1; 0 is any free port, read back after start()."""
         self.scenario = scenario
         self.world = scenario.world
         self.latency_s = latency_ms / 1000.0
         self.dns_latency_s = dns_latency_ms / 1000.0
         self.run_scripts = run_scripts
-        self.model_port = 0
-        self.dns_port = 0
-        self.cloud_port = 0
+        self.model_port = model_port
+        self.dns_port = dns_port
+        self.cloud_port = openapi_port
         self._servers: list[object] = []
 
     def start(self) -> Simulator:
@@ -41,18 +42,18 @@ class Simulator:
 
         try:
             if self.scenario.service_down:
-                self.model_port = _closed_port()
+                self.model_port = _closed_port(self.model_port)
             else:
                 model = ModelService(self.world, faults=self.scenario.model_faults, latency_s=self.latency_s)
-                self.model_port = model.start()
+                self.model_port = model.start(self.model_port)
                 self._servers.append(model)
             records = {} if self.scenario.dns_missing else {m.host: "127.0.0.1" for m in self.world.models}
             dns = DnsServer(records, latency_s=self.dns_latency_s)
-            self.dns_port = dns.start()
+            self.dns_port = dns.start(self.dns_port)
             self._servers.append(dns)
             cloud = CloudApi(self.world, faults=self.scenario.cloud_faults, latency_s=self.latency_s,
                              simulator=self)
-            self.cloud_port = cloud.start()
+            self.cloud_port = cloud.start(self.cloud_port)
             self._servers.append(cloud)
         except BaseException:
             self.stop()

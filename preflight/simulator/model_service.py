@@ -362,14 +362,14 @@ class ModelService:
         self._other: _RedirectTarget | None = None
         self._threads: list[threading.Thread] = []
 
-    def start(self) -> int:
+    def start(self, port: int = 0) -> int:
         redirect_to = "http://127.0.0.2:9"
         if "redirect" in self.faults:
             self._other = _RedirectTarget(("127.0.0.2", 0), _RecordingHandler)
             self._other.received_authorizations = self.received_authorizations
             redirect_to = f"http://127.0.0.2:{self._other.server_address[1]}"
             self._spawn(self._other)
-        server = _Server(("127.0.0.1", 0), _Handler)
+        server = _Server(("127.0.0.1", port), _Handler)
         server.world, server.faults, server.latency_s = self.world, self.faults, self.latency_s
         server.stopping, server.redirect_to = self.stopping, redirect_to
         server.received_authorizations = self.received_authorizations

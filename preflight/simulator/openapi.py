@@ -156,8 +156,8 @@ class CloudApi:
         }
 
     # --- lifecycle ---------------------------------------------------------------------------------
-    def start(self) -> int:
-        server = _Server(("127.0.0.1", 0), _Handler)
+    def start(self, port: int = 0) -> int:
+        server = _Server(("127.0.0.1", port), _Handler)
         server.api = self
         self._server = server
         self.port = int(server.server_address[1])

@@ -137,7 +137,7 @@ def test_yaml_numbers_are_read_the_way_a_person_means_them() -> None:
 
 @pytest.mark.parametrize(("old", "new", "expected"), [
     ("max_ttft_ms: 5000", "max_ttft_ms: 1:20", "preflight.yaml:18: targets[0].services[0].expect.max_ttft_ms: "
-                                               "expected a whole number"),
+                                               "expected a whole number, got the text '1:20'"),
     ("resolve: {}}", "resolve: {}, timeout_s: .inf}", "preflight.yaml:4: dns.timeout_s: expected a finite number "
                                                       "of at least 0.01"),
     ("resolve: {}}", "resolve: {}, timeout_s: .nan}", "preflight.yaml:4: dns.timeout_s: expected a finite number "
@@ -147,3 +147,80 @@ def test_yaml_numbers_are_read_the_way_a_person_means_them() -> None:
 ])
 def test_odd_scalars_and_keys_get_one_line(old: str, new: str, expected: str) -> None:
     assert error_of(VALID.replace(old, new)) == expected
+
+
+ALL_INTEGERS = """\
+version: 1
+region: cn-beijing
+cloud: {connect_timeout_ms: 5000, read_timeout_ms: 10000}
+http: {max_body_bytes: 65536}
+in_network: {timeout_s: 600}
+max_tokens_budget: 100
+targets:
+  - name: prod
+    services:
+      - name: qwen
+        kind: completion
+        endpoint: http://ms-abc.cn-beijing.dataworks-model.aliyuncs.com
+        api_key: ${DW_QWEN_KEY}
+        max_tokens: 8
+        expect: {dimensions: 1024, max_ttft_ms: 5000, max_latency_ms: 9000}
+"""
+INTEGER_FIELDS = [  # (field, line, value as written)
+    ("version", 1, "1"), ("cloud.connect_timeout_ms", 3, "5000"), ("cloud.read_timeout_ms", 3, "10000"),
+    ("http.max_body_bytes", 4, "65536"), ("in_network.timeout_s", 5, "600"), ("max_tokens_budget", 6, "100"),
+    ("targets[0].services[0].max_tokens", 14, "8"), ("targets[0].services[0].expect.dimensions", 15, "1024"),
+    ("targets[0].services[0].expect.max_ttft_ms", 15, "5000"),
+    ("targets[0].services[0].expect.max_latency_ms", 15, "9000"),
+]
+
+
+def with_value(field: str, line: int, value: str, replacement: str) -> str:
+    key = field.rsplit(".", 1)[-1]
+    lines = ALL_INTEGERS.splitlines(keepends=True)
+    assert f"{key}: {value}" in lines[line - 1], (field, lines[line - 1])
+    lines[line - 1] = lines[line - 1].replace(f"{key}: {value}", f"{key}: {replacement}", 1)
+    return "".join(lines)
+
+
+def test_every_integer_field_is_read() -> None:
+    config = parse_config(ALL_INTEGERS, "preflight.yaml", ENV)
+    service = config.targets[0].services[0]
+    assert (config.cloud.connect_timeout_ms, config.cloud.read_timeout_ms, config.http.max_body_bytes,
+            config.in_network.timeout_s, config.max_tokens_budget, service.max_tokens, service.expect.dimensions,
+            service.expect.max_ttft_ms, service.expect.max_latency_ms) == (5000, 10000, 65536, 600, 100, 8, 1024,
+                                                                           5000, 9000)
+
+
+@pytest.mark.parametrize(("field", "line", "value"), INTEGER_FIELDS, ids=[f[0] for f in INTEGER_FIELDS])
+def test_every_integer_field_refuses_text_alike(field: str, line: int, value: str) -> None:
+    quoted = error_of(with_value(field, line, value, f'"{value}"'))
+    assert quoted == (f"preflight.yaml:{line}: {field}: expected a whole number, got the text '{value}'; "
+                      f"write {value} without quotes")
+    words = error_of(with_value(field, line, value, '"eight"'))
+    assert words == f"preflight.yaml:{line}: {field}: expected a whole number, got the text 'eight'"
+    unbraced = error_of(with_value(field, line, value, "$DW_NUMBER"))
+    assert unbraced.endswith("got the text '$DW_NUMBER'; to read the environment variable, write ${DW_NUMBER}")
+
+
+@pytest.mark.parametrize(("field", "line", "value"), INTEGER_FIELDS, ids=[f[0] for f in INTEGER_FIELDS])
+def test_a_whole_reference_stands_for_an_integer(field: str, line: int, value: str) -> None:
+    text = with_value(field, line, value, '"${DW_NUMBER}"')  # quoted: YAML's flow style reads braces itself
+    assert parse_config(text, "preflight.yaml", {**ENV, "DW_NUMBER": value}) == parse_config(
+        ALL_INTEGERS, "preflight.yaml", ENV)
+    assert error_of(text, {**ENV, "DW_NUMBER": "many"}) == (f"preflight.yaml:{line}: {field}: expected a whole "
+                                                            "number in ${DW_NUMBER}")
+
+
+def test_an_unbraced_reference_is_a_warning_that_shows_the_braced_spelling() -> None:
+    text = VALID.replace("api_key: ${DW_QWEN_KEY}", "api_key: $DW_QWEN_KEY").replace(
+        "resource_group: Serverless_res_group_xxx", "resource_group: $DW_GROUP")
+    config = parse_config(text, "preflight.yaml", ENV)
+    qwen = config.targets[0].services[0]
+    assert qwen.api_key == "$DW_QWEN_KEY" and qwen.api_key_literal and config.targets[0].resource_group == "$DW_GROUP"
+    expected = ("an environment reference without braces is taken literally (only the ${NAME} spelling is "
+                "expanded); to read the variable, write ")
+    assert config.warnings == (f"preflight.yaml:14: targets[0].services[0].api_key: {expected}${{DW_QWEN_KEY}}",
+                               f"preflight.yaml:8: targets[0].resource_group: {expected}${{DW_GROUP}}")
+    plain = parse_config(VALID.replace("api_key: ${DW_QWEN_KEY}", "api_key: DW-ms-$x-literal"), "p.yaml", ENV)
+    assert len(plain.warnings) == 1 and "written in the file" in plain.warnings[0]  # not a reference: no hint

@@ -132,6 +132,41 @@ def test_http_tells_guarded_open_and_proxy_pages_apart() -> None:
     assert "not followed" in judge_http(redirected).summary
 
 
+@pytest.mark.parametrize(("status", "body", "content_type", "verdict", "summary"), [
+    (401, b'{"error": "no key"}', "application/json", Status.PASS, "reachable and guarded: HTTP 401 without a key"),
+    (403, b"forbidden", "text/plain", Status.PASS, "reachable and guarded: HTTP 403 without a key"),
+    (404, b'{"detail": "Not Found"}', "application/json", Status.PASS,
+     "reachable: HTTP 404 without a key; the keyed request decides"),
+    (400, b'{"error": "missing header"}', "application/json", Status.PASS,
+     "reachable: HTTP 400 without a key; the keyed request decides"),
+    (500, b"Internal Server Error", "text/plain", Status.PASS,
+     "reachable: HTTP 500 without a key; the keyed request decides"),
+    (503, b'{"error": "auth backend down"}', "application/json", Status.PASS,
+     "reachable: HTTP 503 without a key; the keyed request decides"),
+    (200, b'{"data": []}', "application/json", Status.WARN,
+     "the service answered 200 without a key: it is open to anyone who can reach it"),
+    (504, b"<html><body>504 Gateway Time-out</body></html>", "text/html", Status.FAIL,
+     "GET /v1/models: envoy answered HTTP 504 with an HTML error page: a proxy or gateway in front of the model "
+     "service failed"),
+])
+def test_any_answer_of_the_service_itself_proves_it_reachable(status: int, body: bytes, content_type: str,
+                                                              verdict: Status, summary: str) -> None:
+    observation = exchange("http", status, body, content_type, headers={"server": "envoy"}, method="GET",
+                           path="/v1/models")
+    outcome = judge_http(observation)
+    assert (outcome.status, outcome.summary) == (verdict, summary)
+    assert outcome.evidence["status"] == status and outcome.evidence["server"] == "envoy"
+    assert outcome.evidence["body_excerpt"] == body.decode()
+
+
+def test_no_answer_fails_with_an_action_for_each_cause() -> None:
+    for error in ("timeout", "reset", "connect", "protocol", "error"):
+        outcome = judge_http(exchange("http", None, b"", error=error, detail="x " * 200))
+        assert outcome.status is Status.FAIL and outcome.remediation and "See the evidence" not in outcome.remediation
+        assert outcome.summary.endswith("…") and len(outcome.summary) < 220  # the evidence keeps the whole detail
+        assert outcome.evidence["detail"] == "x " * 200
+
+
 @pytest.mark.parametrize(("key", "auth", "status", "words"), [
     ("DW-ms-abc-0123456789", "raw", Status.PASS, "starts with DW-"),
     ("Bearer DW-ms-abc-0123456789", "raw", Status.FAIL, "Bearer"),
@@ -151,8 +186,22 @@ def test_key_valid_statuses() -> None:
     assert judge_key_valid(exchange("models", 200, b'{"data": []}')).status is Status.PASS
     refused = judge_key_valid(exchange("models", 401, b'{"message": "bad key"}'))
     assert refused.status is Status.FAIL and "5 minutes" in refused.remediation
+    forbidden = judge_key_valid(exchange("models", 403, b"{}"))
+    assert forbidden.status is Status.FAIL and "API keys" in forbidden.remediation
     assert judge_key_valid(exchange("models", 429, b"{}")).status is Status.WARN
-    assert judge_key_valid(exchange("models", 503, b"{}")).status is Status.FAIL
+    unhealthy = judge_key_valid(exchange("models", 503, b"{}", method="GET", path="/v1/models"))
+    assert unhealthy.status is Status.FAIL
+    assert unhealthy.summary == "GET /v1/models with the key: HTTP 503: the service is unhealthy"
+    assert "Model Service" in unhealthy.remediation
+
+
+def test_a_server_without_a_models_list_leaves_the_key_to_the_inference_checks() -> None:
+    answer = exchange("models", 404, b'{"detail": "Not Found"}')
+    outcome = judge_key_valid(answer)
+    assert outcome.status is Status.WARN and outcome.status.ok  # the inference checks still run
+    assert "proved by the inference checks" in outcome.summary
+    listed = judge_listed(answer, "m")
+    assert listed.status is Status.SKIP and "HTTP 404" in listed.summary
 
 
 def test_listed_names_what_is_served() -> None:
@@ -219,3 +268,105 @@ def test_embedding_dimensions_types_and_finiteness() -> None:
     one_for_two = embeddings([[0.1] * 4])
     one_for_two["single"] = embeddings([[0.3] * 4])
     assert "1 vector(s) for 2 input(s)" in judge_embedding(one_for_two, 4).summary
+
+
+def indexed(indexes: list[Any], vectors: list[Any] | None = None) -> dict[str, Any]:
+    import json
+
+    vectors = vectors or [[0.1 * (n + 1)] * 4 for n in range(len(indexes))]
+    data = [{"embedding": v} if i is None else {"index": i, "embedding": v}
+            for i, v in zip(indexes, vectors, strict=True)]
+    answer = exchange("embedding", 200, json.dumps({"data": data}).encode())
+    answer["single"] = embeddings([[0.3] * 4])
+    return answer
+
+
+def test_embeddings_out_of_input_order_are_matched_by_index_and_warned() -> None:
+    outcome = judge_embedding(indexed([1, 0], [[0.2] * 4, [0.1] * 3]), 4)
+    assert outcome.status is Status.FAIL  # vector 0 (second in the list) is the short one: matched by index
+    assert outcome.summary == "a batch of two: vector 0 has 3 dimensions, 4 expected"
+    outcome = judge_embedding(indexed([1, 0]), 4)
+    assert outcome.status is Status.WARN and outcome.status.ok
+    assert outcome.summary == ("a batch of two: the vectors came back out of input order (indexes [1, 0]); "
+                               "matched by index")
+    assert "positionally pairs texts with the wrong vectors" in outcome.remediation
+    assert outcome.evidence["indexes"] == [1, 0]
+
+
+@pytest.mark.parametrize(("indexes", "words"), [
+    ([0, 0], "index 0 appears more than once (indexes [0, 0])"),
+    ([1, 2], "no vector for input 0 (indexes [1, 2], inputs 0 to 1)"),
+    ([0, None], "the vector at position 1 has no index (None) while others have"),
+    (["0", 1], "the vector at position 0 has no index ('0') while others have"),
+])
+def test_missing_or_repeated_indexes_fail(indexes: list[Any], words: str) -> None:
+    outcome = judge_embedding(indexed(indexes), 4)
+    assert outcome.status is Status.FAIL and outcome.summary == f"a batch of two: {words}"
+
+
+def test_embeddings_without_any_index_are_read_in_order() -> None:
+    outcome = judge_embedding(indexed([None, None]), 4)
+    assert outcome.status is Status.PASS and "in input order" in outcome.summary
+
+
+def completion_body(max_tokens: int = 8) -> dict[str, Any]:
+    return {"model": "m", "prompt": "Say OK.", "max_tokens": max_tokens, "stream": True}
+
+
+def test_a_stream_without_usage_counts_the_requests_upper_bound() -> None:
+    chunks = [(20.0, event("O")), (30.0, event("K", "stop")), (31.0, b"data: [DONE]\n\n")]
+    outcome = judge_stream(stream(chunks, request_body=completion_body()), 5000)
+    upper = len(b"Say OK.") + 16 + 8  # prompt bytes, what a template may add, max_tokens
+    assert outcome.status is Status.PASS and outcome.tokens == upper
+    assert outcome.evidence["tokens_estimated"] is True
+    assert outcome.summary.endswith(f"(≈{upper} tokens counted: no usage reported)")
+    reported = judge_stream(stream(chunks, request_body=completion_body(), usage={"total_tokens": 5}), 5000)
+    assert reported.tokens == 5 and reported.evidence["tokens_estimated"] is False and "≈" not in reported.summary
+    refused = judge_stream(stream(chunks, request_body=completion_body(), status=401), 5000)
+    assert refused.tokens == 0 and "tokens_estimated" not in refused.evidence  # no answer: nothing generated
+
+
+def test_a_completion_without_usage_is_estimated_too() -> None:
+    answer = exchange("completion", 200, b'{"choices": [{"text": "OK", "finish_reason": "stop"}]}',
+                      request_body={"model": "m", "prompt": "Say OK.", "max_tokens": 8, "stream": False})
+    outcome = judge_completion(answer)
+    assert outcome.status is Status.PASS and outcome.tokens == 31 and "≈31 tokens" in outcome.summary
+    with_usage = exchange("completion", 200, b'{"choices": [{"text": "OK"}], "usage": {"total_tokens": 9}}')
+    assert judge_completion(with_usage).summary.endswith("(9 tokens)")
+
+
+def test_the_budget_says_when_its_count_is_estimated() -> None:
+    from preflight.context import TokenBudget
+
+    budget = TokenBudget(10)
+    budget.spend(4)
+    assert not budget.estimated and not budget.exhausted()
+    budget.spend(31, estimated=True)
+    assert budget.estimated and budget.exhausted() and budget.spent == 35
+
+
+def test_a_stream_without_done_gets_a_fix_a_person_can_carry_out() -> None:
+    finished = judge_stream(stream([(20.0, event("O")), (30.0, event("K", "stop"))]), 5000)
+    assert finished.status is Status.FAIL and "although the model finished (finish_reason stop)" in finished.summary
+    assert finished.remediation.startswith("Make the server end every stream with data: [DONE]")
+    cut = judge_stream(stream([(20.0, event("O")), (30.0, event("K"))]), 5000)
+    assert cut.status is Status.FAIL and "cut short" in cut.summary
+    assert cut.remediation.startswith("Find what closes the connection early")
+
+
+def test_summaries_quoting_a_body_are_cut_on_a_word_boundary() -> None:
+    body = ("The model name you sent is not deployed on this service; deployed models are listed in the "
+            "console under Model Service, where each deployment shows its served name and replicas status")
+    outcome = judge_key_valid(exchange("models", 400, body.encode(), "text/plain"))
+    quoted = outcome.summary.split(": ", 2)[2]
+    assert quoted.endswith("…") and body.startswith(quoted[:-1]) and body[len(quoted) - 1] == " "
+    assert outcome.evidence["body_excerpt"] == body
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b'"text"', b"3", b"null", b'{"usage": [1], "data": 7}'])
+def test_answers_of_any_json_shape_are_verdicts_not_crashes(body: bytes) -> None:
+    batch = exchange("embedding", 200, body)
+    batch["single"] = exchange("embedding", 200, body)
+    assert judge_embedding(batch, 4).status is Status.FAIL
+    assert judge_completion(exchange("completion", 200, body)).status is Status.FAIL
+    assert judge_key_valid(exchange("models", 200, body)).status in (Status.PASS, Status.FAIL)

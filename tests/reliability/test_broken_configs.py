@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from pathlib import Path
@@ -51,6 +52,13 @@ def run(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     (b"region: cn-beijing\ntargets: [{name: a, services: [{name: s, kind: completion, endpoint: x, "
      b"api_key: '${DW_SURELY_UNSET_0}'}]}]\n",
      "2: targets[0].services[0].api_key: environment variable DW_SURELY_UNSET_0 is not set"),
+    (b"region: cn-beijing\ntargets:\n  - name: a\n    services:\n      - {name: s, kind: embedding, endpoint: x,\n"
+     b"         expect: {dimensions: \"1024\"}}\n",
+     "6: targets[0].services[0].expect.dimensions: expected a whole number, got the text '1024'; write 1024 "
+     "without quotes"),
+    (b"region: cn-beijing\ntargets:\n  - name: a\n    services:\n      - {name: s, kind: completion, endpoint: x,\n"
+     b"         max_tokens: \"eight\"}\n",
+     "6: targets[0].services[0].max_tokens: expected a whole number, got the text 'eight'"),
 ])
 def test_each_broken_file_has_its_exact_message(content: bytes, message: str, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
@@ -92,3 +100,20 @@ def test_a_file_without_permission_for_an_ordinary_user(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as caught:
             read_config_text(path)
         assert str(caught.value) == f"{path}: cannot be read: Permission denied"
+
+
+def test_an_unbraced_reference_is_a_note_of_the_run_that_names_file_line_and_spelling(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "preflight.yaml"
+    path.write_text("region: cn-beijing\ntargets:\n  - name: a\n    services:\n      - name: s\n"
+                    "        kind: completion\n        endpoint: http://127.0.0.1:9\n        api_key: $DW_QWEN_KEY\n")
+    code, _ = run(path, capsys)
+    assert code == 0
+    capsys.readouterr()
+    assert main(["run", "-c", str(path), "--no-reports", "--only", "config.valid", "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert f"{path}:8: targets[0].services[0].api_key: an environment reference without braces is taken " \
+           "literally (only the ${NAME} spelling is expanded); to read the variable, write ${DW_QWEN_KEY}" \
+        in report["notes"]
+    (result,) = report["results"]
+    assert result["status"] == "warn" and "s: api_key: ${DW_QWEN_KEY}" in result["remediation"]
