@@ -36,7 +36,8 @@ async def endpoint_url(context: Context) -> Outcome:
        failure_means="The model domain resolves only inside VPCs in the model service's allowlist (PrivateZone).",
        fix="Run from the resource group (--from resource-group), or add the group's first VPC to the allowlist.")
 async def endpoint_dns(context: Context) -> Outcome:
-    return await observed(context, "dns", judge_dns)
+    grouped = bool(context.target.resource_group)
+    return await observed(context, "dns", lambda found: judge_dns(found, resource_group=grouped))
 
 
 @check("endpoint.tcp", "TCP connection to the endpoint opens", depends_on=("endpoint.dns",), plane="network",
@@ -54,7 +55,8 @@ async def endpoint_tcp(context: Context) -> Outcome:
     start_early(context, "http", "endpoint.http")
     if key_goes_early(context):
         start_early(context, "models", "auth.key_valid")
-    return await observed(context, "tcp", judge_tcp)
+    grouped = bool(context.target.resource_group)
+    return await observed(context, "tcp", lambda found: judge_tcp(found, resource_group=grouped))
 
 
 def key_goes_early(context: Context) -> bool:

@@ -68,6 +68,16 @@ def _dns_query(host, server, port, timeout):
     return answer[0], answer[2]
 
 
+def _is_address(host):
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except (OSError, ValueError):
+            continue
+        return True
+    return False
+
+
 def _endpoint(url):
     from urllib.parse import urlsplit
 
@@ -82,7 +92,7 @@ def _endpoint(url):
 
 
 class Collector(object):
-    """Observes services with sockets and http.client, the way the local collector (preflight.probe.wire) does."""
+    """Observes services with sockets and http.client, the way the local collector (httpx, dnspython) does."""
 
     def __init__(self, plan):
         self.plan = plan
@@ -93,26 +103,27 @@ class Collector(object):
     def dns(self, service):
         end = _endpoint(service["endpoint"])
         obs = base("dns")
-        obs.update({"host": end["host"], "port": end["port"], "resolver": "system", "answers": [], "error": None,
-                    "detail": ""})
+        obs.update({"host": end["host"], "port": end["port"], "resolver": "system", "answered_by": None,
+                    "answers": [], "error": None, "detail": ""})
         start = time.monotonic()
         override = self.plan["dns"]["resolve"].get("%s:%d" % (end["host"], end["port"]))
         timeout = self.plan["dns"]["timeout_s"]
         try:
             if override:
-                obs["resolver"], obs["answers"] = "override", [override]
+                obs["resolver"], obs["answered_by"], obs["answers"] = "override", "override", [override]
+            elif _is_address(end["host"]):
+                obs["resolver"], obs["answered_by"], obs["answers"] = "literal", "literal", [end["host"]]
             elif self.nameservers:
                 obs["resolver"] = ",".join(self.nameservers)
-                kind, detail, obs["answers"] = self._ask_nameservers(end["host"], timeout)
+                kind, detail, obs["answers"], obs["answered_by"] = self._ask_nameservers(end["host"], timeout)
                 if kind:
                     obs["error"], obs["detail"] = kind, detail
             else:
                 infos = socket.getaddrinfo(end["host"], end["port"], 0, socket.SOCK_STREAM)
                 obs["answers"] = list(dict.fromkeys(info[4][0] for info in infos))
+                obs["answered_by"] = "system" if obs["answers"] else None
         except socket.gaierror as exc:
-            obs["error"] = "nxdomain" if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", -5)) \
-                else "error"
-            obs["detail"] = "%s: %s" % (end["host"], exc.strerror)
+            obs["error"], obs["detail"] = dns_gai_error(end["host"], exc)
         except Exception as exc:  # a collector reports, it never crashes
             obs["error"], obs["detail"] = "error", "%s: %s" % (type(exc).__name__, exc)
         if not obs["answers"] and obs["error"] is None:
