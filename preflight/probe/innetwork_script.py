@@ -177,10 +177,20 @@ class Collector(object):
         obs["elapsed_ms"] = _ms(start)
         return obs
 
-    def exchange(self, name, service, dns_obs, with_key, batch=False):
+    def stream(self, service, dns_obs):
+        """The stream request; sent again without stream_options if the server refuses that field."""
+        first = self.exchange("stream", service, dns_obs, True)
+        if not usage_refused(first):
+            return first
+        again = self.exchange("stream", service, dns_obs, True, body=without_usage(first["request_body"]))
+        again["usage_refused"] = True
+        return again
+
+    def exchange(self, name, service, dns_obs, with_key, batch=False, body=None):
         end = _endpoint(service["endpoint"])
         path = endpoint_path(name)
-        body = request_body(name, service["model"], service["prompt"], service["max_tokens"], batch)
+        if body is None:
+            body = request_body(name, service["model"], service["prompt"], service["max_tokens"], batch)
         method = "GET" if body is None else "POST"
         key = service.get("api_key") if with_key else None
         obs = exchange(name, method, service["endpoint"].rstrip("/") + path, path, bool(key), body)
@@ -307,7 +317,9 @@ def observe_service(collector, service, names):
     if not service.get("api_key"):
         return observed
     for name in ("models", "completion", "stream", "chat"):
-        if name in names:
+        if name == "stream" and name in names:
+            observed[name] = collector.stream(service, dns)
+        elif name in names:
             observed[name] = collector.exchange(name, service, dns, True)
     if "embedding" in names:
         batch = collector.exchange("embedding", service, dns, True, batch=True)

@@ -314,13 +314,21 @@ class LocalCollector:
 
     async def stream(self, service: ServiceConfig, dns_obs: Observation, *, deadline: float | None = None
                      ) -> Observation:
-        return await self._exchange("stream", service, dns_obs, with_key=True, deadline=deadline)
+        first = await self._exchange("stream", service, dns_obs, with_key=True, deadline=deadline)
+        if not obs.usage_refused(first):
+            return first
+        body = obs.without_usage(first["request_body"])
+        again = await self._exchange("stream", service, dns_obs, with_key=True, deadline=deadline, body=body)
+        again["usage_refused"] = True
+        return again
 
     async def _exchange(self, name: str, service: ServiceConfig, dns_obs: Observation, *, with_key: bool,
-                        deadline: float | None, batch: bool = False) -> Observation:
+                        deadline: float | None, batch: bool = False, body: dict[str, Any] | None = None
+                        ) -> Observation:
         endpoint = Endpoint.of(service.endpoint)
         path = obs.endpoint_path(name)
-        body = obs.request_body(name, service.model, service.prompt, service.max_tokens, batch)
+        if body is None:
+            body = obs.request_body(name, service.model, service.prompt, service.max_tokens, batch)
         method = "GET" if body is None else "POST"
         observation: dict[str, Any] = obs.exchange(name, method, f"{service.endpoint.rstrip('/')}{path}", path,
                                                    with_key and bool(service.api_key), body)

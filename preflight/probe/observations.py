@@ -12,7 +12,8 @@ Every observation is a JSON-ready dict with "kind", "v" (OBSERVATION_VERSION) an
   reason, headers, content_type, body_bytes, body_capped, body_utf8, body_excerpt, json, json_error, redirect,
   error (None|timeout|connect|reset|tls|protocol|error), detail; embedding adds "single" (the one-input request)
   and replaces every vector in "json" by its summary (see summarise_vector)
-- stream: the exchange fields plus events, json_errors, first_json_error, done, text, ttft_ms, first_byte_ms,
+- stream: the exchange fields plus usage_requested, usage_refused (the server refused stream_options and the request
+  was sent again without it), events, json_errors, first_json_error, done, text, ttft_ms, first_byte_ms,
   event_times_ms, total_ms, capped, stalled, usage, finish_reason
 """
 
@@ -41,13 +42,26 @@ def request_body(name, model, prompt, max_tokens, batch=False):
     if name == "completion":
         return {"model": model, "prompt": prompt, "max_tokens": max_tokens, "stream": False}
     if name == "stream":
-        return {"model": model, "prompt": prompt, "max_tokens": max_tokens, "stream": True}
+        # vLLM-style servers report a stream's usage only when asked; usage_refused() sends it again without.
+        return {"model": model, "prompt": prompt, "max_tokens": max_tokens, "stream": True,
+                "stream_options": {"include_usage": True}}
     if name == "chat":
         return {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens}
     if name == "embedding":
         text = "dw-preflight embedding probe"
         return {"model": model, "input": [text, "a second input"] if batch else text}
     return None
+
+
+def without_usage(body):
+    """The stream request again, without the stream_options a server refused."""
+    return {key: value for key, value in body.items() if key != "stream_options"}
+
+
+def usage_refused(observation):
+    """Whether the server refused the stream request because of its stream_options field."""
+    return (observation.get("status") in (400, 422) and "stream_options" in (observation.get("body_excerpt") or "")
+            and "stream_options" in (observation.get("request_body") or {}))
 
 
 def dns_gai_error(host, exc):
@@ -370,7 +384,9 @@ class SseReader:
         self.observation = observation
         self.buffer = b""
         self.texts = []
-        observation.update({"events": 0, "json_errors": 0, "first_json_error": None, "done": False, "text": "",
+        asked = "stream_options" in (observation.get("request_body") or {})
+        observation.update({"usage_requested": asked, "usage_refused": False,
+                            "events": 0, "json_errors": 0, "first_json_error": None, "done": False, "text": "",
                             "ttft_ms": None, "first_byte_ms": None, "event_times_ms": [], "total_ms": 0.0,
                             "capped": False, "stalled": False, "usage": None, "finish_reason": None})
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -372,3 +375,59 @@ def test_a_refused_connect_test_is_classified() -> None:
     assert found["tcp"]["connected"] is False and found["tcp"]["error"] == "refused"
     assert found["tcp"]["detail"] == "connection refused (RST): nothing listens"
 
+
+class _RefusesStreamOptions(BaseHTTPRequestHandler):
+    """A server that, like some OpenAI-compatible ones, refuses a stream request that carries stream_options."""
+
+    protocol_version = "HTTP/1.1"
+    server: Any
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.bodies.append(body)
+        if "stream_options" in body:
+            status, kind = 400, "application/json"
+            payload = b'{"error": {"message": "Unrecognized request argument supplied: stream_options"}}'
+        else:
+            status, kind = 200, "text/event-stream"
+            payload = b'data: {"choices": [{"text": "hi"}]}\n\ndata: [DONE]\n\n'
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_stream_is_asked_for_its_usage_and_sent_again_without_when_the_server_refuses() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RefusesStreamOptions)
+    server.bodies = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    try:
+        config = small_config(f"http://{HOST}:{port}", f"{{resolve: {{'{HOST}:{port}': 127.0.0.1}}}}")
+        service = config.targets[0].services[0]
+        for observe in (observe_locally, observe_in_network):
+            server.bodies.clear()  # type: ignore[attr-defined]
+            stream = observe(config, service, ["dns", "tcp", "stream"])["stream"]
+            asked, again = server.bodies  # type: ignore[attr-defined]
+            assert asked["stream_options"] == {"include_usage": True} and "stream_options" not in again
+            assert stream["status"] == 200 and stream["done"] is True and stream["text"] == "hi", observe
+            assert stream["usage_requested"] is False and stream["usage_refused"] is True
+            assert "stream_options" not in stream["request_body"]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(2)
+
+
+def test_a_stream_the_server_accepts_asks_for_usage_once(healthy: Simulator) -> None:
+    config = config_for(healthy)
+    service = next(s for s in config.targets[0].services if s.name == "qwen")
+    for observe in (observe_locally, observe_in_network):
+        stream = observe(config, service, ["dns", "tcp", "stream"])["stream"]
+        assert stream["usage_requested"] is True and stream["usage_refused"] is False
+        assert stream["request_body"]["stream_options"] == {"include_usage": True} and stream["done"] is True
