@@ -17,8 +17,8 @@ ALLOWLIST = ("The model domain resolves only inside the VPCs in the model servic
              "Groups > your Serverless group > Model Service > network settings).")
 FROM_GROUP = (" Run the check from the resource group (preflight run --from resource-group), or add the resource "
               "group's first VPC to the allowlist and wait until its binding is Available.")
-NO_GROUP = (" Run the check from a machine inside an allowed VPC, or set the target's resource_group and run it from "
-            "there (preflight run --from resource-group).")
+NO_GROUP = (" Run the check from a machine inside one of those VPCs (an ECS instance there, for example), where "
+            "the VPC resolvers answer for the domain.")
 ALLOWLIST_HINT = ALLOWLIST + FROM_GROUP
 # What each kind of failure is called in a summary; the detail (the resolver's or the OS's own words) follows it.
 ERRORS = {"nxdomain": "does not exist (NXDOMAIN)", "no-answer": "has no address record (NODATA)",
