@@ -290,6 +290,8 @@ class _TlsConnection(http.client.HTTPSConnection):
 
 
 def _classify(exc):
+    if isinstance(exc, ValueError) and "header" in str(exc).lower():  # http.client quotes the header: the key
+        return "error", HEADER_REFUSED
     text = "%s: %s" % (type(exc).__name__, exc)
     if isinstance(exc, socket.timeout):
         return "timeout", "the server went silent in the middle of the answer"

@@ -373,7 +373,7 @@ class LocalCollector:
             observation.update({"status": response.status_code, "reason": response.reason_phrase,
                                 "headers": obs.clean_headers(response.headers.multi_items()),
                                 "content_type": response.headers.get("content-type") or ""})
-            if response.is_redirect or 300 <= response.status_code < 400:
+            if 300 <= response.status_code < 400:
                 observation["redirect"] = response.headers.get("location")
             if response.is_stream_consumed:  # an answer made in memory (httpx.MockTransport), decoded by httpx
                 self._keep(read, response.content, reader, start)
@@ -453,6 +453,8 @@ def _failure(exc: BaseException, answered: bool, config: Config) -> tuple[str, s
         return "timeout", f"no answer within {http.read_timeout_s:g} s of the request"
     if isinstance(exc, httpx.TimeoutException):
         return "timeout", _short(exc)
+    if isinstance(exc, httpx.LocalProtocolError):  # its message quotes the offending header, the key perhaps
+        return "error", obs.HEADER_REFUSED
     cause = _root(exc)
     if isinstance(cause, ssl.SSLError):
         return "tls", _short(cause)

@@ -29,6 +29,8 @@ NAMES = ("dns", "tcp", "http", "models", "completion", "stream", "chat", "embedd
 EXCERPT_CHARS = 2048
 MAX_HEADERS = 40
 MAX_EVENT_TIMES = 256
+HEADER_REFUSED = ("the request was not sent: a header holds a character HTTP does not allow (a line break or a "
+                  "control character in the key?)")  # said instead of the library's words, which quote the header
 SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key")
 
 

@@ -39,7 +39,7 @@ def replying(reply: bytes, heard: list[bytes]) -> Serve:
     return serve
 
 
-def collect(name: str, serve: Serve | bytes) -> tuple[dict[str, Any], list[bytes]]:
+def collect(name: str, serve: Serve | bytes, key: str = KEY) -> tuple[dict[str, Any], list[bytes]]:
     """One observation made against a loopback server that answers `serve` (raw bytes, or a stream handler)."""
     heard: list[bytes] = []
     handler = replying(serve, heard) if isinstance(serve, bytes) else serve
@@ -53,7 +53,7 @@ http: {{connect_timeout_s: 1, read_timeout_s: 0.5, total_timeout_s: 2, max_body_
 targets:
   - name: t
     services:
-      - {{name: s, kind: completion, endpoint: "http://{HOST}:{port}", api_key: "{KEY}", model: m}}
+      - {{name: s, kind: completion, endpoint: "http://{HOST}:{port}", api_key: {json.dumps(key)}, model: m}}
 """, "t.yaml", {})
         try:
             async with build_client(config) as client:
@@ -292,3 +292,9 @@ targets:
     assert request.headers["host"] == f"{HOST}:8443" and request.extensions["sni_hostname"] == HOST
     assert "authorization" not in request.headers
     assert observation["status"] == 401 and observation["url"] == f"https://{HOST}:8443/base/v1/models"
+
+
+def test_a_key_with_a_line_break_is_refused_before_anything_is_sent() -> None:
+    observation, heard = collect("models", answer("200 OK"), key="DW-k\r\nX-Injected: 1")
+    assert heard == [] and observation["status"] is None and observation["error"] == "error"
+    assert "X-Injected" not in repr(observation)

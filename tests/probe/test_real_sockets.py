@@ -17,7 +17,7 @@ from preflight.config import Config, ServiceConfig, parse_config
 from preflight.probe.local import LocalCollector, build_client
 from preflight.probe.script import build_collector_source, build_plan
 from preflight.simulator.dns_server import DnsServer
-from preflight.simulator.harness import Simulator
+from preflight.simulator.harness import KEY_ENV, Simulator
 from preflight.simulator.model_service import ModelService
 from preflight.simulator.scenarios import World, get_scenario
 
@@ -431,3 +431,14 @@ def test_a_stream_the_server_accepts_asks_for_usage_once(healthy: Simulator) -> 
         stream = observe(config, service, ["dns", "tcp", "stream"])["stream"]
         assert stream["usage_requested"] is True and stream["usage_refused"] is False
         assert stream["request_body"]["stream_options"] == {"include_usage": True} and stream["done"] is True
+
+
+def test_a_key_with_a_line_break_is_never_sent_nor_echoed(healthy: Simulator) -> None:
+    """Neither collector sends a header with a line break in it, nor repeats the key in what it reports."""
+    key = "DW-k\r\nX-Injected: 1"
+    config = parse_config(healthy.config_text(), "sim.yaml", {**healthy.environ(), KEY_ENV["completion"]: key})
+    service = next(s for s in config.targets[0].services if s.name == "qwen")
+    for observe in (observe_locally, observe_in_network):
+        models = observe(config, service, ["dns", "tcp", "models"])["models"]
+        assert models["status"] is None and models["error"] == "error", observe
+        assert "X-Injected" not in repr(models) and "line break" in models["detail"]
