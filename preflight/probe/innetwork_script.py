@@ -35,8 +35,8 @@ def _split(entry, default_port):
 def _dns_query(host, server, port, timeout):
     """One A question to a chosen resolver, over UDP, again over TCP if truncated; returns (rcode, addresses).
 
-    The message format and the reading of answers are observations.py's (dns_query, dns_answer), as the local
-    collector uses them: a datagram that answers something else is ignored, a malformed one is a ValueError."""
+    The message format and the reading of answers are observations.py's (dns_query, dns_answer): a datagram that
+    answers something else is ignored, as dnspython ignores it locally; a malformed one is a ValueError."""
     ident = random.randint(0, 0xFFFF)
     packet = dns_query(host, ident)
     family = socket.AF_INET6 if ":" in server else socket.AF_INET
@@ -132,7 +132,8 @@ class Collector(object):
         return obs
 
     def _ask_nameservers(self, host, timeout):
-        """(error kind, detail, addresses) by observations.dns_lookup's policy, which the local collector follows."""
+        """(error kind, detail, addresses, the resolver that answered) by observations.dns_lookup's policy, which the
+        local collector follows too."""
         servers = [_split(entry, 53) for entry in self.nameservers]
         lookup = dns_lookup(host, servers, timeout)
         try:

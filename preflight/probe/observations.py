@@ -89,7 +89,8 @@ def dns_timeout_detail(resolvers, timeout_s):
     return "no answer within %g s" % timeout_s
 
 
-# --- DNS on the wire: one A question and its answer (RFC 1035), as both collectors ask it ------------------------
+# --- DNS on the wire: one A question and its answer (RFC 1035), for the in-network collector, which has no ------
+# --- dnspython; the local collector asks with dnspython and reads the answer the same way ----------------------
 
 DNS_TYPE_A, DNS_TYPE_CNAME, DNS_CLASS_IN = 1, 5, 1
 DNS_RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
