@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from checks.judges.dns import judge_dns
 from checks.judges.http import judge_http
 from checks.judges.tcp import judge_tcp
 from checks.judges.url import judge_url
-from checks.observe import observed, start_early
-from preflight.model import Outcome, Status
+from checks.observe import observed
+from preflight.model import Outcome
 from preflight.registry import check
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (README, Start-up)
 if TYPE_CHECKING:
     from preflight.context import Context
 
@@ -36,7 +37,8 @@ async def endpoint_url(context: Context) -> Outcome:
        failure_means="The model domain resolves only inside VPCs in the model service's allowlist (PrivateZone).",
        fix="Run from the resource group (--from resource-group), or add the group's first VPC to the allowlist.")
 async def endpoint_dns(context: Context) -> Outcome:
-    return await observed(context, "dns", judge_dns)
+    grouped = bool(context.target.resource_group)
+    return await observed(context, "dns", lambda found: judge_dns(found, resource_group=grouped))
 
 
 @check("endpoint.tcp", "TCP connection to the endpoint opens", depends_on=("endpoint.dns",), plane="network",
@@ -49,41 +51,15 @@ async def endpoint_dns(context: Context) -> Outcome:
                      "unreachable: no route from here.",
        fix="Check the model service's status and the security group it created in the VPC.")
 async def endpoint_tcp(context: Context) -> Outcome:
-    # endpoint.http's unauthenticated GET needs only the DNS answer: it is sent alongside the connect test rather
-    # than after it (its verdict still waits for this one's). So is auth.key_valid's, to a DataWorks model domain.
-    start_early(context, "http", "endpoint.http")
-    if key_goes_early(context):
-        start_early(context, "models", "auth.key_valid")
-    return await observed(context, "tcp", judge_tcp)
-
-
-def key_goes_early(context: Context) -> bool:
-    """Whether auth.key_valid's GET /v1/models (with the key, spending no tokens) may go out with the connect test.
-
-    Only to the address a DataWorks node would send the key to: a DataWorks model domain of the target's region
-    over plain HTTP (endpoint.url passes), resolved here (endpoint.dns passed, or this check would not run), with
-    a key written as the service wants it (auth.key_format passes), and only when auth.key_valid and every check it
-    depends on are part of the run. Its verdict still waits for endpoint.http's: if that fails, auth.key_valid is
-    blocked as before and the answer is left unread. Any other endpoint (a generic OpenAI-compatible server, https)
-    gets the key only after endpoint.http has seen the service itself answer a request without one.
-    """
-    from checks.judges.model import judge_key_format
-
-    checks = context.resources.checks
-    service = context.service
-    if checks is None or service is None or not {"endpoint.http", "auth.key_format", "auth.key_valid"} <= checks:
-        return False
-    if judge_url(service.endpoint, context.region, service.auth).status is not Status.PASS:
-        return False
-    return judge_key_format(service.api_key, service.auth, True).status is Status.PASS
+    grouped = bool(context.target.resource_group)
+    return await observed(context, "tcp", lambda found: judge_tcp(found, resource_group=grouped))
 
 
 @check("endpoint.http", "Endpoint answers HTTP and is guarded", depends_on=("endpoint.tcp",), plane="network",
        tags=("endpoint", "network"), timeout_s=15, docs=DOCS,
        proves="An unauthenticated GET /v1/models gets the service's own HTTP answer: any status proves it reachable "
               "(401/403: and guarded); whether it works is the keyed request's to decide.",
-       how="Sends GET /v1/models without the key, alongside endpoint.tcp's connect (judged after it); redirects are "
-           "never followed.",
+       how="Sends GET /v1/models without the key, once endpoint.tcp has passed; redirects are never followed.",
        failure_means="A proxy's error page, a redirect, or no answer at all.",
        fix="Check proxies between here and the service, and the service's status.")
 async def endpoint_http(context: Context) -> Outcome:

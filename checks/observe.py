@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from preflight.model import Outcome
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (README, Start-up)
 if TYPE_CHECKING:
     from preflight.context import Context, Observation
 
@@ -38,21 +38,6 @@ async def observation(context: Context, name: str) -> Observation:
     return await context.observe(name, lambda: collect(service, dns, deadline=context.deadline))
 
 
-def start_early(context: Context, name: str, user: str) -> None:
-    """Begin the named observation now, for the check `user`, which runs after this one and will share it.
-
-    Only for an observation that changes nothing (endpoint.http's unauthenticated GET, and auth.key_valid's GET
-    when endpoint.key_goes_early says the key may go), only when `user` is part of this run, and only when observing
-    from here. The user's verdict still waits for its dependencies: if this check fails, the user is blocked as
-    before, and the early answer is left unread.
-    """
-    import asyncio
-
-    if context.observations is not None or context.resources.checks is None or user not in context.resources.checks:
-        return
-    context.resources.background(asyncio.ensure_future(observation(context, name)))
-
-
 async def observed(context: Context, name: str, judge: Callable[[Observation], Outcome]) -> Outcome:
     """Judge an observation; in an in-network run, say so honestly when the fallback could not reach the service."""
     result = await observation(context, name)
@@ -65,4 +50,4 @@ async def observed(context: Context, name: str, judge: Callable[[Observation], O
     return judge(result)
 
 
-__all__ = ["observation", "observed", "start_early"]
+__all__ = ["observation", "observed"]

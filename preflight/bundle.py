@@ -20,7 +20,7 @@ from preflight.redact import MASK, REDACTOR, SHAPE_KINDS, register_secrets
 
 PACKAGES = ("dw-preflight", "alibabacloud-dataworks-public20240518", "alibabacloud-tea-openapi",
             "alibabacloud-credentials", "alibabacloud-pvtz20180101", "alibabacloud-privatelink20200415",
-            "alibabacloud-vpc20160428", "requests", "certifi", "pyyaml", "rich", "dnspython")
+            "alibabacloud-vpc20160428", "requests", "certifi", "pyyaml", "rich", "dnspython", "httpx")
 REPORT_SUFFIXES = (".json", ".xml", ".md", ".html", ".txt", ".log")
 _SECRET_KEY = re.compile(r"(?i)(api[_-]?key|secret|security[_-]?token|sts[_-]?token|password|passwd|authorization)$")
 _KEY_LINE = re.compile(r"^(?P<lead>\s*-?\s*[\"']?(?P<key>[A-Za-z_-]+)[\"']?\s*:\s*)(?P<value>\S.*?)\s*$")

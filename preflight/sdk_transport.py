@@ -24,10 +24,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import select
 import socket
 import ssl
 import threading
+import zlib
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -39,7 +42,6 @@ from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers, select_proxy
 
 # The data plane client's bounds: 64 KiB of status line and headers, 8 KiB of a chunk-size or trailer line.
-from preflight.probe.wire import DECODED, MAX_HEAD, MAX_LINE, Decoder, Head, ProtocolError
 
 MAX_BODY = 64 * 1024 * 1024  # an API answer is kilobytes; a server that sends without end is cut here
 READ = 64 * 1024
@@ -283,7 +285,7 @@ def _request_bytes(request: PreparedRequest, netloc: str) -> bytes:
 def _exchange(connection: _Connection, message: bytes, method: str, reused: bool
               ) -> tuple[int, str, CaseInsensitiveDict[str], bytes, bool]:
     """Send one request and read its answer: status, reason, headers, decoded body, and whether to keep the
-    connection. The head is read as the data plane's client reads it (preflight.probe.wire.Head)."""
+    connection. The head is read as the data plane's client reads it (Head, below)."""
     reader = connection.reader
     before = reader.received
     try:
@@ -346,7 +348,7 @@ def _chunked(reader: _Reader) -> bytes:
 
 
 def _decoded(body: bytes, content_encoding: str | None) -> bytes:
-    """gzip and deflate bodies decoded (preflight.probe.wire.Decoder), to at most MAX_BODY bytes."""
+    """gzip and deflate bodies decoded (Decoder, below), to at most MAX_BODY bytes."""
     coding = (content_encoding or "").strip().lower()
     if coding not in DECODED:
         return body
@@ -383,6 +385,119 @@ def _response(request: PreparedRequest, status: int, reason: str, headers: CaseI
     response.request = request
     response.connection = adapter  # type: ignore[assignment]  # the stubs name requests' own adapter
     return response
+
+
+# --- The HTTP/1.1 head reader and the bounded decoder this transport shares no more (the data plane is on httpx)
+
+MAX_HEAD = 64 * 1024  # the status line and headers of one answer
+MAX_LINE = 8 * 1024  # a chunk-size or trailer line
+PIECE = 64 * 1024  # the most a decompression step hands over at once
+
+_STATUS_LINE = re.compile(r"HTTP/(\d)\.(\d) ([0-9]{3})(?: (.*))?")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+class ProtocolError(Exception):
+    """An answer that breaks HTTP/1.1 framing or syntax."""
+
+    kind = "protocol"
+
+
+class Head:
+    """An answer's status line and headers, read from its head (up to the blank line): header names lower-cased,
+    obsolete folded lines joined. Also read by the SDK's transport (preflight.sdk_transport)."""
+
+    __slots__ = ("headers", "reason", "status", "version")
+
+    def __init__(self, head: bytes) -> None:
+        lines = head.decode("latin-1").replace("\r\n", "\n").split("\n")
+        while lines and not lines[-1]:
+            lines.pop()  # the blank line that ends the head, when it is included
+        matched = _STATUS_LINE.fullmatch(lines[0] if lines else "")
+        if matched is None:
+            raise ProtocolError(f"not an HTTP status line: {(lines[0] if lines else '')[:80]!r}")
+        self.version = (int(matched.group(1)), int(matched.group(2)))
+        self.status = int(matched.group(3))
+        self.reason = (matched.group(4) or "").strip()
+        self.headers: list[tuple[str, str]] = []
+        for line in lines[1:]:
+            if line[:1] in (" ", "\t") and self.headers:  # an obsolete folded continuation line
+                name, value = self.headers[-1]
+                self.headers[-1] = (name, f"{value} {line.strip()}")
+                continue
+            name, colon, value = line.partition(":")
+            if not colon or not _TOKEN.fullmatch(name):
+                raise ProtocolError(f"a malformed header line: {line[:80]!r}")
+            self.headers.append((name.lower(), value.strip()))
+
+    def get(self, name: str) -> str | None:
+        """The header's value; repeated headers joined with commas, as HTTP reads them."""
+        values = [value for key, value in self.headers if key == name]
+        return ", ".join(values) if values else None
+
+    def framing(self, method: str) -> tuple[int | None, bool]:
+        """(length, chunked): a known length, chunked coding, or (None, False) for the end of the connection."""
+        if method == "HEAD" or self.status in (204, 304) or 100 <= self.status < 200:
+            return 0, False
+        coding = self.get("transfer-encoding")
+        if coding is not None:
+            return None, coding.split(",")[-1].strip().lower() == "chunked"
+        length = self.get("content-length")
+        if length is None:
+            return None, False
+        values = {value.strip() for value in length.split(",")}
+        if len(values) != 1 or not next(iter(values)).isdigit():
+            raise ProtocolError(f"an invalid Content-Length: {length[:40]!r}")
+        return int(values.pop()), False
+
+    def persistent(self) -> bool:
+        """Whether the server keeps the connection open after this answer (by version and Connection)."""
+        tokens = {token.strip().lower() for token in (self.get("connection") or "").split(",")}
+        return "keep-alive" in tokens if self.version < (1, 1) else "close" not in tokens
+
+
+DECODED = ("gzip", "x-gzip", "deflate")  # the content codings decoded (what requests and httpx decode too)
+
+
+class Decoder:
+    """gzip or deflate, handed over in bounded pieces. deflate is tried with its zlib wrapper, then raw."""
+
+    def __init__(self, encoding: str) -> None:
+        self._raw_deflate_tried = encoding != "deflate"
+        self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding != "deflate" else zlib.MAX_WBITS)
+        self._started = False
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        """The decoded pieces of `data`, at most PIECE bytes each, made only as they are taken: a caller that
+        stops early (a byte cap) never holds more than one piece of a compression bomb."""
+        try:
+            piece = self._inflate.decompress(data, PIECE)
+        except zlib.error as exc:
+            if self._started or self._raw_deflate_tried:
+                raise ProtocolError(f"the body does not decode as its Content-Encoding says: {exc}") from None
+            self._raw_deflate_tried = True  # some servers send deflate without the zlib wrapper
+            self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
+            yield from self.feed(data)
+            return
+        self._started = True
+        if piece:
+            yield piece
+        while self._inflate.unconsumed_tail:
+            piece = self._inflate.decompress(self._inflate.unconsumed_tail, PIECE)
+            if piece:
+                yield piece
+
+    @property
+    def finished(self) -> bool:
+        """Whether the compressed stream has ended (else it was cut short)."""
+        return self._inflate.eof
+
+    def flush(self) -> bytes:
+        try:
+            flushed: bytes = self._inflate.flush()
+            return flushed
+        except zlib.error as exc:
+            raise ProtocolError(f"the body does not decode as its Content-Encoding says: {exc}") from None
 
 
 __all__ = ["SdkAdapter"]

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from preflight.model import Outcome
-
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (README, Start-up)
-if TYPE_CHECKING:
-    from typing import Any
 
 TCP_FIXES = {
     "refused": "The address answers but nothing listens on the port: the model service may be stopped or still "
@@ -18,6 +15,8 @@ TCP_FIXES = {
                "the security group the model service created in the VPC and the vSwitch routes.",
     "unreachable": "There is no route to the address from here: the address is private to another network. Run "
                    "from the resource group (--from resource-group) or check the VPC routes.",
+    "unreachable-no-group": "There is no route to the address from here: the address is private to another "
+                            "network. Run from a machine inside that network, or check the routes to it.",
     "no-address": "DNS gave no address; fix endpoint.dns first.",
 }
 SUMMARIES = {"refused": "was refused", "timeout": "timed out", "unreachable": "is unreachable",
@@ -38,8 +37,8 @@ def _ms(value: float) -> str:
     return f"{value:.2f}" if value < 10 else f"{value:.0f}"
 
 
-def judge_tcp(observation: Mapping[str, Any]) -> Outcome:
-    """A TCP connection to the resolved address and port opens."""
+def judge_tcp(observation: Mapping[str, Any], *, resource_group: bool = True) -> Outcome:
+    """A TCP connection to the resolved address and port opens (`resource_group`: the target names one)."""
     evidence = {key: observation.get(key) for key in ("host", "address", "port", "connected", "error", "detail",
                                                        "handshake_ms", "elapsed_ms")}
     target = f"{observation.get('address') or observation.get('host')}:{observation.get('port')}"
@@ -47,8 +46,9 @@ def judge_tcp(observation: Mapping[str, Any]) -> Outcome:
         return Outcome.passed(f"connected to {target}{_took(observation)}", **evidence)
     error = str(observation.get("error") or "error")
     summary = SUMMARIES.get(error, f"failed ({error})")
+    fix = TCP_FIXES.get(f"{error}-no-group" if not resource_group else error) or TCP_FIXES.get(error)
     return Outcome.failed(f"TCP connect to {target} {summary}: {observation.get('detail')}",
-                          TCP_FIXES.get(error, "See the evidence; check security groups and routes."), **evidence)
+                          fix or "See the evidence; check security groups and routes.", **evidence)
 
 
 __all__ = ["TCP_FIXES", "judge_tcp"]

@@ -35,8 +35,8 @@ def _split(entry, default_port):
 def _dns_query(host, server, port, timeout):
     """One A question to a chosen resolver, over UDP, again over TCP if truncated; returns (rcode, addresses).
 
-    The message format and the reading of answers are observations.py's (dns_query, dns_answer), as the local
-    collector uses them: a datagram that answers something else is ignored, a malformed one is a ValueError."""
+    The message format and the reading of answers are observations.py's (dns_query, dns_answer): a datagram that
+    answers something else is ignored, as dnspython ignores it locally; a malformed one is a ValueError."""
     ident = random.randint(0, 0xFFFF)
     packet = dns_query(host, ident)
     family = socket.AF_INET6 if ":" in server else socket.AF_INET
@@ -68,6 +68,16 @@ def _dns_query(host, server, port, timeout):
     return answer[0], answer[2]
 
 
+def _is_address(host):
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except (OSError, ValueError):
+            continue
+        return True
+    return False
+
+
 def _endpoint(url):
     from urllib.parse import urlsplit
 
@@ -82,7 +92,7 @@ def _endpoint(url):
 
 
 class Collector(object):
-    """Observes services with sockets and http.client, the way the local collector (preflight.probe.wire) does."""
+    """Observes services with sockets and http.client, the way the local collector (httpx, dnspython) does."""
 
     def __init__(self, plan):
         self.plan = plan
@@ -93,26 +103,27 @@ class Collector(object):
     def dns(self, service):
         end = _endpoint(service["endpoint"])
         obs = base("dns")
-        obs.update({"host": end["host"], "port": end["port"], "resolver": "system", "answers": [], "error": None,
-                    "detail": ""})
+        obs.update({"host": end["host"], "port": end["port"], "resolver": "system", "answered_by": None,
+                    "answers": [], "error": None, "detail": ""})
         start = time.monotonic()
         override = self.plan["dns"]["resolve"].get("%s:%d" % (end["host"], end["port"]))
         timeout = self.plan["dns"]["timeout_s"]
         try:
             if override:
-                obs["resolver"], obs["answers"] = "override", [override]
+                obs["resolver"], obs["answered_by"], obs["answers"] = "override", "override", [override]
+            elif _is_address(end["host"]):
+                obs["resolver"], obs["answered_by"], obs["answers"] = "literal", "literal", [end["host"]]
             elif self.nameservers:
                 obs["resolver"] = ",".join(self.nameservers)
-                kind, detail, obs["answers"] = self._ask_nameservers(end["host"], timeout)
+                kind, detail, obs["answers"], obs["answered_by"] = self._ask_nameservers(end["host"], timeout)
                 if kind:
                     obs["error"], obs["detail"] = kind, detail
             else:
                 infos = socket.getaddrinfo(end["host"], end["port"], 0, socket.SOCK_STREAM)
                 obs["answers"] = list(dict.fromkeys(info[4][0] for info in infos))
+                obs["answered_by"] = "system" if obs["answers"] else None
         except socket.gaierror as exc:
-            obs["error"] = "nxdomain" if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", -5)) \
-                else "error"
-            obs["detail"] = "%s: %s" % (end["host"], exc.strerror)
+            obs["error"], obs["detail"] = dns_gai_error(end["host"], exc)
         except Exception as exc:  # a collector reports, it never crashes
             obs["error"], obs["detail"] = "error", "%s: %s" % (type(exc).__name__, exc)
         if not obs["answers"] and obs["error"] is None:
@@ -121,7 +132,8 @@ class Collector(object):
         return obs
 
     def _ask_nameservers(self, host, timeout):
-        """(error kind, detail, addresses) by observations.dns_lookup's policy, which the local collector follows."""
+        """(error kind, detail, addresses, the resolver that answered) by observations.dns_lookup's policy, which the
+        local collector follows too."""
         servers = [_split(entry, 53) for entry in self.nameservers]
         lookup = dns_lookup(host, servers, timeout)
         try:
@@ -166,10 +178,20 @@ class Collector(object):
         obs["elapsed_ms"] = _ms(start)
         return obs
 
-    def exchange(self, name, service, dns_obs, with_key, batch=False):
+    def stream(self, service, dns_obs):
+        """The stream request; sent again without stream_options if the server refuses that field."""
+        first = self.exchange("stream", service, dns_obs, True)
+        if not usage_refused(first):
+            return first
+        again = self.exchange("stream", service, dns_obs, True, body=without_usage(first["request_body"]))
+        again["usage_refused"] = True
+        return again
+
+    def exchange(self, name, service, dns_obs, with_key, batch=False, body=None):
         end = _endpoint(service["endpoint"])
         path = endpoint_path(name)
-        body = request_body(name, service["model"], service["prompt"], service["max_tokens"], batch)
+        if body is None:
+            body = request_body(name, service["model"], service["prompt"], service["max_tokens"], batch)
         method = "GET" if body is None else "POST"
         key = service.get("api_key") if with_key else None
         obs = exchange(name, method, service["endpoint"].rstrip("/") + path, path, bool(key), body)
@@ -269,6 +291,8 @@ class _TlsConnection(http.client.HTTPSConnection):
 
 
 def _classify(exc):
+    if isinstance(exc, ValueError) and "header" in str(exc).lower():  # http.client quotes the header: the key
+        return "error", HEADER_REFUSED
     text = "%s: %s" % (type(exc).__name__, exc)
     if isinstance(exc, socket.timeout):
         return "timeout", "the server went silent in the middle of the answer"
@@ -296,7 +320,9 @@ def observe_service(collector, service, names):
     if not service.get("api_key"):
         return observed
     for name in ("models", "completion", "stream", "chat"):
-        if name in names:
+        if name == "stream" and name in names:
+            observed[name] = collector.stream(service, dns)
+        elif name in names:
             observed[name] = collector.exchange(name, service, dns, True)
     if "embedding" in names:
         batch = collector.exchange("embedding", service, dns, True, batch=True)

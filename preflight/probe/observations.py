@@ -4,14 +4,16 @@ This module is embedded verbatim into the in-network collector script, so it mus
 the standard library nor use syntax newer than Python 3.6.
 
 Every observation is a JSON-ready dict with "kind", "v" (OBSERVATION_VERSION) and "elapsed_ms":
-- dns:  host, port, resolver, answers [ip], error (None|nxdomain|no-answer|timeout|servfail|error), detail
+- dns:  host, port, resolver (what was asked), answered_by (the resolver that gave the answer, or None), answers
+  [ip], error (None|nxdomain|no-answer|servfail|refused|timeout|unreachable|error), detail
 - tcp:  host, address, port, connected, error (None|refused|timeout|unreachable|no-address|error), detail,
   handshake_ms (the kernel's round-trip time of the handshake, or None where the platform does not say)
 - http, models, completion, chat, embedding (HTTP exchanges): method, url, path, sent_key, request_body, status,
   reason, headers, content_type, body_bytes, body_capped, body_utf8, body_excerpt, json, json_error, redirect,
   error (None|timeout|connect|reset|tls|protocol|error), detail; embedding adds "single" (the one-input request)
   and replaces every vector in "json" by its summary (see summarise_vector)
-- stream: the exchange fields plus events, json_errors, first_json_error, done, text, ttft_ms, first_byte_ms,
+- stream: the exchange fields plus usage_requested, usage_refused (the server refused stream_options and the request
+  was sent again without it), events, json_errors, first_json_error, done, text, ttft_ms, first_byte_ms,
   event_times_ms, total_ms, capped, stalled, usage, finish_reason
 """
 
@@ -27,6 +29,8 @@ NAMES = ("dns", "tcp", "http", "models", "completion", "stream", "chat", "embedd
 EXCERPT_CHARS = 2048
 MAX_HEADERS = 40
 MAX_EVENT_TIMES = 256
+HEADER_REFUSED = ("the request was not sent: a header holds a character HTTP does not allow (a line break or a "
+                  "control character in the key?)")  # said instead of the library's words, which quote the header
 SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key")
 
 
@@ -40,13 +44,42 @@ def request_body(name, model, prompt, max_tokens, batch=False):
     if name == "completion":
         return {"model": model, "prompt": prompt, "max_tokens": max_tokens, "stream": False}
     if name == "stream":
-        return {"model": model, "prompt": prompt, "max_tokens": max_tokens, "stream": True}
+        # vLLM-style servers report a stream's usage only when asked; usage_refused() sends it again without.
+        return {"model": model, "prompt": prompt, "max_tokens": max_tokens, "stream": True,
+                "stream_options": {"include_usage": True}}
     if name == "chat":
         return {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens}
     if name == "embedding":
         text = "dw-preflight embedding probe"
         return {"model": model, "input": [text, "a second input"] if batch else text}
     return None
+
+
+def without_usage(body):
+    """The stream request again, without the stream_options a server refused."""
+    return {key: value for key, value in body.items() if key != "stream_options"}
+
+
+def usage_refused(observation):
+    """Whether the server refused the stream request because of its stream_options field."""
+    return (observation.get("status") in (400, 422) and "stream_options" in (observation.get("body_excerpt") or "")
+            and "stream_options" in (observation.get("request_body") or {}))
+
+
+def dns_gai_error(host, exc):
+    """(kind, detail) for the system resolver's failure, with the OS's own reason in the detail."""
+    number = exc.errno
+    if number == socket.EAI_NONAME:
+        kind = "nxdomain"
+    elif number == getattr(socket, "EAI_NODATA", -5):
+        kind = "no-answer"
+    elif number == socket.EAI_AGAIN:
+        kind = "unreachable"  # no resolver could be reached, or none answered in time
+    elif number == socket.EAI_FAIL:
+        kind = "servfail"
+    else:
+        kind = "error"
+    return kind, "%s: %s" % (host, exc.strerror or exc)
 
 
 def dns_timeout_detail(resolvers, timeout_s):
@@ -56,7 +89,8 @@ def dns_timeout_detail(resolvers, timeout_s):
     return "no answer within %g s" % timeout_s
 
 
-# --- DNS on the wire: one A question and its answer (RFC 1035), as both collectors ask it ------------------------
+# --- DNS on the wire: one A question and its answer (RFC 1035), for the in-network collector, which has no ------
+# --- dnspython; the local collector asks with dnspython and reads the answer the same way ----------------------
 
 DNS_TYPE_A, DNS_TYPE_CNAME, DNS_CLASS_IN = 1, 5, 1
 DNS_RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
@@ -175,38 +209,53 @@ def dns_answer(data, ident, host):
 
 
 def dns_lookup(host, servers, timeout_s):
-    # type: (str, Sequence[Tuple[str, int]], float) -> Generator[Tuple[str, int], Any, Tuple[Optional[str], str, List[str]]]
+    # type: (str, Sequence[Tuple[str, int]], float) -> Generator[Tuple[str, int], Any, Tuple[Optional[str], str, List[str], Optional[str]]]
     """The resolver policy both collectors follow, without their I/O: a generator that yields each (server, port)
     to ask, in order, and is sent what came of it: (rcode, addresses), "timeout", or the exception (a ValueError
-    for a malformed answer, an OSError). It returns (error kind or None, detail, addresses).
+    for a malformed answer, an OSError). It returns (error kind or None, detail, addresses, the resolver that
+    answered).
 
     Each resolver gets the whole timeout, as resolv.conf does. NXDOMAIN or an answer ends the lookup; SERVFAIL,
-    REFUSED, a malformed answer, an error or silence moves on to the next resolver."""
+    REFUSED, a malformed answer, an error or silence moves on to the next resolver. When none answers, the kind
+    is what they all said (refused, unreachable, timeout or servfail), or the first resolver's when they differ."""
     try:
         dns_encode_name(host)
     except ValueError as exc:
-        return "error", str(exc), []
+        return "error", str(exc), [], None
     problems = []  # type: List[str]
-    silent = 0
+    kinds = []  # type: List[str]
     for server, port in servers:
         where = "%s:%d" % (server, port)
         outcome = yield server, port
         if outcome == "timeout":
-            silent += 1
+            kinds.append("timeout")
             problems.append("%s did not answer within %g s" % (where, timeout_s))
         elif isinstance(outcome, ValueError):
+            kinds.append("servfail")
             problems.append("%s sent a malformed answer (%s)" % (where, outcome))
+        elif isinstance(outcome, ConnectionRefusedError):
+            kinds.append("refused")
+            problems.append("%s refused the connection (nothing listens on its port)" % where)
         elif isinstance(outcome, BaseException):
-            problems.append("%s: %s" % (where, getattr(outcome, "strerror", None) or outcome))
+            kinds.append("unreachable")
+            problems.append("%s is unreachable: %s" % (where, getattr(outcome, "strerror", None) or outcome))
         elif outcome[0] == 3:
-            return "nxdomain", "%s does not exist (NXDOMAIN)" % host, []
+            return "nxdomain", "%s does not exist (NXDOMAIN)" % host, [], where
         elif outcome[0] == 0:
-            return (None, "", list(outcome[1])) if outcome[1] else ("no-answer", "%s has no A record" % host, [])
+            if outcome[1]:
+                return None, "", list(outcome[1]), where
+            return "no-answer", "%s has no A record (NODATA)" % host, [], where
         else:
+            kinds.append("refused" if outcome[0] == 5 else "servfail")
             problems.append("%s answered %s" % (where, DNS_RCODES.get(outcome[0], "rcode %s" % outcome[0])))
-    if servers and silent == len(servers):
-        return "timeout", dns_timeout_detail(len(servers), timeout_s), []
-    return "servfail", "no resolver gave a usable answer: %s" % "; ".join(problems), []
+    if not kinds:
+        return "error", "no resolver to ask", [], None
+    kind = kinds[0]
+    if kind == "timeout" and set(kinds) == {"timeout"}:
+        return "timeout", dns_timeout_detail(len(servers), timeout_s), [], None
+    if len(problems) == 1:
+        return kind, problems[0], [], None
+    return kind, "no resolver gave a usable answer: %s" % "; ".join(problems), [], None
 
 
 # In Linux's struct tcp_info, tcpi_rtt (microseconds) follows eight one-byte fields and fifteen 32-bit ones.
@@ -338,7 +387,9 @@ class SseReader:
         self.observation = observation
         self.buffer = b""
         self.texts = []
-        observation.update({"events": 0, "json_errors": 0, "first_json_error": None, "done": False, "text": "",
+        asked = "stream_options" in (observation.get("request_body") or {})
+        observation.update({"usage_requested": asked, "usage_refused": False,
+                            "events": 0, "json_errors": 0, "first_json_error": None, "done": False, "text": "",
                             "ttft_ms": None, "first_byte_ms": None, "event_times_ms": [], "total_ms": 0.0,
                             "capped": False, "stalled": False, "usage": None, "finish_reason": None})
 

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from preflight.config import parse_config
-from preflight.probe.local import LocalCollector
+from preflight.probe.local import LocalCollector, build_client
 
 HOST = "ms-x.cn-beijing.dataworks-model.aliyuncs.com"
 KEY = "DW-ms-x-secret-000000"
@@ -39,7 +39,7 @@ def replying(reply: bytes, heard: list[bytes]) -> Serve:
     return serve
 
 
-def collect(name: str, serve: Serve | bytes) -> tuple[dict[str, Any], list[bytes]]:
+def collect(name: str, serve: Serve | bytes, key: str = KEY) -> tuple[dict[str, Any], list[bytes]]:
     """One observation made against a loopback server that answers `serve` (raw bytes, or a stream handler)."""
     heard: list[bytes] = []
     handler = replying(serve, heard) if isinstance(serve, bytes) else serve
@@ -53,15 +53,15 @@ http: {{connect_timeout_s: 1, read_timeout_s: 0.5, total_timeout_s: 2, max_body_
 targets:
   - name: t
     services:
-      - {{name: s, kind: completion, endpoint: "http://{HOST}:{port}", api_key: "{KEY}", model: m}}
+      - {{name: s, kind: completion, endpoint: "http://{HOST}:{port}", api_key: {json.dumps(key)}, model: m}}
 """, "t.yaml", {})
-        collector = LocalCollector(config)
         try:
-            result: dict[str, Any] = await getattr(collector, name)(config.targets[0].services[0],
-                                                                   {"answers": ["127.0.0.1"]})
-            return result
+            async with build_client(config) as client:
+                collector = LocalCollector(config, client)
+                result: dict[str, Any] = await getattr(collector, name)(config.targets[0].services[0],
+                                                                       {"answers": ["127.0.0.1"]})
+                return result
         finally:
-            await collector.aclose()
             server.close()
 
     return asyncio.run(go()), heard
@@ -165,7 +165,7 @@ def test_connection_trouble_is_an_observation_not_an_exception() -> None:
 
     observation, _ = collect("completion", hang_up)
     assert observation["status"] is None and observation["error"] == "protocol"
-    assert "closed the connection (without answering)" in observation["detail"]
+    assert "disconnected without sending a response" in observation["detail"]
 
 
 def test_the_host_header_names_the_endpoint_as_its_url_does() -> None:
@@ -175,3 +175,126 @@ def test_the_host_header_names_the_endpoint_as_its_url_does() -> None:
     assert Endpoint("https://ms-x.example:8443/base/").host_header == "ms-x.example:8443"
     assert Endpoint("http://[::1]:8080").host_header == "[::1]:8080"
     assert Endpoint("http://[fd00::5]").host_header == "[fd00::5]"
+
+
+def test_a_compressed_bomb_is_decoded_in_bounded_pieces_up_to_the_cap() -> None:
+    import gzip
+
+    bomb = gzip.compress(b"\0" * 20_000_000)  # 20 MB from about 20 KB
+    observation, _ = collect("completion", answer("200 OK", bomb, Content_Encoding="gzip"))
+    assert observation["status"] == 200 and observation["body_capped"] is True
+    assert observation["body_bytes"] == 4096 and observation["error"] is None
+
+
+def test_the_decoder_makes_pieces_only_as_they_are_taken() -> None:
+    """A caller that stops at its cap holds one piece of a compression bomb, not the whole of it."""
+    import gzip
+
+    from preflight.probe.local import PIECE, Decoder
+
+    pieces = Decoder("gzip").feed(gzip.compress(b"\0" * (64 * PIECE)))
+    first = next(pieces)
+    assert len(first) <= PIECE
+    assert sum(len(piece) for piece in pieces) + len(first) == 64 * PIECE
+
+
+def test_deflate_with_and_without_its_zlib_wrapper_is_decoded() -> None:
+    import zlib
+
+    text = b'{"choices": [{"text": "hi"}]}'
+    raw = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    for body in (zlib.compress(text), raw.compress(text) + raw.flush()):
+        observation, _ = collect("completion", answer("200 OK", body, Content_Encoding="deflate"))
+        assert observation["json"] == {"choices": [{"text": "hi"}]}, observation
+
+
+def test_a_content_encoding_not_asked_for_is_refused_not_decoded() -> None:
+    observation, heard = collect("completion", answer("200 OK", b"\x1b\x00\x00", Content_Encoding="br"))
+    assert b"accept-encoding: gzip, deflate\r\n" in heard[0].lower()
+    assert observation["status"] == 200 and observation["error"] == "protocol" and observation["json"] is None
+    assert "'br', which was not asked for" in observation["detail"]
+
+
+def test_a_body_that_does_not_decode_as_it_says_is_a_protocol_error() -> None:
+    observation, _ = collect("completion", answer("200 OK", b"not gzip at all", Content_Encoding="gzip"))
+    assert observation["error"] == "protocol" and "does not decode" in observation["detail"]
+
+
+def test_headers_trickled_byte_by_byte_end_at_the_total_deadline() -> None:
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        with contextlib.suppress(ConnectionError):
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"y" * 100:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(0.1)  # each byte well within the read timeout
+
+    start = time.monotonic()
+    observation, _ = collect("completion", trickle)
+    assert time.monotonic() - start < 3.5
+    assert observation["status"] is None and observation["error"] == "timeout"
+    assert "total deadline of 2.0 s" in observation["detail"]
+
+
+def test_a_reset_before_the_answer_is_a_reset() -> None:
+    import socket
+    import struct
+
+    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+
+    observation, _ = collect("completion", reset)
+    assert observation["status"] is None and observation["error"] == "reset", observation
+
+
+def test_no_cookie_is_kept_from_one_request_to_the_next() -> None:
+    observation, heard = collect("embedding", answer("200 OK", b'{"data": []}', Set_Cookie="session=abc; Path=/"))
+    assert len(heard) == 2 and all(b"cookie" not in request.lower() for request in heard)
+    assert "set-cookie" not in observation["headers"]
+
+
+def test_a_proxy_in_the_environment_is_not_used(monkeypatch: Any) -> None:
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing listens there
+    observation, heard = collect("models", answer("200 OK", b'{"data": []}'))
+    assert observation["status"] == 200 and len(heard) == 1
+
+
+def test_the_client_is_injected_and_the_request_goes_to_the_address_with_the_name() -> None:
+    """With httpx.MockTransport: the URL carries the DNS answer, Host and SNI the service's name."""
+    import httpx
+
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(401, json={"error": "no key"})
+
+    config = parse_config(f"""\
+region: cn-beijing
+targets:
+  - name: t
+    services:
+      - {{name: s, kind: completion, endpoint: "https://{HOST}:8443/base", api_key: "{KEY}", model: m}}
+""", "t.yaml", {})
+
+    async def go() -> dict[str, Any]:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            found: dict[str, Any] = await LocalCollector(config, client).http(config.targets[0].services[0],
+                                                                              {"answers": ["10.1.2.3"]})
+            return found
+
+    observation = asyncio.run(go())
+    (request,) = seen
+    assert str(request.url) == "https://10.1.2.3:8443/base/v1/models"
+    assert request.headers["host"] == f"{HOST}:8443" and request.extensions["sni_hostname"] == HOST
+    assert "authorization" not in request.headers
+    assert observation["status"] == 401 and observation["url"] == f"https://{HOST}:8443/base/v1/models"
+
+
+def test_a_key_with_a_line_break_is_refused_before_anything_is_sent() -> None:
+    observation, heard = collect("models", answer("200 OK"), key="DW-k\r\nX-Injected: 1")
+    assert heard == [] and observation["status"] is None and observation["error"] == "error"
+    assert "X-Injected" not in repr(observation)

@@ -3,27 +3,37 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from preflight.config import Config, ServiceConfig, parse_config
-from preflight.probe.local import LocalCollector
+from preflight.probe.local import LocalCollector, build_client
 from preflight.probe.script import build_collector_source, build_plan
 from preflight.simulator.dns_server import DnsServer
-from preflight.simulator.harness import Simulator
+from preflight.simulator.harness import KEY_ENV, Simulator
 from preflight.simulator.model_service import ModelService
 from preflight.simulator.scenarios import World, get_scenario
-from tests.probe.test_wire import closed_port, keep_answering
 
 # Timings, and headers that only say when or how the connection was served, differ between any two runs.
 TIMINGS = {"elapsed_ms", "handshake_ms", "ttft_ms", "first_byte_ms", "event_times_ms", "total_ms"}
 VOLATILE_HEADERS = {"date", "connection", "keep-alive"}
 FAST_HTTP = "http: {connect_timeout_s: 1, read_timeout_s: 1, total_timeout_s: 3, max_body_bytes: 65536}"
 Observations = dict[str, dict[str, Any]]
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
 
 
 def stable(value: Any) -> Any:
@@ -42,15 +52,13 @@ def names_for(service: ServiceConfig) -> list[str]:
 
 def observe_locally(config: Config, service: ServiceConfig, names: list[str]) -> Observations:
     async def go() -> Observations:
-        collector = LocalCollector(config)
-        try:
+        async with build_client(config) as client:
+            collector = LocalCollector(config, client)
             dns = await collector.dns(service)
             found: Observations = {"dns": dns}
             for name in names[1:]:
                 found[name] = await getattr(collector, name)(service, dns)
             return found
-        finally:
-            await collector.aclose()
 
     return asyncio.run(go())
 
@@ -263,7 +271,7 @@ def test_a_refusing_resolver_is_passed_over_alike_and_named_when_it_is_the_only_
         both = f"{{nameservers: ['127.0.0.1:{refusing_port}', '127.0.0.1:{answering_port}'], timeout_s: 1}}"
         only = f"{{nameservers: ['127.0.0.1:{refusing_port}'], timeout_s: 1}}"
         for dns, check in ((both, lambda found: found["answers"] == ["127.0.0.1"] and found["error"] is None),
-                           (only, lambda found: found["error"] == "servfail"
+                           (only, lambda found: found["error"] == "refused"
                             and f"127.0.0.1:{refusing_port} answered REFUSED" in found["detail"])):
             config = small_config(endpoint, dns)
             service = config.targets[0].services[0]
@@ -314,9 +322,24 @@ def test_the_handshake_time_is_the_kernels_and_absent_where_there_is_none() -> N
         assert handshake_ms(datagram) is None  # not TCP: the kernel has no tcp_info to give
 
 
-def test_the_connect_tests_connection_carries_the_first_request() -> None:
-    """endpoint.tcp's connection is not closed unused: the unauthenticated request sent alongside it takes it, and
-    the keyed one opens the second; the server sees two connections for three observations."""
+def keep_answering(connections: list[asyncio.StreamWriter], answer: bytes) -> Any:
+    """A keep-alive server that answers every request on a connection alike, and records each connection."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):
+                writer.write(answer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    return serve
+
+
+def test_requests_to_one_endpoint_share_a_kept_alive_connection() -> None:
+    """The connect test opens and closes its own connection; the unauthenticated and the keyed request then share
+    one kept-alive connection: the server sees two connections for three observations."""
     seen: list[asyncio.StreamWriter] = []
     serve = keep_answering(seen, b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
 
@@ -324,15 +347,16 @@ def test_the_connect_tests_connection_carries_the_first_request() -> None:
         server = await asyncio.start_server(serve, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         service = ServiceConfig(name="qwen", kind="completion", endpoint=f"http://127.0.0.1:{port}", api_key="DW-x")
-        collector = LocalCollector(Config(region="cn-shanghai", targets=()))
+        config = Config(region="cn-shanghai", targets=())
         try:
-            dns = await collector.dns(service)
-            tcp = asyncio.ensure_future(collector.tcp(service, dns))
-            await asyncio.sleep(0)  # the connect test has begun, as endpoint.tcp starts before the early requests
-            http, models = await asyncio.gather(collector.http(service, dns), collector.models(service, dns))
-            return {"tcp": await tcp, "http": http, "models": models}
+            async with build_client(config) as client:
+                collector = LocalCollector(config, client)
+                dns = await collector.dns(service)
+                tcp = await collector.tcp(service, dns)
+                http = await collector.http(service, dns)
+                models = await collector.models(service, dns)
+                return {"tcp": tcp, "http": http, "models": models}
         finally:
-            await collector.aclose()
             await asyncio.sleep(0.05)
             server.close()
             await server.wait_closed()
@@ -340,12 +364,81 @@ def test_the_connect_tests_connection_carries_the_first_request() -> None:
     found = asyncio.run(go())
     assert found["tcp"]["connected"] and found["tcp"]["error"] is None
     assert found["http"]["status"] == found["models"]["status"] == 401
+    assert found["http"]["sent_key"] is False and found["models"]["sent_key"] is True
     assert len(seen) == 2
 
 
-def test_a_refused_connect_test_is_classified_through_the_pool() -> None:
+def test_a_refused_connect_test_is_classified() -> None:
     service = ServiceConfig(name="qwen", kind="completion", endpoint=f"http://127.0.0.1:{closed_port()}",
                             api_key="DW-x")
     found = observe_locally(Config(region="cn-shanghai", targets=()), service, ["dns", "tcp"])
     assert found["tcp"]["connected"] is False and found["tcp"]["error"] == "refused"
     assert found["tcp"]["detail"] == "connection refused (RST): nothing listens"
+
+
+class _RefusesStreamOptions(BaseHTTPRequestHandler):
+    """A server that, like some OpenAI-compatible ones, refuses a stream request that carries stream_options."""
+
+    protocol_version = "HTTP/1.1"
+    server: Any
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.bodies.append(body)
+        if "stream_options" in body:
+            status, kind = 400, "application/json"
+            payload = b'{"error": {"message": "Unrecognized request argument supplied: stream_options"}}'
+        else:
+            status, kind = 200, "text/event-stream"
+            payload = b'data: {"choices": [{"text": "hi"}]}\n\ndata: [DONE]\n\n'
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_stream_is_asked_for_its_usage_and_sent_again_without_when_the_server_refuses() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RefusesStreamOptions)
+    server.bodies = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    try:
+        config = small_config(f"http://{HOST}:{port}", f"{{resolve: {{'{HOST}:{port}': 127.0.0.1}}}}")
+        service = config.targets[0].services[0]
+        for observe in (observe_locally, observe_in_network):
+            server.bodies.clear()  # type: ignore[attr-defined]
+            stream = observe(config, service, ["dns", "tcp", "stream"])["stream"]
+            asked, again = server.bodies  # type: ignore[attr-defined]
+            assert asked["stream_options"] == {"include_usage": True} and "stream_options" not in again
+            assert stream["status"] == 200 and stream["done"] is True and stream["text"] == "hi", observe
+            assert stream["usage_requested"] is False and stream["usage_refused"] is True
+            assert "stream_options" not in stream["request_body"]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(2)
+
+
+def test_a_stream_the_server_accepts_asks_for_usage_once(healthy: Simulator) -> None:
+    config = config_for(healthy)
+    service = next(s for s in config.targets[0].services if s.name == "qwen")
+    for observe in (observe_locally, observe_in_network):
+        stream = observe(config, service, ["dns", "tcp", "stream"])["stream"]
+        assert stream["usage_requested"] is True and stream["usage_refused"] is False
+        assert stream["request_body"]["stream_options"] == {"include_usage": True} and stream["done"] is True
+
+
+def test_a_key_with_a_line_break_is_never_sent_nor_echoed(healthy: Simulator) -> None:
+    """Neither collector sends a header with a line break in it, nor repeats the key in what it reports."""
+    key = "DW-k\r\nX-Injected: 1"
+    config = parse_config(healthy.config_text(), "sim.yaml", {**healthy.environ(), KEY_ENV["completion"]: key})
+    service = next(s for s in config.targets[0].services if s.name == "qwen")
+    for observe in (observe_locally, observe_in_network):
+        models = observe(config, service, ["dns", "tcp", "models"])["models"]
+        assert models["status"] is None and models["error"] == "error", observe
+        assert "X-Injected" not in repr(models) and "line break" in models["detail"]
