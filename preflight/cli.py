@@ -10,7 +10,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from preflight import __version__
-from preflight.entry import cloud_likely
 from preflight.errors import EXIT_BROKEN, EXIT_FAILED, EXIT_OK, EXIT_READER_GONE, EXIT_USAGE, PreflightError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (README, Start-up)
@@ -202,27 +201,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(args_list)
     finally:
-        _close_unclaimed_worker()
-        if "preflight.cloud_worker" in sys.modules:  # a run's worker, killed as its checks ended, died meanwhile
-            sys.modules["preflight.cloud_worker"].reap()
+        _close_cloud_sessions()
 
 
-def _close_unclaimed_worker() -> None:
-    """Stop an SDK worker no run took (started on a guess, or for a run that ended early), if one was started."""
+def _close_cloud_sessions() -> None:
+    """Close the cloud sessions a command left open (a run that ended early, or the in-network follower's)."""
     if "preflight.cloud" in sys.modules:  # without importing it: most commands never need it
-        sys.modules["preflight.cloud"].close_spawned()
-    if "preflight.workerproc" in sys.modules:  # started, and the run never got as far as adopting it
-        sys.modules["preflight.workerproc"].discard()
+        sys.modules["preflight.cloud"].close_sessions()
+
+
+def _cloud_likely(args_list: list[str]) -> bool:
+    """Whether a command line is a run or demo that will probably ask the cloud, judged before parsing it."""
+    if args_list[:1] not in (["run"], ["demo"]):
+        return False
+    narrowed = ("--only", "--endpoint", "-h", "--help", "--list-scenarios")
+    return not any(arg.split("=")[0] in narrowed for arg in args_list[1:])
 
 
 def _main(args_list: list[str]) -> int:
-    if cloud_likely(args_list):
-        # Before anything else: the SDK worker imports the SDK on the other core while this process parses the
-        # command line, reads the config and imports its own modules. execute() stops it if the run needs no cloud.
-        # The `preflight` command has started it already (preflight.entry); then this does nothing.
-        from preflight.workerproc import launch_early
+    if _cloud_likely(args_list):
+        # Before anything else: the generated clients import on a background thread while this thread parses the
+        # command line, reads the config and starts the checks that need no cloud.
+        from preflight.cloud import start_import
 
-        launch_early()
+        start_import()
     try:
         args = build_parser(args_list[0] if args_list else None).parse_args(args_list)
         if args.version:
@@ -281,7 +283,7 @@ def console() -> None:
         sys.stderr.flush()
     # Interpreter teardown would free every object of the run one by one and collect the heap: 20 to 30 ms after
     # a 100-service run, for memory the OS takes back at once. Nothing is left to do: the report files are
-    # closed, the SDK worker is stopped and both standard streams are flushed. The atexit handlers libraries
+    # closed, the cloud sessions are closed and both standard streams are flushed. The atexit handlers libraries
     # register (joining idle executor threads, stopping a credential refresher) would only wait on threads.
     os._exit(code)
 
@@ -329,7 +331,6 @@ def _load_run_config(args: argparse.Namespace, environ: Mapping[str, str]) -> Co
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    # main() started the SDK worker on a guess; execute() configures it for a run that asks the cloud, or stops it.
     config = _load_run_config(args, os.environ)
     return execute(config, args)
 
@@ -367,11 +368,9 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
         raise UsageError("--concurrency and --timeout must be positive")
     if any(target.workspace or target.resource_group for target in config.targets) and (
             selection.only is None or any(registry.get(c).plane == "control" for c in selection.only)):
-        from preflight.cloud import spawn_worker
+        from preflight.cloud import start_import
 
-        spawn_worker(config.cloud)  # the SDK's import runs on another core while the run starts here
-    else:
-        _close_unclaimed_worker()  # started on a guess that this run would need the cloud
+        start_import()  # unless main() started it already, on a guess from the command line
     progress = _progress(args, config, registry, selection)
     import time
 
@@ -409,7 +408,7 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
         try:
             report = aio.run(go(), idle=pieces)
         finally:
-            _close_unclaimed_worker()
+            _close_cloud_sessions()
             close = getattr(progress, "close", None)
             if close is not None:
                 close()

@@ -66,11 +66,9 @@ class CloudError(PreflightError):
         self.auth_action = auth_action
 
 
-# CloudError codes of the tool's own SDK worker process (preflight.cloud_worker), not of any API: it ended, or a
-# call raised something unexpected inside it. No API answered; the tool broke.
-WORKER_EXITED = "WorkerExited"
-WORKER_ERROR = "WorkerError"
-SDK_WORKER_CODES = (WORKER_EXITED, WORKER_ERROR)
+# The CloudError code of a call that was never sent because the tool could not use the SDK: a generated client that
+# is not installed, or a request its model does not take. No API answered; the tool broke.
+SDK_UNUSABLE = "SdkUnusable"
 
 EXIT_OK = 0
 EXIT_FAILED = 1
