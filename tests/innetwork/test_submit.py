@@ -309,3 +309,26 @@ def test_a_refused_action_is_a_failure_that_names_it(denied: str, words: str, mo
     probe = next(r for r in report["results"] if r["check"] == "resource_group.probe")
     assert code == 1 and probe["status"] == "fail" and words in probe["summary"], probe
     assert probe["evidence"]["auth_action"] == denied and denied in probe["summary"]
+
+
+def test_the_follower_and_the_checks_share_one_cloud_session(monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """--from resource-group submits and follows through the run's session; the checks then use the same
+    credentials, clients and threads, and the command closes it at the end."""
+    from preflight import cloud
+
+    sessions: list[cloud.CloudSession] = []
+    real_init = cloud.CloudSession.__init__
+
+    def counted(self: cloud.CloudSession, settings: Any) -> None:
+        sessions.append(self)
+        real_init(self, settings)
+
+    monkeypatch.setattr(cloud.CloudSession, "__init__", counted)
+    code = main(["demo", "--from", "resource-group", "--format", "json", "--no-reports", "--timeout", "60"])
+    report = json.loads(capsys.readouterr().out)
+    statuses = {(r["check"], r["service"]): r["status"] for r in report["results"]}
+    assert code == 0 and statuses[("resource_group.probe", None)] == "pass"
+    assert statuses[("network.first_vpc", None)] == "pass"
+    assert len(sessions) == 1 and not cloud._OPEN
+    assert sessions[0]._pool._shutdown  # closed with the command
