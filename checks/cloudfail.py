@@ -43,7 +43,8 @@ def outcome_of(error: CloudError, what: str) -> Outcome:
                               "Check the network path to the API endpoint (cloud.endpoint, proxies), or raise "
                               "cloud.read_timeout_ms.", **evidence)
     if code == "InvalidResponse":
-        return Outcome.failed(f"{what}: the API answered something that is not JSON: {error}",
+        return Outcome.failed(f"{what}: the answer cannot be read (not JSON, or not the shape the API documents): "
+                              f"{error}",
                               "A proxy or captive portal answered instead of the API; check cloud.endpoint and "
                               "proxies.", **evidence)
     if code == "ConnectionError":

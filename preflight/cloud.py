@@ -299,8 +299,10 @@ class CloudSession:
                     time.sleep(min(MAX_RETRY_AFTER_S, max(0.05, (retry_after or 200) / 1000)))
                     continue
                 raise error from None
-            body = response.body.to_map() if response.body is not None else {}
-            return dict(body)
+            if response.body is None:  # the SDK could not build its model from the answer
+                raise CloudError(f"{action} answered a body that does not fit the SDK's model of it",
+                                 code="InvalidResponse", action=where)
+            return dict(response.body.to_map())
         raise AssertionError("unreachable")
 
 

@@ -394,6 +394,7 @@ class Recorder(http.server.BaseHTTPRequestHandler):
     """Answers every OpenAPI call with an empty success and records how it arrived."""
 
     seen: ClassVar[list[tuple[str, str, dict[str, str], dict[str, str]]]] = []
+    answer: ClassVar[dict[str, Any]] = {"RequestId": "R-1"}
 
     def do_GET(self) -> None:
         self.record()
@@ -405,7 +406,7 @@ class Recorder(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
         query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
         self.seen.append((self.command, self.headers["x-acs-action"], query, dict(urllib.parse.parse_qsl(body))))
-        answer = json.dumps({"RequestId": "R-1"}).encode()
+        answer = json.dumps(self.answer).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(answer)))
@@ -416,10 +417,9 @@ class Recorder(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_each_call_is_sent_as_its_generated_client_sends_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The generated methods carry the wire contract the generic path guessed: these actions are POSTs (it sent
-    them as GET), each parameter in the query or the form body as the method says, ints as numbers."""
-    import asyncio
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A CloudSession pointed at a Recorder on loopback, for every product."""
     import threading
 
     from preflight.cloud import CloudSession
@@ -427,6 +427,7 @@ def test_each_call_is_sent_as_its_generated_client_sends_it(monkeypatch: pytest.
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID)
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
     Recorder.seen.clear()
+    monkeypatch.setattr(Recorder, "answer", {"RequestId": "R-1"})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     endpoint = f"127.0.0.1:{server.server_address[1]}"
@@ -434,6 +435,30 @@ def test_each_call_is_sent_as_its_generated_client_sends_it(monkeypatch: pytest.
                           f"network_endpoints: {{pvtz: '{endpoint}', privatelink: '{endpoint}'}}}}\n"
                           "targets: [{name: t}]\n", "wire.yaml", {})
     session = CloudSession(config.cloud)
+    try:
+        yield session
+    finally:
+        session.close()
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_answer_that_does_not_fit_its_model_is_an_invalid_response(recorder: Any) -> None:
+    import asyncio
+
+    from preflight.errors import CloudError
+
+    Recorder.answer = {"RequestId": "R-2", "Project": ["not", "an", "object"]}
+    with pytest.raises(CloudError) as caught:
+        asyncio.run(recorder.call("dataworks", "GetProject", {"id": 4242}, "cn-beijing"))
+    assert caught.value.code == "InvalidResponse" and "does not fit" in str(caught.value)
+
+
+def test_each_call_is_sent_as_its_generated_client_sends_it(recorder: Any) -> None:
+    """The generated methods carry the wire contract the generic path guessed: these actions are POSTs (it sent
+    them as GET), each parameter in the query or the form body as the method says, ints as numbers."""
+    import asyncio
+
     calls = [("dataworks", "GetProject", {"id": 4242}),
              ("dataworks", "ListResourceGroupAssociateProjects", {"resource_group_id": RESOURCE_GROUP_ID}),
              ("dataworks", "ListTaskInstances", {"project_id": 4242, "workflow_instance_id": 9001}),
@@ -442,14 +467,9 @@ def test_each_call_is_sent_as_its_generated_client_sends_it(monkeypatch: pytest.
 
     async def ask_each() -> None:
         for product, action, fields in calls:
-            assert (await session.call(product, action, fields, "cn-beijing"))["RequestId"] == "R-1"
+            assert (await recorder.call(product, action, fields, "cn-beijing"))["RequestId"] == "R-1"
 
-    try:
-        asyncio.run(ask_each())
-    finally:
-        session.close()
-        server.shutdown()
-        server.server_close()
+    asyncio.run(ask_each())
     seen = {action: (method, query, form) for method, action, query, form in Recorder.seen}
     assert seen["GetProject"][0] == "GET" and seen["GetProject"][1]["Id"] == "4242"
     assert seen["ListResourceGroupAssociateProjects"][0] == "POST"
