@@ -253,3 +253,15 @@ def test_a_workspace_that_is_no_number_is_not_asked_and_fails_clearly(apis: list
     # The key is proven by the question that could be asked.
     assert results["cloud.credentials"]["summary"].startswith("GetResourceGroup accepted")
     assert "GetProject" not in api.server.calls
+
+
+def test_without_an_override_the_generated_client_picks_the_regions_endpoint(apis: list[Api]) -> None:
+    api = start(apis)
+    session = CloudSession(dataclasses.replace(api.session.cloud, endpoint=None, network_endpoints={}))
+    try:
+        # The SDK's own endpoint maps: PrivateZone is regional in Beijing and global in Hangzhou.
+        assert session.client("dataworks", "cn-shanghai")._endpoint == "dataworks.cn-shanghai.aliyuncs.com"
+        assert session.client("pvtz", "cn-beijing")._endpoint == "pvtz.cn-beijing.aliyuncs.com"
+        assert session.client("pvtz", "cn-hangzhou")._endpoint == "pvtz.aliyuncs.com"
+    finally:
+        session.close()
