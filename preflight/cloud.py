@@ -226,13 +226,23 @@ class CloudSession:
         self._pool = concurrent.futures.ThreadPoolExecutor(MAX_CALLS_IN_FLIGHT, thread_name_prefix="preflight-cloud")
 
     async def call(self, product: str, action: str, request: Any, region: str) -> dict[str, Any]:
-        """Every cloud call of a run goes through here: `request` is the action's SDK request model, or a mapping
-        of its fields (`{"id": 42}`), built into one once the SDK is imported. The answer is the typed response's
-        body as a dict (wire names, as the API documents them)."""
+        """Every cloud call of a run goes through here, with one retry after throttling.
+
+        `request` is the action's SDK request model, or a mapping of its fields (`{"id": 42}`), built into one
+        once the SDK is imported. The answer is the typed response's body as a dict (wire names, as the API
+        documents them).
+        """
         import asyncio
 
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._invoke, product, action, request, region)
+        for attempt in (1, 2):
+            try:
+                return await loop.run_in_executor(self._pool, self._invoke, product, action, request, region)
+            except CloudError as error:
+                if attempt == 2 or not error.code.startswith("Throttling"):
+                    raise
+                await asyncio.sleep(min(MAX_RETRY_AFTER_S, max(0.05, error.retry_after_s or 0.2)))
+        raise AssertionError("unreachable")
 
     async def identity(self) -> Identity:
         """Where the credentials came from; raises the CloudError of a chain that yielded none."""
@@ -266,7 +276,7 @@ class CloudSession:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _invoke(self, product: str, action: str, request: Any, region: str) -> dict[str, Any]:
-        """One blocking call through the generated client, with one retry after throttling."""
+        """One blocking call through the generated client, on a thread of the pool."""
         where = f"{product}:{action}"
         method = ACTIONS.get((product, action))
         if method is None:
@@ -283,27 +293,18 @@ class CloudSession:
         cloud = self.cloud
         runtime = RuntimeOptions(connect_timeout=cloud.connect_timeout_ms, read_timeout=cloud.read_timeout_ms,
                                  autoretry=False, max_attempts=0, max_idle_conns=MAX_CALLS_IN_FLIGHT)
-        for attempt in (1, 2):
-            try:
-                client = self.client(product, region)
-                response = getattr(client, f"{method}_with_options")(request, runtime)
-            except CloudError as exc:
-                exc.action = exc.action or where
-                raise
-            except Exception as exc:
-                error = translate(exc, where)
-                if attempt == 1 and error.code.startswith("Throttling"):
-                    import time
-
-                    retry_after = getattr(exc, "retry_after", None)
-                    time.sleep(min(MAX_RETRY_AFTER_S, max(0.05, (retry_after or 200) / 1000)))
-                    continue
-                raise error from None
-            if response.body is None:  # the SDK could not build its model from the answer
-                raise CloudError(f"{action} answered a body that does not fit the SDK's model of it",
-                                 code="InvalidResponse", action=where)
-            return dict(response.body.to_map())
-        raise AssertionError("unreachable")
+        try:
+            client = self.client(product, region)
+            response = getattr(client, f"{method}_with_options")(request, runtime)
+        except CloudError as exc:
+            exc.action = exc.action or where
+            raise
+        except Exception as exc:
+            raise translate(exc, where) from None
+        if response.body is None:  # the SDK could not build its model from the answer
+            raise CloudError(f"{action} answered a body that does not fit the SDK's model of it",
+                             code="InvalidResponse", action=where)
+        return dict(response.body.to_map())
 
 
 def _resolve_credentials(cloud: CloudConfig) -> tuple[Any, Identity]:
@@ -436,9 +437,11 @@ def translate(exc: BaseException, action: str) -> CloudError:
     if not detail and isinstance(data, dict):
         detail = data.get("AccessDeniedDetail") or {}
     message = str(getattr(exc, "message", "") or exc)
+    retry_after = getattr(exc, "retry_after", None)  # milliseconds, from x-acs-retry-after
     return CloudError(message[:400], code=code, status_code=getattr(exc, "status_code", None),
                       request_id=str(getattr(exc, "request_id", "") or ""), action=action,
-                      auth_action=str(detail.get("AuthAction", "") if isinstance(detail, dict) else ""))
+                      auth_action=str(detail.get("AuthAction", "") if isinstance(detail, dict) else ""),
+                      retry_after_s=retry_after / 1000 if isinstance(retry_after, int | float) else None)
 
 
 def open_session(config: Config) -> CloudSession:

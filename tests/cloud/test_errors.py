@@ -193,7 +193,7 @@ def test_the_sdk_exception_attributes_are_carried_over() -> None:
     assert "AliyunVPCReadOnlyAccess" in (outcome_of(from_data, "x").remediation or "")
     throttled = translate(ThrottlingException(code="Throttling", status_code=400, message="slow down",
                                               request_id="RID-2", retry_after=100), "dataworks:ListNetworks")
-    assert throttled.code == "Throttling" and throttled.request_id == "RID-2"
+    assert throttled.code == "Throttling" and throttled.request_id == "RID-2" and throttled.retry_after_s == 0.1
 
 
 def test_policies_and_provider_names() -> None:
