@@ -11,7 +11,7 @@ import importlib.util
 import re
 import textwrap
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -50,6 +50,8 @@ class Operation:
     action: str
     method: str
     parameters: dict[str, Parameter]
+    # A JSON parameter's items' required fields, from its item model (Tasks: ClientUniqueCode, Owner, ...).
+    items_required: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def parameter(self, wire: str) -> Parameter | None:
         """The parameter a wire key belongs to; `Tag.1.Key` (a flattened list) belongs to `Tag`."""
@@ -129,7 +131,8 @@ def _fields(source: str, class_name: str) -> list[_Field]:
     annotations = {arg.arg: ast.unparse(arg.annotation) for arg in init.args.args if arg.annotation is not None}
     lines = source.splitlines()
     # A field's comment is the text between the statement before it (or the signature) and its assignment.
-    previous_end = max((n.end_lineno or n.lineno for n in (*init.args.args, *init.args.defaults)), default=init.lineno)
+    signature: list[ast.arg | ast.expr] = [*init.args.args, *init.args.defaults]
+    previous_end = max((n.end_lineno or n.lineno for n in signature), default=init.lineno)
     fields = []
     for statement in init.body:
         if isinstance(statement, ast.Assign) and isinstance(target := statement.targets[0], ast.Attribute):
@@ -198,13 +201,76 @@ def _read_operation(package: _Package, action: str) -> Operation:
     wire = package.wire_names(sent)
     parameters = {}
     for name, place in places.items():
-        field = fields.get(name)
-        if field is None or name not in wire:
+        spec = fields.get(name)
+        if spec is None or name not in wire:
             continue
         base = name.removesuffix("_shrink")
-        model_type = typed_fields[base].annotation if base in typed_fields else field.annotation
-        parameters[wire[name]] = Parameter(wire[name], place, _kind(field.annotation), field.required, model_type)
-    return Operation(package.product, action, method, parameters)
+        model_type = typed_fields[base].annotation if base in typed_fields else spec.annotation
+        parameters[wire[name]] = Parameter(wire[name], place, _kind(spec.annotation), spec.required, model_type)
+    items_required = {}
+    for parameter in parameters.values():
+        item = re.fullmatch(r"(?:List\[)?main_models\.(\w+)\]?", parameter.model_type)
+        if parameter.type == "string" and item:  # a shrink field: the items travel as JSON
+            names, fields_of_item = package.wire_names(item.group(1)), package.model_fields(item.group(1))
+            required = tuple(names[f.name] for f in fields_of_item if f.required and f.name in names)
+            if required:
+                items_required[parameter.wire] = required
+    return Operation(package.product, action, method, parameters, items_required)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One way a request departs from its contract: refused as the gateway does, or only recorded."""
+
+    kind: str  # refused: missing, not-integer; recorded: method, place, unknown
+    parameter: str | None
+    detail: str
+
+    @property
+    def refused(self) -> bool:
+        return self.kind in REFUSED
+
+
+REFUSED = frozenset({"missing", "not-integer"})
+_INTEGER = re.compile(r"-?[0-9]+")
+
+
+def check(operation: Operation, method: str, query: dict[str, str], form: dict[str, str]) -> list[Finding]:
+    """Every finding about one request, those the gateway refuses first (missing before malformed)."""
+    findings: list[Finding] = []
+    if method.upper() != operation.method:
+        findings.append(Finding("method", None, f"{method.upper()} where the SDK sends {operation.method}"))
+    sent = {**{k: ("query", v) for k, v in query.items()}, **{k: ("body", v) for k, v in form.items()}}
+    for wire, (place, value) in sent.items():
+        parameter = operation.parameter(wire)
+        if parameter is None:
+            findings.append(Finding("unknown", wire, f"{wire} is not a parameter of {operation.action}"))
+            continue
+        if place != parameter.place:
+            findings.append(Finding("place", parameter.wire, f"{parameter.wire} sent in the {place} where the SDK "
+                                    f"sends it in the {parameter.place}"))
+        if parameter.type == "integer" and not _INTEGER.fullmatch(value):
+            findings.append(Finding("not-integer", parameter.wire, f"{value[:40]!r} is not an integer"))
+    for parameter in operation.parameters.values():
+        if parameter.required and not (sent.get(parameter.wire) or ("", ""))[1]:
+            findings.append(Finding("missing", parameter.wire, f"{parameter.wire} is required"))
+    for wire, required in operation.items_required.items():
+        findings += _nested_missing(wire, (sent.get(wire) or ("", ""))[1], required)
+    return sorted(findings, key=lambda f: (not f.refused, f.kind != "missing"))
+
+
+def _nested_missing(wire: str, value: str, required: tuple[str, ...]) -> list[Finding]:
+    """Required fields absent from the items of a JSON parameter (an unreadable value is the handler's to refuse)."""
+    import json
+
+    try:
+        items = json.loads(value) if value else []
+    except ValueError:
+        return []
+    items = items if isinstance(items, list) else [items]
+    return [Finding("missing", f"{wire}.{number}.{name}", f"{wire}[{number - 1}] has no {name}")
+            for number, item in enumerate(items, 1) if isinstance(item, dict)
+            for name in required if item.get(name) in (None, "")]
 
 
 class Contract:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import socket
 from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 from preflight.simulator.scenarios import Scenario, SimModel
+
+if TYPE_CHECKING:
+    from preflight.simulator.openapi import CloudApi
 
 KEY_ENV = {"completion": "DW_DEMO_QWEN_KEY", "chat": "DW_DEMO_CHAT_KEY", "embedding": "DW_DEMO_BGE_KEY"}
 SERVICE_NAMES = {"completion": "qwen", "chat": "qwen-chat", "embedding": "bge-m3"}
@@ -59,9 +63,11 @@ class Simulator:
             raise
         return self
 
-    def stats(self) -> dict[str, dict[str, int]]:
-        """What the servers received: model requests per path, cloud calls per action, DNS queries."""
-        found: dict[str, dict[str, int]] = {"model": {}, "cloud": {}, "dns": {}}
+    def stats(self) -> dict[str, Any]:
+        """What the servers received: model requests per path, cloud calls per action, DNS queries, and the cloud
+        requests that departed from the SDKs' contract (deviations answered anyway, refusals answered 400)."""
+        found: dict[str, Any] = {"model": {}, "cloud": {}, "dns": {}, "deviations": self.deviations(),
+                                 "refusals": self.refusals()}
         for server in self._servers:
             name = type(server).__name__
             if name == "ModelService":
@@ -71,6 +77,22 @@ class Simulator:
             elif name == "DnsServer":
                 found["dns"] = {"queries": server.queries}  # type: ignore[attr-defined]
         return found
+
+    def _cloud(self) -> CloudApi | None:
+        from preflight.simulator.openapi import CloudApi
+
+        return next((server for server in self._servers if isinstance(server, CloudApi)), None)
+
+    def deviations(self) -> list[dict[str, Any]]:
+        """Cloud requests answered although they departed from the SDKs' contract (action, kind, parameter,
+        detail, count)."""
+        cloud = self._cloud()
+        return cloud.deviations() if cloud is not None else []
+
+    def refusals(self) -> list[dict[str, Any]]:
+        """Cloud requests refused for their contract, as the gateway refuses them."""
+        cloud = self._cloud()
+        return cloud.refusals() if cloud is not None else []
 
     def stop(self) -> None:
         for server in reversed(self._servers):

@@ -9,6 +9,7 @@ import urllib.parse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from preflight.simulator import contract
 from preflight.simulator.scenarios import SimModel, World
 from preflight.simulator.server import LoopbackHandler, LoopbackServer
 from preflight.simulator.signature import SignatureProblem, verify
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
 MAX_BODY_BYTES = 8 * 1024 * 1024
 # The task types whose Script.Content the simulator runs with /bin/sh.
 SHELL_TASK_TYPES = frozenset({"DIDE_SHELL"})
-PRODUCTS = {"2024-05-18": "dataworks", "2018-01-01": "pvtz", "2020-04-15": "privatelink", "2016-04-28": "vpc"}
+PRODUCTS = {"2024-05-18": "dataworks", "2018-01-01": "pvtz", "2020-04-15": "privatelink", "2016-04-28": "vpc",
+            "2015-04-01": "sts"}
 
 
 class ApiError(Exception):
@@ -80,10 +82,11 @@ class _Handler(LoopbackHandler):
             api.stopping.wait(api.latency_s)
         try:
             verify(self.command, raw_query, headers, body, {api.world.access_key_id: api.world.access_key_secret})
-            params = dict(urllib.parse.parse_qsl(raw_query, keep_blank_values=True))
-            if "form" in headers.get("content-type", ""):
-                params.update(urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-            answer = api.dispatch(headers.get("x-acs-version", ""), headers.get("x-acs-action", ""), params)
+            query = dict(urllib.parse.parse_qsl(raw_query, keep_blank_values=True))
+            form = dict(urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)) \
+                if "form" in headers.get("content-type", "") else {}
+            answer = api.dispatch(headers.get("x-acs-version", ""), headers.get("x-acs-action", ""), {**query, **form},
+                                  method=self.command, query=query, form=form)
         except SignatureProblem as problem:
             self._error(request_id, ApiError(problem.status, problem.code, str(problem)))
             return
@@ -126,6 +129,9 @@ class CloudApi:
         self.port = 0
         self.stopping = threading.Event()
         self.calls: dict[str, int] = {}
+        self.contract = contract.shared()
+        self._deviations: dict[tuple[str, str, str | None, str], int] = {}
+        self._refusals: dict[tuple[str, str, str | None, str], int] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._server: _Server | None = None
@@ -176,13 +182,17 @@ class CloudApi:
         return f"5E1C0A6B-0000-4000-8000-{next(self._ids):012d}"
 
     # --- dispatch ----------------------------------------------------------------------------------
-    def dispatch(self, version: str, action: str, params: dict[str, str]) -> Any:
+    def dispatch(self, version: str, action: str, params: dict[str, str], *, method: str | None = None,
+                 query: dict[str, str] | None = None, form: dict[str, str] | None = None) -> Any:
+        """Answer one request; with its method and where each parameter came, it is held to the SDK's contract."""
         product = PRODUCTS.get(version)
         handler = self._handlers.get((product or "", action))
         if handler is None:
             raise ApiError(404, "InvalidAction.NotFound", f"Specified api {action} ({version}) is not found.")
         with self._lock:
             self.calls[action] = self.calls.get(action, 0) + 1
+        if method is not None:
+            self._hold_to_contract(product or "", action, method, query or {}, form or {})
         auth_action = f"{product}:{action}"
         if auth_action in self.world.ram_denied:
             raise ApiError(403, "Forbidden.RAM", f"User not authorized to operate on the specified resource: "
@@ -191,6 +201,42 @@ class CloudApi:
                                                      "NoPermissionType": "ImplicitDeny", "PolicyType": "Account"})
         self._faults(action)
         return handler(params)
+
+    def _hold_to_contract(self, product: str, action: str, method: str, query: dict[str, str],
+                          form: dict[str, str]) -> None:
+        """Refuse what the gateway refuses (a required parameter left out, a non-integer for an integer); record
+        every other departure from the SDK's contract."""
+        operation = self.contract.operation(product, action)
+        if operation is None:  # the product's SDK is not installed: nothing to hold the request to
+            return
+        findings = contract.check(operation, method, query, form)
+        refusal = next((f for f in findings if f.refused), None)
+        with self._lock:
+            for finding in findings:
+                if not finding.refused:
+                    key = (action, finding.kind, finding.parameter, finding.detail)
+                    self._deviations[key] = self._deviations.get(key, 0) + 1
+            if refusal is not None:
+                key = (action, refusal.kind, refusal.parameter, refusal.detail)
+                self._refusals[key] = self._refusals.get(key, 0) + 1
+        if refusal is None:
+            return
+        if refusal.kind == "missing":
+            raise ApiError(400, "MissingParameter", f'The input parameter "{refusal.parameter}" that is mandatory '
+                           "for processing this request is not supplied.")
+        raise ApiError(400, "InvalidParameter", f'The specified parameter "{refusal.parameter}" is not valid: '
+                       f"{refusal.detail}.")
+
+    def deviations(self) -> list[dict[str, Any]]:
+        """Departures from the SDKs' contract the simulator answered anyway: another method, a parameter in the
+        other place, a parameter the model does not know."""
+        with self._lock:
+            return _records(self._deviations)
+
+    def refusals(self) -> list[dict[str, Any]]:
+        """Requests refused for their contract, as the gateway refuses them (MissingParameter, InvalidParameter)."""
+        with self._lock:
+            return _records(self._refusals)
 
     def _faults(self, action: str) -> None:
         faults = self.faults
@@ -305,7 +351,9 @@ class CloudApi:
             raise ApiError(400, "InvalidParameter", f"Task type {task.get('Type')!r} cannot run here; the "
                            f"simulator runs {', '.join(sorted(SHELL_TASK_TYPES))} tasks.")
         self._group(group)
-        run = self.workflows.submit(str(task.get("Name") or "adhoc"), group, script, timeout_s)
+        biz_date = params.get("BizDate")
+        run = self.workflows.submit(str(task.get("Name") or "adhoc"), group, script, timeout_s,
+                                    biz_date=int(biz_date) if biz_date else None)
         return {"WorkflowInstanceId": run.workflow_id}
 
     def _run_for_workflow(self, params: dict[str, str], key: str) -> TaskRun:
@@ -337,8 +385,12 @@ class CloudApi:
 
     def list_task_instances(self, params: dict[str, str]) -> dict[str, Any]:
         run = self._run_for_workflow(params, "WorkflowInstanceId")
-        page, number, size = _page([self._task_instance(run)], params)
-        return {"PagingInfo": {"TaskInstances": page, "PageNumber": number, "PageSize": size, "TotalCount": 1}}
+        # Task instances are listed by business date: another date than the submission's lists none.
+        bizdate = params.get("Bizdate")
+        listed = [self._task_instance(run)] if run.biz_date is None or bizdate in (None, str(run.biz_date)) else []
+        page, number, size = _page(listed, params)
+        return {"PagingInfo": {"TaskInstances": page, "PageNumber": number, "PageSize": size,
+                               "TotalCount": len(listed)}}
 
     def _task(self, params: dict[str, str]) -> TaskRun:
         run = self.workflows.tasks.get(_int(params.get("Id")))
@@ -445,6 +497,11 @@ class CloudApi:
 class _SuccessFalse(ApiError):
     def __init__(self) -> None:
         super().__init__(200, "Internal.Error", "The request failed.")
+
+
+def _records(found: dict[tuple[str, str, str | None, str], int]) -> list[dict[str, Any]]:
+    return [{"action": action, "kind": kind, "parameter": parameter, "detail": detail, "count": count}
+            for (action, kind, parameter, detail), count in sorted(found.items(), key=lambda item: str(item[0]))]
 
 
 def _int(value: str | None) -> int:

@@ -37,16 +37,22 @@ def config(port: int) -> Any:
                   protocol="http", region_id=REGION, read_timeout=5000, connect_timeout=2000)
 
 
-def raw(port: int, product: str, action: str, method: str = "GET", **params: Any) -> dict[str, Any]:
-    """The body exactly as the server sent it, through the generic tea-openapi client."""
+def raw(port: int, product: str, action: str, **params: Any) -> dict[str, Any]:
+    """The body exactly as the server sent it, through the generic tea-openapi client, sent as the SDK sends it."""
     from alibabacloud_tea_openapi.client import Client
     from alibabacloud_tea_openapi.utils_models import OpenApiRequest, Params
     from darabonba.runtime import RuntimeOptions
 
-    api = Params(action=action, version=VERSIONS[product], protocol="HTTP", pathname="/", method=method,
+    from preflight.simulator.contract import shared
+
+    operation = shared().operation(product, action)
+    assert operation is not None
+    api = Params(action=action, version=VERSIONS[product], protocol="HTTP", pathname="/", method=operation.method,
                  auth_type="AK", style="RPC", req_body_type="formData", body_type="json")
     values = {key: str(value) for key, value in params.items()}
-    request = OpenApiRequest(query=values) if method == "GET" else OpenApiRequest(body=values)
+    places = {key: operation.parameters[key].place for key in values}
+    request = OpenApiRequest(query={k: v for k, v in values.items() if places[k] == "query"},
+                             body={k: v for k, v in values.items() if places[k] == "body"})
     answer = Client(config(port)).call_api(api, request, RuntimeOptions())
     body: dict[str, Any] = answer["body"]
     return body
@@ -131,6 +137,7 @@ def test_ad_hoc_workflow_operations_conform(simulator: Simulator) -> None:
     from alibabacloud_dataworks_public20240518 import models
 
     port, client = simulator.cloud_port, dataworks(simulator.cloud_port)
+    bizdate = int(time.time() * 1000)
     task = models.ExecuteAdhocWorkflowInstanceRequestTasks(
         client_unique_code="preflight-1", name="conformance", owner="preflight-ci", type="DIDE_SHELL", timeout=30,
         script=models.ExecuteAdhocWorkflowInstanceRequestTasksScript(content="echo conformance-$((6*7))"),
@@ -138,7 +145,7 @@ def test_ad_hoc_workflow_operations_conform(simulator: Simulator) -> None:
             resource_group_id=RESOURCE_GROUP_ID))
     started = client.execute_adhoc_workflow_instance(models.ExecuteAdhocWorkflowInstanceRequest(
         project_id=int(WORKSPACE_ID), name="conformance", owner="preflight-ci", env_type="Prod",
-        biz_date=int(time.time() * 1000), tasks=[task])).body
+        biz_date=bizdate, tasks=[task])).body
     assert started.request_id and isinstance(started.workflow_instance_id, int)
     workflow_id = started.workflow_instance_id
     deadline = time.monotonic() + 20
@@ -147,12 +154,13 @@ def test_ad_hoc_workflow_operations_conform(simulator: Simulator) -> None:
         assert time.monotonic() < deadline, "the workflow instance never finished"
         time.sleep(0.05)
     listed = client.list_task_instances(models.ListTaskInstancesRequest(
-        project_id=int(WORKSPACE_ID), workflow_instance_id=workflow_id))
+        project_id=int(WORKSPACE_ID), bizdate=bizdate, workflow_instance_id=workflow_id))
     task_id = listed.body.paging_info.task_instances[0].id
     cases = [
         (client.get_workflow_instance(models.GetWorkflowInstanceRequest(id=workflow_id)), "GetWorkflowInstance",
          {"Id": workflow_id}),
-        (listed, "ListTaskInstances", {"ProjectId": WORKSPACE_ID, "WorkflowInstanceId": workflow_id}),
+        (listed, "ListTaskInstances", {"ProjectId": WORKSPACE_ID, "Bizdate": bizdate,
+                                       "WorkflowInstanceId": workflow_id}),
         (client.get_task_instance(models.GetTaskInstanceRequest(id=task_id)), "GetTaskInstance", {"Id": task_id}),
         (client.get_task_instance_log(models.GetTaskInstanceLogRequest(id=task_id, run_number=1)),
          "GetTaskInstanceLog", {"Id": task_id, "RunNumber": 1}),
