@@ -78,7 +78,9 @@ class Simulator:
                 found["dns"] = {"queries": server.queries}  # type: ignore[attr-defined]
         return found
 
-    def _cloud(self) -> CloudApi | None:
+    @property
+    def cloud(self) -> CloudApi | None:
+        """The running cloud API server, if started."""
         from preflight.simulator.openapi import CloudApi
 
         return next((server for server in self._servers if isinstance(server, CloudApi)), None)
@@ -86,12 +88,12 @@ class Simulator:
     def deviations(self) -> list[dict[str, Any]]:
         """Cloud requests answered although they departed from the SDKs' contract (action, kind, parameter,
         detail, count)."""
-        cloud = self._cloud()
+        cloud = self.cloud
         return cloud.deviations() if cloud is not None else []
 
     def refusals(self) -> list[dict[str, Any]]:
         """Cloud requests refused for their contract, as the gateway refuses them."""
-        cloud = self._cloud()
+        cloud = self.cloud
         return cloud.refusals() if cloud is not None else []
 
     def stop(self) -> None:
