@@ -103,6 +103,11 @@ class _Handler(LoopbackHandler):
         self._send(200, json.dumps({"RequestId": request_id, **answer}).encode(), "application/json", {})
 
     def _error(self, request_id: str, error: ApiError) -> None:
+        if isinstance(error, _SuccessFalse) and error.legacy:
+            legacy = {"RequestId": request_id, "Success": False, "HttpStatusCode": 200, "ErrorCode": error.code,
+                      "ErrorMessage": error.message}
+            self._send(200, json.dumps(legacy).encode(), "application/json", error.headers)
+            return
         payload: dict[str, Any] = {"RequestId": request_id, "HostId": "dataworks.simulator", "Code": error.code,
                                    "Message": error.message,
                                    "Recommend": f"https://api.aliyun.com/troubleshoot?q={error.code}"}
@@ -147,6 +152,7 @@ class CloudApi:
             ("dataworks", "ListRoutes"): self.list_routes,
             ("dataworks", "GetNode"): self.get_node,
             ("dataworks", "ListNodes"): self.list_nodes,
+            ("dataworks", "GetTask"): self.get_task,
             ("dataworks", "ExecuteAdhocWorkflowInstance"): self.execute_adhoc,
             ("dataworks", "GetWorkflowInstance"): self.get_workflow_instance,
             ("dataworks", "ListTaskInstances"): self.list_task_instances,
@@ -159,6 +165,7 @@ class CloudApi:
             ("privatelink", "ListVpcEndpoints"): self.list_vpc_endpoints,
             ("privatelink", "ListVpcEndpointZones"): self.list_vpc_endpoint_zones,
             ("vpc", "DescribeVSwitchAttributes"): self.describe_vswitch,
+            ("sts", "GetCallerIdentity"): self.get_caller_identity,
         }
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -250,6 +257,8 @@ class CloudApi:
             self.stopping.wait(6.0)
         if action == "GetProject" and "get-project-success-false" in faults:
             raise _SuccessFalse()
+        if action == "GetResourceGroup" and "get-resource-group-error-code" in faults:
+            raise _SuccessFalse("InternalError.System", "An internal error occurred; try again later.", legacy=True)
 
     # --- DataWorks ---------------------------------------------------------------------------------
     def _group(self, group_id: str) -> None:
@@ -268,7 +277,7 @@ class CloudApi:
         group = params.get("Id", "")
         self._group(group)
         world = self.world
-        first = world.bindings[0] if world.bindings else None
+        first = world.live_bindings[0] if world.live_bindings else None
         return {"ResourceGroup": {"Id": group, "Name": group.split("_")[-1], "ResourceGroupType":
                                   world.resource_group_type, "Status": world.resource_group_status,
                                   "PaymentType": "PostPaid", "Spec": {"Amount": 2, "Standard": "2CU"},
@@ -300,7 +309,8 @@ class CloudApi:
         # Each binding routes the private 10/8 range (where model endpoints' ENIs live) into its VPC.
         routes = [{"Id": 5000 + index, "NetworkId": b.network_id, "DestinationCidr": "10.0.0.0/8",
                    "ResourceGroupId": group, "ResourceId": b.vpc_id, "CreateTime": _epoch_ms(b.create_time)}
-                  for index, b in enumerate(self.world.bindings) if wanted is None or str(b.network_id) == wanted]
+                  for index, b in enumerate(self.world.bindings)
+                  if b.status != "Deleted" and (wanted is None or str(b.network_id) == wanted)]
         page, number, size = _page(routes, params)
         return {"PagingInfo": {"RouteList": page, "PageNumber": number, "PageSize": size,
                                "TotalCount": len(routes)}, "Success": True}
@@ -320,19 +330,37 @@ class CloudApi:
             "script": {"language": "shell-script", "runtime": {"command": "DIDE_SHELL"}},
             "runtimeResource": {"resourceGroup": node.resource_group_id},
             "trigger": {"type": node.trigger_type, "cron": node.cron}}]}}
+        # The draft: its TaskId names the scheduling task only once the node is deployed.
         return {"Node": {"Id": node.node_id, "Name": node.name, "ProjectId": int(self.world.workspace_id),
-                         "Owner": "preflight-ci", "TaskId": int(node.node_id) + 1, "Spec": json.dumps(spec)}}
+                         "Owner": self.world.caller_user_id, **({"TaskId": node.task_id} if node.deployed else {}),
+                         "Spec": json.dumps(spec)}}
 
     def list_nodes(self, params: dict[str, str]) -> dict[str, Any]:
         self._project(params)
-        nodes = [{"Id": n.node_id, "Name": n.name, "ProjectId": int(self.world.workspace_id), "Owner": "preflight-ci",
-                  "Recurrence": "Normal", "TaskId": int(n.node_id) + 1,
+        nodes = [{"Id": n.node_id, "Name": n.name, "ProjectId": int(self.world.workspace_id),
+                  "Owner": self.world.caller_user_id, "Recurrence": "Normal",
+                  **({"TaskId": n.task_id} if n.deployed else {}),
                   "RuntimeResource": {"ResourceGroupId": n.resource_group_id},
                   "Trigger": {"Type": n.trigger_type, "Cron": n.cron},
                   "Script": {"Runtime": {"Command": "DIDE_SHELL"}}}
                  for n in self.world.nodes if params.get("Name", "") in n.name]
         page, number, size = _page(nodes, params)
         return {"PagingInfo": {"Nodes": page, "PageNumber": number, "PageSize": size, "TotalCount": len(nodes)}}
+
+    def get_task(self, params: dict[str, str]) -> dict[str, Any]:
+        """The deployed task: production runs on the deployed resource group, development on the draft's."""
+        wanted = _int(params.get("Id"))
+        node = next((n for n in self.world.nodes if n.deployed and n.task_id == wanted), None)
+        if node is None:
+            raise ApiError(400, "Invalid.Task.NotFound", f"The task {params.get('Id')} does not exist.")
+        env = params.get("ProjectEnv") or "Prod"
+        group = node.runs_on if env == "Prod" else node.resource_group_id
+        return {"Task": {"Id": node.task_id, "Name": node.name, "ProjectId": int(self.world.workspace_id),
+                         "ProjectEnv": env, "Owner": self.world.caller_user_id, "Type": "DIDE_SHELL",
+                         "InstanceMode": "T+1", "Timeout": 3600, "RerunMode": "Allowed",
+                         "RuntimeResource": {"ResourceGroupId": group, "Cu": "0.25"},
+                         "Trigger": {"Type": node.trigger_type, "Cron": node.cron, "Recurrence": "Normal",
+                                     "StartTime": "1970-01-01 00:00:00", "EndTime": "9999-01-01 00:00:00"}}}
 
     def execute_adhoc(self, params: dict[str, str]) -> dict[str, Any]:
         self._project(params)
@@ -414,8 +442,9 @@ class CloudApi:
     def describe_zones(self, params: dict[str, str]) -> dict[str, Any]:
         keyword = (params.get("Keyword") or "").lower()
         exact = (params.get("SearchMode") or "LIKE").upper() == "EXACT"  # LIKE (the default) finds substrings
-        zones = [{"ZoneId": f"zone-{m.service_id}", "ZoneName": m.host, "RecordCount": 1, "IsPtr": False,
-                  "ProxyPattern": "ZONE"} for _, m in self._models_in(params.get("QueryVpcId") or None)
+        records = 1 + self.world.zone_extra_records
+        zones = [{"ZoneId": f"zone-{m.service_id}", "ZoneName": m.host, "RecordCount": records,
+                  "IsPtr": False, "ProxyPattern": "ZONE"} for _, m in self._models_in(params.get("QueryVpcId") or None)
                  if (m.host == keyword if exact else keyword in m.host)]
         page, number, size = _page(zones, params, 20)
         return {"Zones": {"Zone": page}, "TotalItems": len(zones), "PageNumber": number, "PageSize": size,
@@ -437,18 +466,29 @@ class CloudApi:
 
     def describe_zone_vpc_tree(self, params: dict[str, str]) -> dict[str, Any]:
         """Every zone of the account and the VPCs bound to it, in one answer (the API has no paging)."""
-        zones = [{"ZoneId": f"zone-{m.service_id}", "ZoneName": m.host, "RecordCount": 1, "IsPtr": False,
+        records = 1 + self.world.zone_extra_records
+        zones = [{"ZoneId": f"zone-{m.service_id}", "ZoneName": m.host, "RecordCount": records, "IsPtr": False,
                   "ZoneType": "AUTH_ZONE",
                   "Vpcs": {"Vpc": [{"VpcId": vpc, "RegionId": self.world.region, "VpcName": vpc,
                                     "RegionName": self.world.region} for vpc in m.allowed_vpcs]}}
                  for m in self.world.models]
         return {"Zones": {"Zone": zones}}
 
+    def _zone_records(self, index: int) -> list[dict[str, Any]]:
+        """The zone's records: the world's extra ones (hosts synchronised from ECS), then the model's own."""
+        extra = [{"RecordId": 100000 + index * 1000 + number, "Rr": f"ecs-host-{number:03d}", "Type": "A",
+                  "Value": f"172.16.{index % 250}.{10 + number % 240}", "Status": "ENABLE", "Ttl": 60}
+                 for number in range(self.world.zone_extra_records)]
+        return [*extra, {"RecordId": index + 1, "Rr": "@", "Type": "A", "Value": eni_ip(index, 0), "Status": "ENABLE",
+                         "Ttl": 60}]
+
     def describe_zone_records(self, params: dict[str, str]) -> dict[str, Any]:
+        """One page of the zone's records: PageSize 20 unless asked, at most 100 (the pvtz model's figures)."""
         index, _ = self._zone_model(params)
-        records = [{"RecordId": index + 1, "Rr": "@", "Type": "A", "Value": eni_ip(index, 0), "Status": "ENABLE",
-                    "Ttl": 60}]
-        return {"Records": {"Record": records}, "TotalItems": 1, "PageNumber": 1, "PageSize": 20}
+        records = self._zone_records(index)
+        page, number, size = _page(records, params, 20)
+        return {"Records": {"Record": page}, "TotalItems": len(records), "PageNumber": number, "PageSize": size,
+                "TotalPages": (len(records) + size - 1) // size}
 
     def list_vpc_endpoints(self, params: dict[str, str]) -> dict[str, Any]:
         vpc = params.get("VpcId") or None
@@ -493,10 +533,21 @@ class CloudApi:
         return {"VSwitchId": binding.vswitch_id, "VpcId": binding.vpc_id, "CidrBlock": "172.16.0.0/24",
                 "Status": "Available", "ZoneId": f"{self.world.region}-a"}
 
+    # --- STS ---------------------------------------------------------------------------------------
+    def get_caller_identity(self, params: dict[str, str]) -> dict[str, Any]:
+        """Who the AccessKey belongs to: a RAM user of the world's account (its UserId is an Owner for DataWorks)."""
+        world = self.world
+        return {"AccountId": world.account_id, "UserId": world.caller_user_id, "PrincipalId": world.caller_user_id,
+                "IdentityType": "RAMUser", "Arn": f"acs:ram::{world.account_id}:user/preflight-ci"}
+
 
 class _SuccessFalse(ApiError):
-    def __init__(self) -> None:
-        super().__init__(200, "Internal.Error", "The request failed.")
+    """HTTP 200 with Success: false; older DataWorks actions name the error ErrorCode/ErrorMessage (legacy)."""
+
+    def __init__(self, code: str = "Internal.Error", message: str = "The request failed.", *,
+                 legacy: bool = False) -> None:
+        super().__init__(200, code, message)
+        self.legacy = legacy
 
 
 def _records(found: dict[tuple[str, str, str | None, str], int]) -> list[dict[str, Any]]:
