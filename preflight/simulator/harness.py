@@ -27,8 +27,11 @@ class Simulator:
     """The model service, its DNS server and the cloud API for one scenario, on 127.0.0.1."""
 
     def __init__(self, scenario: Scenario, *, latency_ms: float = 0.0, dns_latency_ms: float = 0.0,
-                 run_scripts: bool = True) -> None:
+                 run_scripts: bool = True, rate_limit: float | None = None, rate_burst: float | None = None) -> None:
         self.scenario = scenario
+        # Calls per action per second the cloud API allows; None: what the scenario says.
+        self.rate_limit = scenario.rate_limit if rate_limit is None else rate_limit
+        self.rate_burst = rate_burst
         self.world = scenario.world
         self.latency_s = latency_ms / 1000.0
         self.dns_latency_s = dns_latency_ms / 1000.0
@@ -55,7 +58,7 @@ class Simulator:
             self.dns_port = dns.start()
             self._servers.append(dns)
             cloud = CloudApi(self.world, faults=self.scenario.cloud_faults, latency_s=self.latency_s,
-                             simulator=self)
+                             simulator=self, rate_limit=self.rate_limit, rate_burst=self.rate_burst)
             self.cloud_port = cloud.start()
             self._servers.append(cloud)
         except BaseException:
@@ -64,16 +67,18 @@ class Simulator:
         return self
 
     def stats(self) -> dict[str, Any]:
-        """What the servers received: model requests per path, cloud calls per action, DNS queries, and the cloud
-        requests that departed from the SDKs' contract (deviations answered anyway, refusals answered 400)."""
-        found: dict[str, Any] = {"model": {}, "cloud": {}, "dns": {}, "deviations": self.deviations(),
-                                 "refusals": self.refusals()}
+        """What the servers received: model requests per path, cloud calls per action (and those throttled), DNS
+        queries, and the cloud requests that departed from the SDKs' contract (deviations answered anyway, refusals
+        answered 400)."""
+        found: dict[str, Any] = {"model": {}, "cloud": {}, "dns": {}, "throttled": {},
+                                 "deviations": self.deviations(), "refusals": self.refusals()}
         for server in self._servers:
             name = type(server).__name__
             if name == "ModelService":
                 found["model"] = dict(server.requests)  # type: ignore[attr-defined]
             elif name == "CloudApi":
                 found["cloud"] = dict(server.calls)  # type: ignore[attr-defined]
+                found["throttled"] = dict(server.throttled)  # type: ignore[attr-defined]
             elif name == "DnsServer":
                 found["dns"] = {"queries": server.queries}  # type: ignore[attr-defined]
         return found

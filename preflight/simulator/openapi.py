@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from preflight.simulator import contract
+from preflight.simulator.flowcontrol import THROTTLED_CODE, THROTTLED_MESSAGE, THROTTLED_STATUS, FlowControl
 from preflight.simulator.scenarios import SimModel, World
 from preflight.simulator.server import LoopbackHandler, LoopbackServer
 from preflight.simulator.signature import SignatureProblem, verify
@@ -126,8 +127,12 @@ class CloudApi:
     """The cloud APIs of one World on 127.0.0.1, with the scenario's faults and RAM denials."""
 
     def __init__(self, world: World, *, faults: frozenset[str] = frozenset(), latency_s: float = 0.0,
-                 simulator: Simulator | None = None) -> None:
+                 simulator: Simulator | None = None, rate_limit: float = 0.0,
+                 rate_burst: float | None = None) -> None:
         self.world = world
+        # Flow control per action and second, as the gateway limits each account (0: none).
+        self.flow = FlowControl(rate_limit, rate_burst) if rate_limit > 0 else None
+        self.throttled: dict[str, int] = {}
         self.faults = faults
         self.latency_s = latency_s
         self.simulator = simulator
@@ -198,6 +203,10 @@ class CloudApi:
             raise ApiError(404, "InvalidAction.NotFound", f"Specified api {action} ({version}) is not found.")
         with self._lock:
             self.calls[action] = self.calls.get(action, 0) + 1
+        if self.flow is not None and self.flow.admit(product or "", self.world.region, action):
+            with self._lock:
+                self.throttled[action] = self.throttled.get(action, 0) + 1
+            raise ApiError(THROTTLED_STATUS, THROTTLED_CODE, THROTTLED_MESSAGE)
         if method is not None:
             self._hold_to_contract(product or "", action, method, query or {}, form or {})
         auth_action = f"{product}:{action}"

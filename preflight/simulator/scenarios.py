@@ -149,6 +149,7 @@ class Scenario:
     service_down: bool = False
     key_override: str | None = None
     plane: str = "data"
+    rate_limit: float = 0.0  # calls per action per second the cloud API allows (0: no flow control)
 
 
 _W = World()
@@ -251,6 +252,9 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
                                                      "Deleted", "2025-12-01T08:00:00Z"), *_W.bindings))),
     _scenario("zone-records-paged", "the model's private DNS record is past the first page of 20 zone records",
               None, plane="control", world=replace(_W, zone_extra_records=24)),
+    # Issue 21: a run that paces itself under the account's flow control ends green.
+    _scenario("cloud-flow-control", "the cloud API allows 2 calls per action per second, as an account's flow "
+              "control does", None, plane="control", rate_limit=2.0),
     _scenario("cloud-error-code", "GetResourceGroup answers HTTP 200, Success: false, with the older ErrorCode and "
               "ErrorMessage fields", "resource_group.ready", plane="control",
               cloud_faults=frozenset({"get-resource-group-error-code"})),
