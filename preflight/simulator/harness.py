@@ -38,7 +38,8 @@ class Simulator:
         self.run_scripts = run_scripts
         self.model_port = 0
         self.dns_port = 0
-        self.cloud_port = 0
+        self.cloud_port = 0  # the world's own region's
+        self.cloud_ports: dict[str, int] = {}  # every region's cloud API, each on its own port
         self._servers: list[object] = []
 
     def start(self) -> Simulator:
@@ -57,49 +58,59 @@ class Simulator:
             dns = DnsServer(records, latency_s=self.dns_latency_s)
             self.dns_port = dns.start()
             self._servers.append(dns)
-            cloud = CloudApi(self.world, faults=self.scenario.cloud_faults, latency_s=self.latency_s,
-                             simulator=self, rate_limit=self.rate_limit, rate_burst=self.rate_burst)
-            self.cloud_port = cloud.start()
-            self._servers.append(cloud)
+            for region in self.world.regions:
+                cloud = CloudApi(self.world.in_region(region), faults=self.scenario.cloud_faults,
+                                 latency_s=self.latency_s, simulator=self, rate_limit=self.rate_limit,
+                                 rate_burst=self.rate_burst)
+                self.cloud_ports[region] = cloud.start()
+                self._servers.append(cloud)
+            self.cloud_port = self.cloud_ports[self.world.region]
         except BaseException:
             self.stop()
             raise
         return self
 
     def stats(self) -> dict[str, Any]:
-        """What the servers received: model requests per path, cloud calls per action (and those throttled), DNS
-        queries, and the cloud requests that departed from the SDKs' contract (deviations answered anyway, refusals
-        answered 400)."""
-        found: dict[str, Any] = {"model": {}, "cloud": {}, "dns": {}, "throttled": {},
+        """What the servers received: model requests per path, cloud calls per action (and those throttled; over
+        all regions, and per region), DNS queries, and the cloud requests that departed from the SDKs' contract
+        (deviations answered anyway, refusals answered 400)."""
+        found: dict[str, Any] = {"model": {}, "cloud": {}, "dns": {}, "throttled": {}, "cloud_by_region": {},
                                  "deviations": self.deviations(), "refusals": self.refusals()}
         for server in self._servers:
             name = type(server).__name__
             if name == "ModelService":
                 found["model"] = dict(server.requests)  # type: ignore[attr-defined]
             elif name == "CloudApi":
-                found["cloud"] = dict(server.calls)  # type: ignore[attr-defined]
-                found["throttled"] = dict(server.throttled)  # type: ignore[attr-defined]
+                calls, throttled = dict(server.calls), dict(server.throttled)  # type: ignore[attr-defined]
+                found["cloud_by_region"][server.world.region] = calls  # type: ignore[attr-defined]
+                for action, count in calls.items():
+                    found["cloud"][action] = found["cloud"].get(action, 0) + count
+                for action, count in throttled.items():
+                    found["throttled"][action] = found["throttled"].get(action, 0) + count
             elif name == "DnsServer":
                 found["dns"] = {"queries": server.queries}  # type: ignore[attr-defined]
         return found
 
     @property
-    def cloud(self) -> CloudApi | None:
-        """The running cloud API server, if started."""
+    def clouds(self) -> list[CloudApi]:
+        """The running cloud API servers, the world's own region's first."""
         from preflight.simulator.openapi import CloudApi
 
-        return next((server for server in self._servers if isinstance(server, CloudApi)), None)
+        return [server for server in self._servers if isinstance(server, CloudApi)]
+
+    @property
+    def cloud(self) -> CloudApi | None:
+        """The world's own region's cloud API server, if started."""
+        return next(iter(self.clouds), None)
 
     def deviations(self) -> list[dict[str, Any]]:
         """Cloud requests answered although they departed from the SDKs' contract (action, kind, parameter,
-        detail, count)."""
-        cloud = self.cloud
-        return cloud.deviations() if cloud is not None else []
+        detail, count), over all regions."""
+        return [found for cloud in self.clouds for found in cloud.deviations()]
 
     def refusals(self) -> list[dict[str, Any]]:
-        """Cloud requests refused for their contract, as the gateway refuses them."""
-        cloud = self.cloud
-        return cloud.refusals() if cloud is not None else []
+        """Cloud requests refused for their contract, as the gateway refuses them, over all regions."""
+        return [found for cloud in self.clouds for found in cloud.refusals()]
 
     def stop(self) -> None:
         for server in reversed(self._servers):
@@ -114,7 +125,8 @@ class Simulator:
         self.stop()
 
     def endpoint_of(self, service_id: str) -> str:
-        return f"http://{service_id}.{self.world.region}.dataworks-model.aliyuncs.com:{self.model_port}"
+        region = next((m.region for m in self.world.models if m.service_id == service_id), self.world.region)
+        return f"http://{service_id}.{region}.dataworks-model.aliyuncs.com:{self.model_port}"
 
     def api_key_for(self, model: SimModel) -> str:
         override = self.scenario.key_override
@@ -147,8 +159,11 @@ class Simulator:
             f" privatelink: '127.0.0.1:{self.cloud_port}', vpc: '127.0.0.1:{self.cloud_port}'}}}}",
             f"dns: {{nameservers: ['127.0.0.1:{self.dns_port}'], timeout_s: 2}}",
             "http: {connect_timeout_s: 2, read_timeout_s: 5, total_timeout_s: 10}",
-            "targets:",
         ]
+        others = [f"{region} 127.0.0.1:{port}" for region, port in self.cloud_ports.items() if region != world.region]
+        if others:  # the config has one cloud endpoint; a client that knows region endpoints finds the rest here
+            lines.append(f"# the other regions' cloud APIs: {', '.join(others)}")
+        lines.append("targets:")
         groups = world.resource_group_ids
         for number in range(world.targets):
             group = groups[number % len(groups)]
@@ -159,11 +174,13 @@ class Simulator:
                 f"    workspace: {world.workspace_id}",
                 f"    resource_group: {group}",
                 f"    nodes: [{', '.join(nodes)}]",
-                "    services:",
             ]
-            for index, model in enumerate(world.models):
-                if index % world.targets == number:
-                    lines += self._service_lines(index, model)
+            models = [(index, m) for index, m in enumerate(world.models) if index % world.targets == number]
+            if len(world.regions) > 1 and models:
+                lines.append(f"    region: {models[0][1].region}")
+            lines.append("    services:")
+            for index, model in models:
+                lines += self._service_lines(index, model)
         return "\n".join(lines) + "\n"
 
     def _service_lines(self, index: int, model: SimModel) -> list[str]:

@@ -23,10 +23,11 @@ class SimModel:
     api_key: str
     dimensions: int = 1024
     allowed_vpcs: tuple[str, ...] = ()
+    region: str = REGION
 
     @property
     def host(self) -> str:
-        return f"{self.service_id}.{REGION}.dataworks-model.aliyuncs.com"
+        return f"{self.service_id}.{self.region}.dataworks-model.aliyuncs.com"
 
 
 @dataclass(frozen=True)
@@ -117,21 +118,41 @@ class World:
         return (self.resource_group_id, *self.extra_resource_groups)
 
     @property
+    def regions(self) -> tuple[str, ...]:
+        """The regions the world has model services in, its own region first: each has its own cloud API."""
+        return (self.region, *sorted({m.region for m in self.models} - {self.region}))
+
+    def in_region(self, region: str) -> World:
+        """The world as one region's cloud API sees it: that region's model services only."""
+        if region == self.region and all(m.region == region for m in self.models):
+            return self
+        return replace(self, region=region, models=tuple(m for m in self.models if m.region == region))
+
+    @property
     def live_bindings(self) -> tuple[SimBinding, ...]:
         """The bindings that are not being deleted, earliest first: the first of them is the group's first VPC."""
         return tuple(sorted((b for b in self.bindings if b.status in LIVE_STATUSES), key=lambda b: b.create_time))
 
 
-def scaled_world(services: int, *, targets: int = 1, resource_groups: int = 1) -> World:
-    """A world with `services` model services (completion, chat and embedding in turn) for benchmarks."""
+# The regions a scaled world spreads its targets over, in turn.
+SCALED_REGIONS = (REGION, "cn-hangzhou", "cn-shanghai", "cn-shenzhen", "cn-zhangjiakou", "cn-wulanchabu",
+                  "cn-chengdu", "cn-hongkong")
+
+
+def scaled_world(services: int, *, targets: int = 1, resource_groups: int = 1, regions: int = 1) -> World:
+    """A world with `services` model services (completion, chat and embedding in turn) for benchmarks; with several
+    regions, target t and its services are in the (t mod regions)th of SCALED_REGIONS."""
     kinds = ("completion", "chat", "embedding")
     names = {"completion": "qwen3-1.7b", "chat": "qwen3-1.7b-chat", "embedding": "bge-m3"}
+    targets = max(1, min(targets, services))
+    spread = SCALED_REGIONS[:max(1, min(regions, len(SCALED_REGIONS)))]
     models = tuple(
         SimModel(f"ms-bench{index:05d}", names[kinds[index % 3]], kinds[index % 3],
-                 f"DW-ms-bench{index:05d}-k3y5ecret", 1024 if kinds[index % 3] == "embedding" else 0, (FIRST_VPC,))
+                 f"DW-ms-bench{index:05d}-k3y5ecret", 1024 if kinds[index % 3] == "embedding" else 0, (FIRST_VPC,),
+                 region=spread[(index % targets) % len(spread)])
         for index in range(services))
     extra = tuple(f"Serverless_res_group_bench_{index:04d}" for index in range(1, resource_groups))
-    return replace(World(), models=models, extra_resource_groups=extra, targets=max(1, min(targets, services)))
+    return replace(World(), models=models, extra_resource_groups=extra, targets=targets)
 
 
 @dataclass(frozen=True)
@@ -285,6 +306,7 @@ __all__ = [
     "OTHER_GROUP",
     "REGION",
     "RESOURCE_GROUP_ID",
+    "SCALED_REGIONS",
     "SCENARIOS",
     "SECOND_VPC",
     "WORKSPACE_ID",
