@@ -1,8 +1,8 @@
 """Each simulated action's request contract (method, wire names, query or body, types, required), read from the
-installed generated SDKs' sources: the client and the simulator would otherwise share one person's misreading.
+installed generated SDKs' sources rather than a copied table, so the simulator and the client cannot share a misreading.
 
-The sources are parsed with `ast` rather than imported: the DataWorks models package alone costs a second to import,
-and a comment ("This parameter is required.") is only in the text."""
+The sources are parsed with `ast`, not imported: "This parameter is required." is only a comment, and importing the
+DataWorks models package is slow."""
 
 from __future__ import annotations
 
