@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from checks.judges.model import judge_key_format, judge_key_valid, judge_listed
 from checks.judges.url import is_dataworks_host
 from checks.observe import observed
 from preflight.model import Outcome
 from preflight.registry import check
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (README, Start-up)
 if TYPE_CHECKING:
     from preflight.context import Context
 

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from preflight.model import Outcome
 from preflight.text import shorten
-
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (README, Start-up)
-if TYPE_CHECKING:
-    from typing import Any
 
 
 def exchange_evidence(observation: Mapping[str, Any]) -> dict[str, Any]:

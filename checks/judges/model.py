@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from checks.judges.http import detail_of, exchange_evidence, transport_problem
 from preflight.model import Outcome
 from preflight.text import shorten
-
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (README, Start-up)
-if TYPE_CHECKING:
-    from typing import Any
 
 KEY_CONSOLE = "DataWorks > Model Service > API keys"
 

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from preflight.model import Outcome
-
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (README, Start-up)
-if TYPE_CHECKING:
-    from typing import Any
 
 DATAWORKS_DOMAIN = re.compile(r"^(?P<id>[a-z0-9][a-z0-9-]*)\.(?P<region>[a-z]{2,}(?:-[a-z0-9]+)+)"
                               r"\.dataworks-model\.aliyuncs\.com$")
