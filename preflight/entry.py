@@ -17,11 +17,9 @@ def console() -> None:
         try:
             print(f"preflight {__version__}", flush=True)
         except BrokenPipeError:  # as the command line answers a reader that went away
-            import os
-
             from preflight.cli import _reader_gone
 
-            os._exit(_reader_gone())
+            sys.exit(_reader_gone())
         return
     from preflight.cli import console as command_line
 
