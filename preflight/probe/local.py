@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 _UNREACHABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL}
 PIECE = 64 * 1024  # the most a decompression step hands over at once
 DECODED = ("gzip", "x-gzip", "deflate")  # the content codings asked for (Accept-Encoding) and decoded
-LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=8)  # per endpoint address, port and TLS name
+LIMITS = httpx.Limits(max_connections=16, max_keepalive_connections=8)  # per endpoint address, port and host name
 
 
 class Endpoint:
@@ -70,11 +70,12 @@ def _elapsed(start: float) -> float:
 
 
 class EndpointTransport(httpx.AsyncBaseTransport):
-    """httpx's own transport, one pool per endpoint address, port and TLS name.
+    """httpx's own transport, one pool per endpoint address, port and host name.
 
     Requests go to an address with the service's name in Host and SNI; httpx pools by address alone, so a TLS
-    connection verified for one name would otherwise carry another name's requests to the same address. Each pool
-    has its own connection limit. The trust store is loaded on first use, on a worker thread.
+    connection verified for one name would otherwise carry another name's requests to the same address, and
+    services behind one address (a gateway) would share one connection limit. The trust store is loaded on first
+    use, on a worker thread.
     """
 
     def __init__(self, config: Config, verify: ssl.SSLContext | None = None) -> None:
@@ -84,8 +85,8 @@ class EndpointTransport(httpx.AsyncBaseTransport):
         self._pools: dict[tuple[str, str, int | None, str], httpx.AsyncHTTPTransport] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        sni = str(request.extensions.get("sni_hostname") or "")
-        key = (request.url.scheme, request.url.host, request.url.port, sni)
+        name = str(request.extensions.get("sni_hostname") or request.headers.get("host") or "")
+        key = (request.url.scheme, request.url.host, request.url.port, name)
         pool = self._pools.get(key)
         if pool is None:
             verify = await self._tls_context() if request.url.scheme == "https" else _NO_TLS
