@@ -97,6 +97,14 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
                         "stays on)")
 
 
+def _add_wait_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--wait", metavar="DURATION", default=None,
+                        help="re-run what did not pass (and what it blocked) until everything passes or DURATION "
+                             "(90s, 10m, 1h) is spent; a failure waiting cannot change stops the wait at once")
+    parser.add_argument("--interval", type=float, default=10.0, metavar="S",
+                        help="with --wait: seconds between rounds (default 10)")
+
+
 def _add_from_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="origin", choices=("local", "resource-group"), default="local",
                         help="where the network and data checks observe from (default: here)")
@@ -137,6 +145,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         single.add_argument("--resource-group", metavar="ID")
         single.add_argument("--region", metavar="REGION")
         _add_output_options(run)
+        _add_wait_options(run)
         _add_from_options(run)
 
     listing = subcommand("list", help="list every registered check")
@@ -152,6 +161,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         demo.add_argument("--scenario", default="healthy", metavar="NAME", help=_scenario_help(command))
         demo.add_argument("--list-scenarios", action="store_true", help="print one scenario a line, name first")
         _add_output_options(demo)
+        _add_wait_options(demo)
         _add_from_options(demo)
 
     script = subcommand("probe-script", help="print the in-network collector to paste into a node")
@@ -401,20 +411,61 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
                   + ("" if args.send_key else "; the API key was not sent there (--send-key), so key and model "
                      "checks ran from here where they could"),)
 
-    async def go() -> RunReport:
+    wait_s = None
+    if getattr(args, "wait", None) is not None:
+        from preflight.errors import UsageError
+        from preflight.wait import parse_duration
+
+        wait_s = parse_duration(args.wait)
+        if args.interval <= 0:
+            raise UsageError("--interval must be positive")
+
+    async def one_round(carried: Mapping[Any, Any], round_progress: Any) -> RunReport:
         found = collected
         if from_group:
             from preflight.innetwork import collect
 
             targets = [t for t in config.targets if selection.targets is None or t.name in selection.targets]
-            stage = getattr(progress, "stage", None) or _stage_to_stderr
+            stage = getattr(round_progress, "stage", None) or _stage_to_stderr
             found = await collect(config, targets, send_key=args.send_key,
                                   deadline=time.monotonic() + args.timeout * 0.8, stage=stage)
         options = RunOptions(timeout_s=args.timeout, concurrency=args.concurrency,
                              token_budget=args.max_tokens_budget, notes=notes + config.warnings,
                              observations=found.observations if found is not None else None,
-                             observation_origins=found.origins if found is not None else {}, argv=argv)
-        return await Runner(config, registry, selection, options, progress).run()
+                             observation_origins=found.origins if found is not None else {}, argv=argv,
+                             carried=carried)
+        report = await Runner(config, registry, selection, options, round_progress).run()
+        if config.waivers:
+            from preflight.waivers import apply_waivers
+
+            report = apply_waivers(report, config.waivers)
+        return report
+
+    async def go() -> RunReport:
+        if wait_s is None:
+            return await one_round({}, progress)
+        from preflight.wait import wait_until_ready
+
+        rounds = [0]
+
+        async def next_round(carried: Mapping[Any, Any]) -> RunReport:
+            rounds[0] += 1
+            # The first round draws on the progress made above; each later one gets its own, closed at its end.
+            shown = progress if rounds[0] == 1 else _progress(args, config, registry, selection)
+            try:
+                return await one_round(carried, shown)
+            finally:
+                close_round = getattr(shown, "close", None)
+                if close_round is not None:
+                    close_round()
+
+        def say(line: str) -> None:
+            if args.format == "console":
+                print(REDACTOR.text(line), file=sys.stderr, flush=True)
+
+        return await wait_until_ready(next_round, duration_s=wait_s, interval_s=args.interval,
+                                      waitable=lambda check_id: registry.get(check_id).can_wait,
+                                      strict=args.strict, say=say)
 
     # The command line as the report's header shows it: a secret typed into it is masked like any other.
     argv = tuple(REDACTOR.text(arg) for arg in ("preflight", *getattr(args, "command_line", ())))
