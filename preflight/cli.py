@@ -186,6 +186,18 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         ingest.add_argument("-c", "--config", default="preflight.yaml", metavar="FILE")
         _add_output_options(ingest)
 
+    diff = subcommand("diff", help="what changed between two report.json files (exit 1 when a pass now fails)")
+    if diff is not None:
+        diff.add_argument("old", metavar="OLD.json")
+        diff.add_argument("new", metavar="NEW.json")
+        diff.add_argument("--format", choices=("console", "markdown"), default="console")
+        diff.add_argument("--ttft-threshold-ms", type=float, default=1000.0, metavar="N",
+                          help="report a time to first token that moved by more than N ms (default 1000)")
+
+    schema = subcommand("schema", help="print the JSON Schema of preflight.yaml")
+    if schema is not None:
+        schema.add_argument("--check", metavar="FILE", help="instead, say whether FILE is the schema printed")
+
     simulate = subcommand("simulate", help="run the simulator in the foreground")
     if simulate is not None:
         simulate.add_argument("--scenario", default="healthy", metavar="NAME", help=_scenario_help(command))
@@ -708,6 +720,37 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return execute(config, args, notes=(note,), collected=collected)
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    from preflight.diff import diff_reports, load_report, render_console, render_markdown
+
+    old, new = load_report(args.old), load_report(args.new)
+    result = diff_reports(old, new, old_name=args.old, new_name=args.new, ttft_threshold_ms=args.ttft_threshold_ms)
+    sys.stdout.write(render_markdown(result) if args.format == "markdown" else render_console(result))
+    return result.exit_code
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from preflight.config_schema import schema_text
+
+    text = schema_text()
+    if args.check:
+        from pathlib import Path
+
+        from preflight.errors import UsageError
+
+        try:
+            shipped = Path(args.check).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"{args.check}: cannot be read: {exc.strerror or exc}") from None
+        if shipped != text:
+            print(f"{args.check} differs from the schema the config loader defines; regenerate it with "
+                  f"`preflight schema > {args.check}`", file=sys.stderr)
+            return EXIT_FAILED
+        return EXIT_OK
+    sys.stdout.write(text)
+    return EXIT_OK
+
+
 def cmd_bundle(args: argparse.Namespace) -> int:
     from preflight.bundle import bundle_command
 
@@ -724,6 +767,8 @@ _COMMANDS = {
     "probe-script": cmd_probe_script,
     "ingest": cmd_ingest,
     "bundle": cmd_bundle,
+    "diff": cmd_diff,
+    "schema": cmd_schema,
 }
 
 __all__ = ["EXIT_CODES", "build_parser", "console", "execute", "main"]

@@ -184,6 +184,15 @@ class Field:
     fields: tuple[Field, ...] = ()
     keys: tuple[str, ...] = ()  # a `section` whose keys are fixed but whose values are all `string`s
     const: Any = None  # the one value allowed (version: 1)
+    nullable: bool = True  # an optional field written `null` (or left empty) keeps its default
+
+    @property
+    def accepts_null(self) -> bool:
+        """Whether `null` is this field's default: optional text, ids, lists and sections, and optional numbers
+        without a default (`max_tokens_budget: null` is no budget); a number with a default wants a number."""
+        if self.required or not self.nullable:
+            return False
+        return self.type not in ("integer", "number", "date") or self.default is None
 
 
 def _names(fields: tuple[Field, ...]) -> tuple[str, ...]:
@@ -203,7 +212,7 @@ CLOUD_FIELDS = (
     Field("connect_timeout_ms", "integer", "connect timeout of every API call", default=5000, minimum=1),
     Field("read_timeout_ms", "integer", "read timeout of every API call", default=10000, minimum=1),
     Field("network_endpoints", "section", "endpoint overrides of the PrivateZone, PrivateLink and VPC APIs",
-          keys=("pvtz", "privatelink", "vpc"), env=True),
+          keys=("pvtz", "privatelink", "vpc"), env=True, nullable=False),
 )
 DNS_FIELDS = (
     Field("nameservers", "strings", "ask these resolvers (IP or IP:PORT); in a VPC: 100.100.2.136, 100.100.2.138",
@@ -242,7 +251,7 @@ SERVICE_FIELDS = (
           choices=AUTH_MODES),
     Field("allowed_vpcs", "strings", "the model's allowed VPCs; else discovered through PrivateZone/PrivateLink",
           default=()),
-    Field("expect", "section", "what a healthy service answers", fields=EXPECT_FIELDS),
+    Field("expect", "section", "what a healthy service answers", fields=EXPECT_FIELDS, nullable=False),
     Field("max_tokens", "integer", "completion size used by the inference checks", default=8, minimum=1,
           maximum=4096),
     Field("prompt", "string", "the prompt of the inference checks", default="Say OK."),
@@ -453,6 +462,8 @@ class _Reader:
             return spec.default
         node = m[name][1]
         sub = f"{field_path}.{name}" if field_path else name
+        if spec.type in ("integer", "number") and spec.accepts_null and self.scalar_is_null(node):
+            return None
         if spec.type == "integer":
             number = self.integer(node, sub, minimum=int(spec.minimum or 0), maximum=spec.maximum)
             if spec.const is not None and number != spec.const:
