@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,8 @@ FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
     "inference.embedding": (("embedding dimension", "dimensions"),),
 }
 SETS = frozenset({"allowed_vpcs", "answers", "served"})
+# A failed embedding check names the size it got only in its summary ("vector 0 has 768 dimensions").
+_DIMENSIONS = re.compile(r"\b(\d+) dimensions\b")
 
 
 class DiffInputError(UsageError):
@@ -106,11 +109,19 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
+def _fields(result: Mapping[str, Any]) -> dict[str, Any]:
+    evidence = result.get("evidence")
+    found = dict(evidence) if isinstance(evidence, dict) else {}
+    if result.get("check") == "inference.embedding" and "dimensions" not in found:
+        size = _DIMENSIONS.search(str(result.get("summary", "")))
+        if size is not None:
+            found["dimensions"] = int(size.group(1))
+    return found
+
+
 def _evidence(check: str, old: Mapping[str, Any], new: Mapping[str, Any], ttft_threshold_ms: float) -> list[str]:
     """The changed fields that matter, as `first VPC: vpc-a -> vpc-b`."""
-    before, after = old.get("evidence") or {}, new.get("evidence") or {}
-    if not isinstance(before, dict) or not isinstance(after, dict):
-        return []
+    before, after = _fields(old), _fields(new)
     changed = []
     for label, key in FIELDS.get(check, ()):
         if key not in before and key not in after:
@@ -174,12 +185,18 @@ _WORDS = {"now-failing": "NOW FAILING", "fixed": "fixed", "status": "status", "e
           "added": "added", "removed": "removed"}
 
 
+def _verdict(result: ReportDiff) -> str:
+    if not result.subjects:
+        return "no changes"
+    count = len(result.regressions)
+    verdict = f"{count} check(s) that passed now fail" if count else "nothing that passed fails now"
+    return f"{len(result.subjects)} subject(s) changed; {verdict}"
+
+
 def _headline(result: ReportDiff) -> str:
     if not result.subjects:
         return f"no changes between {result.old} and {result.new}"
-    count = len(result.regressions)
-    verdict = f"{count} check(s) that passed now fail" if count else "nothing that passed fails now"
-    return f"{len(result.subjects)} subject(s) changed from {result.old} to {result.new}; {verdict}"
+    return f"from {result.old} to {result.new}: {_verdict(result)}"
 
 
 def render_console(result: ReportDiff) -> str:
@@ -197,7 +214,7 @@ def render_console(result: ReportDiff) -> str:
 
 def render_markdown(result: ReportDiff) -> str:
     """Markdown for a ticket or a pull request: a table per subject."""
-    lines = ["# dw-preflight: what changed", "", f"`{result.old}` → `{result.new}`: {_headline(result)}.", ""]
+    lines = ["# dw-preflight: what changed", "", f"`{result.old}` → `{result.new}`: {_verdict(result)}.", ""]
     for item in result.subjects:
         lines += [f"## {item.subject}" + ("" if item.state == "changed" else f" ({item.state})"), "",
                   "| change | check | what |", "|---|---|---|"]
