@@ -2,30 +2,36 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from checks.cloudfail import outcome_of
-from preflight.cloud import call, is_credential_error, session
-from preflight.errors import SDK_WORKER_CODES, CloudError
+from preflight.cloud import NOT_A_WORKSPACE_ID, call, is_credential_error, project_id, session
+from preflight.errors import SDK_UNUSABLE, CloudError
 from preflight.model import Outcome
 from preflight.registry import check
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (README, Start-up)
 if TYPE_CHECKING:
-    from typing import Any
-
     from preflight.context import Context
 
 DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/serverless-resource-groups"
 # Codes of calls that got no API answer at all: they prove nothing about the key.
-NO_ANSWER = ("Timeout", "ConnectionError", "InvalidResponse")
+NO_ANSWER = ("Timeout", "ConnectionError", "InvalidResponse", NOT_A_WORKSPACE_ID)
 NO_CONTROL = "no workspace or resource_group configured for this target: control-plane checks skip"
 
 
 async def get_project(context: Context) -> dict[str, Any]:
-    return await call(context, "dataworks", "GetProject", Id=context.target.workspace)
+    assert context.target.workspace is not None
+    return await call(context, "dataworks", "GetProject",
+                      id=project_id(context.target.workspace, "dataworks:GetProject"))
 
 
 async def get_resource_group(context: Context) -> dict[str, Any]:
-    return await call(context, "dataworks", "GetResourceGroup", Id=context.target.resource_group)
+    return await call(context, "dataworks", "GetResourceGroup", id=context.target.resource_group)
+
+
+async def associated_projects(context: Context) -> dict[str, Any]:
+    return await call(context, "dataworks", "ListResourceGroupAssociateProjects",
+                      resource_group_id=context.target.resource_group)
 
 
 @check("cloud.credentials", "Cloud credentials are accepted", depends_on=("config.valid",), plane="control",
@@ -47,6 +53,13 @@ async def credentials(context: Context) -> Outcome:
 
     # Not awaited here: the questions run while this check and others wait; the run's memo hands out the answers.
     context.resources.background(asyncio.ensure_future(warm(context)))
+    try:
+        identity = await cloud.identity()
+    except CloudError as error:
+        if error.code != "NoCredentials":
+            return outcome_of(error, "resolving the credential chain")
+        return Outcome.failed(str(error), "Configure credentials: export ALIBABA_CLOUD_ACCESS_KEY_ID and "
+                              "ALIBABA_CLOUD_ACCESS_KEY_SECRET, or set cloud.profile.", code=error.code)
     askers = [("GetProject", get_project)] if target.workspace else []
     if target.resource_group:
         askers.append(("GetResourceGroup", get_resource_group))
@@ -55,11 +68,7 @@ async def credentials(context: Context) -> Outcome:
         try:
             await ask(context)
         except CloudError as error:
-            if error.code == "NoCredentials":
-                return Outcome.failed(str(error), "Configure credentials: export ALIBABA_CLOUD_ACCESS_KEY_ID and "
-                                      "ALIBABA_CLOUD_ACCESS_KEY_SECRET, or set cloud.profile.", code=error.code)
             if is_credential_error(error):
-                identity = cloud.identity()
                 outcome = outcome_of(error, f"{action} signed with the key from the {identity.source}, AccessKey id "
                                             f"{identity.access_key_id}")
                 return Outcome(outcome.status, outcome.summary, {**outcome.evidence, "provider": identity.provider,
@@ -67,7 +76,6 @@ async def credentials(context: Context) -> Outcome:
                                outcome.remediation)
             errors.append(error)
             continue
-        identity = cloud.identity()
         # A question that failed for another reason is judged by the check that needs it; say so, not blame it here.
         note = "".join(f"; {e.action.split(':')[-1]} failed with {e.code}, judged by the check that needs it"
                        for e in errors)
@@ -75,9 +83,8 @@ async def credentials(context: Context) -> Outcome:
                               f"{identity.access_key_id}{note}", provider=identity.provider,
                               access_key_id=identity.access_key_id, verified_with=action,
                               other_errors=[e.code for e in errors])
-    if errors and all(e.code in SDK_WORKER_CODES for e in errors):
+    if errors and all(e.code == SDK_UNUSABLE for e in errors):
         return outcome_of(errors[0], f"{errors[0].action.split(':')[-1]} (to verify the key)")
-    identity = cloud.identity()
     evidence = {"provider": identity.provider, "access_key_id": identity.access_key_id,
                 "errors": {e.action: e.code for e in errors}}
     answered = [e for e in errors if e.code not in NO_ANSWER]
@@ -106,6 +113,10 @@ async def workspace_exists(context: Context) -> Outcome:
     try:
         answer = await get_project(context)
     except CloudError as error:
+        if error.code == NOT_A_WORKSPACE_ID:
+            return Outcome.failed(f"workspace {workspace!r} is not a workspace id: DataWorks workspace ids are numbers",
+                                  "Copy the workspace's numeric id from DataWorks > Workspaces into the target's "
+                                  "workspace.", code=error.code)
         if error.code.startswith("Invalid.Tenant.ProjectNotExists"):
             return Outcome.failed(f"workspace {workspace} does not exist in {context.region}",
                                   "Check the workspace id (DataWorks > Workspaces) and the target's region.",
@@ -160,8 +171,7 @@ async def resource_group_attached(context: Context) -> Outcome:
     if target.workspace is None or target.resource_group is None:
         return Outcome.skipped("needs both workspace and resource_group")
     try:
-        answer = await call(context, "dataworks", "ListResourceGroupAssociateProjects",
-                            ResourceGroupId=target.resource_group)
+        answer = await associated_projects(context)
     except CloudError as error:
         return outcome_of(error, f"ListResourceGroupAssociateProjects for {target.resource_group}")
     attached = [str(project) for project in answer.get("ProjectIdList") or []]

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from preflight.cloud import is_credential_error, managed_policy
-from preflight.errors import SDK_WORKER_CODES, CloudError
-from preflight.model import Outcome, Status
+from typing import Any
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (README, Start-up)
-if TYPE_CHECKING:
-    from typing import Any
+from preflight.cloud import is_credential_error, managed_policy
+from preflight.errors import SDK_UNUSABLE, CloudError
+from preflight.model import Outcome, Status
 
 
 def error_evidence(error: CloudError) -> dict[str, Any]:
@@ -21,11 +19,11 @@ def outcome_of(error: CloudError, what: str) -> Outcome:
     evidence = error_evidence(error)
     request = f" (request id {error.request_id})" if error.request_id else ""
     code = error.code
-    if code in SDK_WORKER_CODES:
-        return Outcome(Status.ERROR, f"{what}: not asked: the tool's cloud SDK worker failed: {error}", evidence,
+    if code == SDK_UNUSABLE:
+        return Outcome(Status.ERROR, f"{what}: not asked: the tool could not use the cloud SDK: {error}", evidence,
                        "A problem of dw-preflight or its SDK installation, not of the cloud: reinstall "
-                       "(pip install --force-reinstall dw-preflight), or set PREFLIGHT_CLOUD_WORKER=0 to make the "
-                       "calls in this process; report it with `preflight bundle`.")
+                       "(pip install --force-reinstall dw-preflight); if it persists, report it with "
+                       "`preflight bundle`.")
     if code == "Forbidden.RAM" or code.startswith("Forbidden"):
         action = error.auth_action or error.action
         policy = managed_policy(action)
@@ -45,7 +43,8 @@ def outcome_of(error: CloudError, what: str) -> Outcome:
                               "Check the network path to the API endpoint (cloud.endpoint, proxies), or raise "
                               "cloud.read_timeout_ms.", **evidence)
     if code == "InvalidResponse":
-        return Outcome.failed(f"{what}: the API answered something that is not JSON: {error}",
+        return Outcome.failed(f"{what}: the answer cannot be read (not JSON, or not the shape the API documents): "
+                              f"{error}",
                               "A proxy or captive portal answered instead of the API; check cloud.endpoint and "
                               "proxies.", **evidence)
     if code == "ConnectionError":

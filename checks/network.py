@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from checks.cloudfail import error_evidence, outcome_of
 from preflight.cloud import call, extra_installed
 from preflight.errors import CloudError
 from preflight.model import Outcome
 from preflight.registry import check
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (README, Start-up)
 if TYPE_CHECKING:
-    from typing import Any
-
     from preflight.context import Context
 
 DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/model-service"
@@ -26,8 +25,8 @@ async def bindings(context: Context) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     page = 1
     while True:
-        answer = await call(context, "dataworks", "ListNetworks", ResourceGroupId=context.target.resource_group,
-                            PageNumber=page, PageSize=100)
+        answer = await call(context, "dataworks", "ListNetworks", resource_group_id=context.target.resource_group,
+                            page_number=page, page_size=100)
         info = answer.get("PagingInfo") or {}
         batch = info.get("NetworkList") or []
         found.extend(batch)
@@ -104,7 +103,7 @@ async def zone_for(context: Context, host: str) -> dict[str, Any] | None:
         zone = covering_zone(await zone_tree(context), host)
         if zone is None:
             return None
-        records = await call(context, "pvtz", "DescribeZoneRecords", ZoneId=zone.get("ZoneId"))
+        records = await call(context, "pvtz", "DescribeZoneRecords", zone_id=zone.get("ZoneId"))
         bound = [v.get("VpcId") for v in (zone.get("Vpcs") or {}).get("Vpc") or []]
         rows = [{"rr": r.get("Rr"), "type": r.get("Type"), "value": r.get("Value"), "status": r.get("Status")}
                 for r in (records.get("Records") or {}).get("Record") or []]
@@ -128,8 +127,8 @@ async def region_endpoints(context: Context) -> dict[tuple[str, str], list[dict[
         index: dict[tuple[str, str], list[dict[str, Any]]] = {}
         token = ""
         for _ in range(MAX_ENDPOINT_PAGES):
-            answer = await call(context, "privatelink", "ListVpcEndpoints", RegionId=context.region,
-                                MaxResults=ENDPOINT_PAGE_SIZE, **({"NextToken": token} if token else {}))
+            answer = await call(context, "privatelink", "ListVpcEndpoints", region_id=context.region,
+                                max_results=ENDPOINT_PAGE_SIZE, **({"next_token": token} if token else {}))
             for endpoint in answer.get("Endpoints") or []:
                 index.setdefault((str(endpoint.get("VpcId")), service_of(endpoint)), []).append(endpoint)
             token = str(answer.get("NextToken") or "")
@@ -152,8 +151,8 @@ async def endpoints_in(context: Context, vpc: str, service_id: str) -> list[dict
     async def find() -> list[dict[str, Any]]:
         found = []
         for endpoint in (await region_endpoints(context)).get((vpc, service_id), []):
-            zones = await call(context, "privatelink", "ListVpcEndpointZones", RegionId=context.region,
-                               EndpointId=endpoint.get("EndpointId"))
+            zones = await call(context, "privatelink", "ListVpcEndpointZones", region_id=context.region,
+                               endpoint_id=endpoint.get("EndpointId"))
             found.append({"endpoint_id": endpoint.get("EndpointId"), "status": endpoint.get("EndpointStatus"),
                           "connection": endpoint.get("ConnectionStatus"), "service": endpoint.get("ServiceName"),
                           "eni_ips": [z.get("EniIp") for z in zones.get("Zones") or []]})

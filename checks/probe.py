@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from preflight.model import Outcome
 from preflight.registry import check
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (README, Start-up)
 if TYPE_CHECKING:
-    from typing import Any
-
     from preflight.context import Context
 
 RAM_ACTIONS = ("dataworks:ExecuteAdhocWorkflowInstance", "dataworks:GetWorkflowInstance",

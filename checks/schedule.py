@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from checks.cloudfail import outcome_of
-from preflight.cloud import call
+from preflight.cloud import call, project_id
 from preflight.errors import CloudError
 from preflight.model import Outcome
 from preflight.registry import check
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (README, Start-up)
 if TYPE_CHECKING:
-    from typing import Any
-
     from preflight.context import Context
+
+
+async def get_node(context: Context, node: str) -> dict[str, Any]:
+    assert context.target.workspace is not None
+    return await call(context, "dataworks", "GetNode", id=node,
+                      project_id=project_id(context.target.workspace, "dataworks:GetNode"))
 
 
 def node_facts(answer: dict[str, Any]) -> dict[str, Any]:
@@ -47,8 +52,7 @@ async def node_resource_group(context: Context) -> Outcome:
     import asyncio
 
     try:
-        answers = await asyncio.gather(*(call(context, "dataworks", "GetNode", Id=node, ProjectId=target.workspace)
-                                         for node in target.nodes))
+        answers = await asyncio.gather(*(get_node(context, node) for node in target.nodes))
     except CloudError as error:
         return outcome_of(error, "GetNode")
     facts = [node_facts(answer) for answer in answers]

@@ -21,22 +21,22 @@ async def warm(context: Context) -> None:
     """
     import asyncio
 
+    from checks.cloud import associated_projects, get_project, get_resource_group
     from checks.judges.url import DATAWORKS_DOMAIN
     from checks.network import bindings, endpoints_in, region_endpoints, zone_for
-    from preflight.cloud import call, extra_installed
+    from checks.schedule import get_node
+    from preflight.cloud import extra_installed
     from preflight.probe.local import Endpoint
 
     target = context.target
     questions: list[Awaitable[Any]] = []
     if target.workspace:
-        questions.append(call(context, "dataworks", "GetProject", Id=target.workspace))
+        questions.append(get_project(context))
     if target.resource_group:
-        questions.append(call(context, "dataworks", "GetResourceGroup", Id=target.resource_group))
+        questions.append(get_resource_group(context))
         if target.workspace:
-            questions.append(call(context, "dataworks", "ListResourceGroupAssociateProjects",
-                                  ResourceGroupId=target.resource_group))
-            questions += [call(context, "dataworks", "GetNode", Id=node, ProjectId=target.workspace)
-                          for node in target.nodes]
+            questions.append(associated_projects(context))
+            questions += [get_node(context, node) for node in target.nodes]
     services = []
     for service in target.services:
         host = Endpoint.of(service.endpoint).host

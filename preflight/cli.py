@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
 from preflight import __version__
-from preflight.entry import cloud_likely
 from preflight.errors import EXIT_BROKEN, EXIT_FAILED, EXIT_OK, EXIT_READER_GONE, EXIT_USAGE, PreflightError
 
 if TYPE_CHECKING:
@@ -249,27 +248,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(args_list)
     finally:
-        _close_unclaimed_worker()
-        if "preflight.cloud_worker" in sys.modules:  # a run's worker, killed as its checks ended, died meanwhile
-            sys.modules["preflight.cloud_worker"].reap()
+        _close_cloud_sessions()
 
 
-def _close_unclaimed_worker() -> None:
-    """Stop an SDK worker no run took (started on a guess, or for a run that ended early), if one was started."""
+def _close_cloud_sessions() -> None:
+    """Close the cloud sessions a command left open (a run that ended early, or the in-network follower's)."""
     if "preflight.cloud" in sys.modules:  # without importing it: most commands never need it
-        sys.modules["preflight.cloud"].close_spawned()
-    if "preflight.workerproc" in sys.modules:  # started, and the run never got as far as adopting it
-        sys.modules["preflight.workerproc"].discard()
+        sys.modules["preflight.cloud"].close_sessions()
+
+
+def _cloud_likely(args_list: list[str]) -> bool:
+    """Whether a command line is a run or demo that will probably ask the cloud, judged before parsing it."""
+    if args_list[:1] not in (["run"], ["demo"]):
+        return False
+    narrowed = ("--only", "--endpoint", "-h", "--help", "--list-scenarios")
+    return not any(arg.split("=")[0] in narrowed for arg in args_list[1:])
 
 
 def _main(args_list: list[str]) -> int:
-    if cloud_likely(args_list):
-        # Before anything else: the SDK worker imports the SDK on the other core while this process parses the
-        # command line, reads the config and imports its own modules. execute() stops it if the run needs no cloud.
-        # The `preflight` command has started it already (preflight.entry); then this does nothing.
-        from preflight.workerproc import launch_early
+    if _cloud_likely(args_list):
+        # Before anything else: the generated clients import on a background thread while this thread parses the
+        # command line, reads the config and starts the checks that need no cloud.
+        from preflight.cloud import start_import
 
-        launch_early()
+        start_import()
     try:
         args = build_parser(args_list[0] if args_list else None).parse_args(args_list)
         if args.version:
@@ -371,7 +373,6 @@ def _load_run_config(args: argparse.Namespace, environ: Mapping[str, str]) -> Co
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    # main() started the SDK worker on a guess; execute() configures it for a run that asks the cloud, or stops it.
     config = _load_run_config(args, os.environ)
     return execute(config, args)
 
@@ -410,11 +411,9 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
         raise UsageError("--concurrency and --timeout must be positive")
     if any(target.workspace or target.resource_group for target in config.targets) and (
             selection.only is None or any(registry.get(c).plane == "control" for c in selection.only)):
-        from preflight.cloud import spawn_worker
+        from preflight.cloud import start_import
 
-        spawn_worker(config.cloud)  # the SDK's import runs on another core while the run starts here
-    else:
-        _close_unclaimed_worker()  # started on a guess that this run would need the cloud
+        start_import()  # unless main() started it already, on a guess from the command line
     progress = _progress(args, config, registry, selection)
 
     from_group = getattr(args, "origin", "local") == "resource-group"
@@ -484,7 +483,7 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
     try:
         report = asyncio.run(go())
     finally:
-        _close_unclaimed_worker()
+        _close_cloud_sessions()
         close = getattr(progress, "close", None)
         if close is not None:
             close()

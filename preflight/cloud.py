@@ -1,43 +1,64 @@
-"""Calls to the Alibaba Cloud OpenAPIs through the official SDK's generic client, shared and translated."""
+"""Calls to the Alibaba Cloud OpenAPIs through the generated SDK clients and their typed request models.
+
+One client per product and region, called from the run's thread pool (the SDK is synchronous); every call passes
+through `CloudSession.call`, answers are shared per run (`call`), and failures become CloudError.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from preflight.errors import CloudError
+from preflight.errors import SDK_UNUSABLE, CloudError
 from preflight.text import shorten
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (README, Start-up)
 if TYPE_CHECKING:
-    import threading
-    from typing import Any
+    import concurrent.futures
+    from types import ModuleType
 
-    from preflight.cloud_worker import CloudWorker
     from preflight.config import CloudConfig, Config
     from preflight.context import Context
 
 
 @dataclass(frozen=True, slots=True)
 class Product:
-    """One OpenAPI product: its version, default endpoint pattern and SDK package (for the optional extra)."""
+    """One OpenAPI product and the package of its generated client; `optional` ones are in the `network` extra."""
 
     name: str
-    version: str
-    endpoint: str
-    package: str | None = None
+    package: str
+    optional: bool = False
 
 
 PRODUCTS = {
-    "dataworks": Product("dataworks", "2024-05-18", "dataworks.{region}.aliyuncs.com"),
-    "pvtz": Product("pvtz", "2018-01-01", "pvtz.aliyuncs.com", "alibabacloud_pvtz20180101"),
-    "privatelink": Product("privatelink", "2020-04-15", "privatelink.{region}.aliyuncs.com",
-                           "alibabacloud_privatelink20200415"),
-    "vpc": Product("vpc", "2016-04-28", "vpc.{region}.aliyuncs.com", "alibabacloud_vpc20160428"),
+    "dataworks": Product("dataworks", "alibabacloud_dataworks_public20240518"),
+    "pvtz": Product("pvtz", "alibabacloud_pvtz20180101", optional=True),
+    "privatelink": Product("privatelink", "alibabacloud_privatelink20200415", optional=True),
+    "vpc": Product("vpc", "alibabacloud_vpc20160428", optional=True),
 }
+# Every action the tool calls, with the generated client's method for it; its request model is `<Action>Request`
+# and its RAM action `<product>:<Action>`. The client method carries the HTTP method and where each parameter goes.
+ACTIONS: dict[tuple[str, str], str] = {
+    ("dataworks", "GetProject"): "get_project",
+    ("dataworks", "GetResourceGroup"): "get_resource_group",
+    ("dataworks", "ListResourceGroupAssociateProjects"): "list_resource_group_associate_projects",
+    ("dataworks", "ListNetworks"): "list_networks",
+    ("dataworks", "GetNode"): "get_node",
+    ("dataworks", "ExecuteAdhocWorkflowInstance"): "execute_adhoc_workflow_instance",
+    ("dataworks", "GetWorkflowInstance"): "get_workflow_instance",
+    ("dataworks", "ListTaskInstances"): "list_task_instances",
+    ("dataworks", "GetTaskInstance"): "get_task_instance",
+    ("dataworks", "GetTaskInstanceLog"): "get_task_instance_log",
+    ("pvtz", "DescribeZones"): "describe_zones",
+    ("pvtz", "DescribeZoneVpcTree"): "describe_zone_vpc_tree",
+    ("pvtz", "DescribeZoneRecords"): "describe_zone_records",
+    ("privatelink", "ListVpcEndpoints"): "list_vpc_endpoints",
+    ("privatelink", "ListVpcEndpointZones"): "list_vpc_endpoint_zones",
+    ("vpc", "DescribeVSwitchAttributes"): "describe_vswitch_attributes",
+}
+# What a full run imports, in the order it needs them: the credential chain and DataWorks sign the first call.
+RUN_IMPORTS = ("credentials", "dataworks", "pvtz", "privatelink")
 CREDENTIAL_CODES = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidTimeStamp", "InvalidSecurityToken",
                     "NoCredentials", "IncompleteSignature", "MissingAuthorization")
 MANAGED_POLICIES = {"dataworks": "AliyunDataWorksReadOnlyAccess (AliyunDataWorksFullAccess for "
@@ -63,73 +84,72 @@ PROVIDER_SOURCES = {
     "static_sts": "static STS token",
 }
 MAX_RETRY_AFTER_S = 2.0
-# Cloud calls a run keeps in flight at once (the SDK worker's threads), and connections kept per endpoint.
+NOT_A_WORKSPACE_ID = "NotAWorkspaceId"  # the code of a question not asked: the config's workspace is no number
+# Cloud calls a run keeps in flight at once (the session's threads), and connections kept per endpoint.
 MAX_CALLS_IN_FLIGHT = 128
-_imported = False  # import_sdk has finished
-_SPAWNED: list[CloudWorker] = []
+
+# The import of each SDK part (RUN_IMPORTS' names), started once per process and awaited by the first call.
+_IMPORTS: dict[str, concurrent.futures.Future[ModuleType]] = {}
+_OPEN: list[CloudSession] = []  # sessions not closed yet; a run's follower and its checks share one
 
 
-def _lock() -> threading.Lock:
+def _module_name(part: str) -> str:
+    return "alibabacloud_credentials.client" if part == "credentials" else f"{PRODUCTS[part].package}.client"
+
+
+def start_import(parts: tuple[str, ...] = RUN_IMPORTS) -> None:
+    """Import the generated clients on a background thread, so config parsing and the data plane run meanwhile.
+
+    Idempotent; a part already imported or importing is not started again. A part that cannot be imported (an
+    optional product without the extra) keeps its ImportError for the call that needs it.
+    """
+    import concurrent.futures
     import threading
 
-    return threading.Lock()
+    mine = []
+    for part in parts:
+        future: concurrent.futures.Future[ModuleType] = concurrent.futures.Future()
+        # setdefault is atomic: of two threads starting the same part, one owns its import.
+        if _IMPORTS.setdefault(part, future) is future:
+            mine.append(part)
+    if mine:
+        threading.Thread(target=_import_parts, args=(mine,), name="preflight-sdk-import", daemon=True).start()
 
 
-def import_sdk() -> None:
-    """Import the SDK's generic client and credential chain: what every call needs, and most of its cost."""
-    import alibabacloud_credentials.client  # noqa: F401
-    import alibabacloud_tea_openapi.client  # noqa: F401
+def _import_parts(parts: list[str]) -> None:
+    import importlib
 
-    global _imported
-    _imported = True
-
-
-def prefetch() -> None:
-    """Start importing the SDK in the background, so the import overlaps network work instead of preceding it."""
-    import threading  # here: `preflight list` imports this module (through the check specs) and needs no threads
-
-    if not _imported:
-        threading.Thread(target=import_sdk, name="preflight-sdk-import", daemon=True).start()
+    for part in parts:
+        future = _IMPORTS[part]
+        try:
+            future.set_result(importlib.import_module(_module_name(part)))
+        except BaseException as exc:  # handed to the call that waits for it
+            future.set_exception(exc)
 
 
-def start_worker() -> None:
-    """Start the SDK worker process before the config is read (or adopt the one the command line started first):
-    it imports the SDK meanwhile, on another core."""
-    from preflight import cloud_worker, workerproc
-
-    if not _SPAWNED and workerproc.enabled():
-        with contextlib.suppress(OSError):  # then the SDK is imported here, in a thread, when a run needs it
-            _SPAWNED.append(cloud_worker.CloudWorker(process=workerproc.take()))
+def _sdk(part: str) -> ModuleType:
+    """The generated client module of a product (or the credentials client), waiting for its import."""
+    start_import((part,))
+    return _IMPORTS[part].result()
 
 
-def spawn_worker(cloud: CloudConfig) -> None:
-    """Make sure a worker for these cloud settings is starting; the run's `session()` will take it.
+def _models(product: str) -> ModuleType:
+    """A product's generated request and response models (imported with its client)."""
+    import importlib
 
-    Unless PREFLIGHT_CLOUD_WORKER=0, or the worker cannot be started: then the SDK is imported in a thread of this
-    process, as early as possible.
-    """
-    if _SPAWNED and _SPAWNED[-1].cloud not in (None, cloud):
-        close_spawned()  # configured for other cloud settings: a worker's settings are fixed
-    start_worker()
-    if _SPAWNED and _SPAWNED[-1].cloud is None:
-        _SPAWNED[-1].configure(cloud)
-    if not _SPAWNED:
-        prefetch()
+    return importlib.import_module(f"{PRODUCTS[product].package}.models")
 
 
-def _claim_worker(cloud: CloudConfig) -> CloudWorker | None:
-    while _SPAWNED:
-        worker = _SPAWNED.pop()
-        if worker.cloud == cloud:
-            return worker
-        worker.close()
-    return None
+async def sdk_models(product: str) -> ModuleType:
+    """A product's generated models, once their import has finished (awaited, not blocking the loop)."""
+    import asyncio
 
-
-def close_spawned() -> None:
-    """Stop a worker that no session took (a run that ended early, or a config that needs no cloud)."""
-    while _SPAWNED:
-        _SPAWNED.pop().close()
+    start_import((product,))
+    try:
+        await asyncio.wrap_future(_IMPORTS[product])
+    except ImportError as exc:
+        raise CloudError(f"the {product} SDK cannot be imported: {exc}", code=SDK_UNUSABLE) from None
+    return _models(product)
 
 
 @functools.cache
@@ -137,15 +157,15 @@ def extra_installed(product: str) -> bool:
     """Whether the optional SDK package of a network product is installed (`preflight[network]`).
 
     Asked once per product and process: every network check asks, and each search of sys.path costs more than
-    the check's own judgement (a few per cent of a 100-service run's CPU before).
+    the check's own judgement.
     """
-    package = PRODUCTS[product].package
-    if package is None:
+    info = PRODUCTS[product]
+    if not info.optional:
         return True
     import importlib.util
 
     try:
-        return importlib.util.find_spec(package) is not None
+        return importlib.util.find_spec(info.package) is not None
     except ImportError:  # a broken or blocked installation counts as absent
         return False
 
@@ -184,95 +204,108 @@ def is_credential_error(error: CloudError) -> bool:
     return error.code.startswith(CREDENTIAL_CODES)
 
 
+def project_id(workspace: str, action: str) -> int:
+    """A workspace id as the API's ProjectId, an int; CloudError NOT_A_WORKSPACE_ID (nothing sent) when it is not
+    a number."""
+    if not workspace.isdigit():
+        raise CloudError(f"workspace {workspace!r} is not a DataWorks workspace id, which is a number: not asked",
+                         code=NOT_A_WORKSPACE_ID, action=action)
+    return int(workspace)
+
+
 class CloudSession:
-    """The run's credentials and one SDK client per product, built once.
+    """The run's credentials, one generated client per product and region, and the threads that call them."""
 
-    With a `worker`, the SDK lives in that process (preflight.cloud_worker) and this object only forwards calls.
-    """
+    def __init__(self, cloud: CloudConfig) -> None:
+        import concurrent.futures
+        import threading
 
-    def __init__(self, config: Config, worker: CloudWorker | None = None) -> None:
-        self.config = config
-        self.worker = worker
+        self.cloud = cloud
         self._clients: dict[tuple[str, str], Any] = {}
-        self._lock = _lock()
+        self._lock = threading.Lock()
         self._credentials: tuple[Any, Identity] | None = None
+        self._pool = concurrent.futures.ThreadPoolExecutor(MAX_CALLS_IN_FLIGHT, thread_name_prefix="preflight-cloud")
 
-    def identity(self) -> Identity:
-        if self.worker is not None:
-            return self.worker.identity(timeout=self.config.cloud.read_timeout_ms / 1000 + 60)
-        return self.resolve()[1]
+    async def call(self, product: str, action: str, request: Any, region: str) -> dict[str, Any]:
+        """Every cloud call of a run goes through here, with one retry after throttling.
 
-    def resolve(self) -> tuple[Any, Identity]:
-        """The SDK credential and where it came from, resolved once (in this process)."""
-        with self._lock:
-            if self._credentials is None:
-                self._credentials = _resolve_credentials(self.config.cloud)
-            return self._credentials
-
-    def close(self, *, wait: bool = True) -> None:
-        if self.worker is not None:
-            self.worker.close(wait=wait)
-
-    async def acall(self, product: str, action: str, params: Mapping[str, Any], region: str, method: str = "GET"
-                    ) -> dict[str, Any]:
-        """`call` without holding a thread of the event loop's executor while a worker answers."""
-        if self.worker is not None:
-            return await self.worker.acall(product, action, params, region, method)
+        `request` is the action's SDK request model, or a mapping of its fields (`{"id": 42}`), built into one
+        once the SDK is imported. The answer is the typed response's body as a dict (wire names, as the API
+        documents them).
+        """
         import asyncio
 
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, lambda: self.call(product, action, params, region, method))
+        for attempt in (1, 2):
+            try:
+                return await loop.run_in_executor(self._pool, self._invoke, product, action, request, region)
+            except CloudError as error:
+                if attempt == 2 or not error.code.startswith("Throttling"):
+                    raise
+                await asyncio.sleep(min(MAX_RETRY_AFTER_S, max(0.05, error.retry_after_s or 0.2)))
+        raise AssertionError("unreachable")
+
+    async def identity(self) -> Identity:
+        """Where the credentials came from; raises the CloudError of a chain that yielded none."""
+        import asyncio
+
+        return (await asyncio.get_running_loop().run_in_executor(self._pool, self.resolve))[1]
+
+    def resolve(self) -> tuple[Any, Identity]:
+        """The SDK credential and where it came from, resolved once."""
+        with self._lock:
+            if self._credentials is None:
+                try:
+                    _sdk("credentials")
+                except ImportError as exc:
+                    raise CloudError(f"the credentials SDK cannot be imported: {exc}", code=SDK_UNUSABLE) from None
+                self._credentials = _resolve_credentials(self.cloud)
+            return self._credentials
 
     def client(self, product: str, region: str) -> Any:
         credential, _ = self.resolve()
         with self._lock:
             key = (product, region)
             if key not in self._clients:
-                self._clients[key] = _build_client(self.config.cloud, PRODUCTS[product], region, credential)
+                self._clients[key] = _build_client(self.cloud, product, region, credential)
             return self._clients[key]
 
-    def call(self, product: str, action: str, params: Mapping[str, Any], region: str, method: str = "GET"
-             ) -> dict[str, Any]:
-        """One blocking call, with one retry after throttling; errors become CloudError."""
-        if self.worker is not None:
-            return self.worker.call(product, action, params, region, method)
-        from alibabacloud_tea_openapi.utils_models import OpenApiRequest, Params
+    def close(self) -> None:
+        """Stop taking calls; a call still running ends at the SDK's read timeout and answers nobody."""
+        if self in _OPEN:
+            _OPEN.remove(self)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _invoke(self, product: str, action: str, request: Any, region: str) -> dict[str, Any]:
+        """One blocking call through the generated client, on a thread of the pool."""
+        where = f"{product}:{action}"
+        method = ACTIONS.get((product, action))
+        if method is None:
+            raise CloudError(f"{action} is not an action this tool calls", code=SDK_UNUSABLE, action=where)
+        try:
+            _sdk(product)
+            if isinstance(request, Mapping):
+                request = getattr(_models(product), f"{action}Request")(**request)
+        except Exception as exc:  # the SDK is not installed, or the tool built a request its model does not have
+            raise CloudError(f"{action} could not be sent: {type(exc).__name__}: {shorten(str(exc), 300)}",
+                             code=SDK_UNUSABLE, action=where) from None
         from darabonba.runtime import RuntimeOptions
 
-        info = PRODUCTS[product]
-        cloud = self.config.cloud
-        values = {key: str(value) for key, value in params.items() if value is not None}
-        request = OpenApiRequest(query=values) if method == "GET" else OpenApiRequest(body=values)
-        api = Params(action=action, version=info.version, protocol=cloud.protocol.upper(), pathname="/",
-                     method=method, auth_type="AK", style="RPC", req_body_type="formData", body_type="json")
+        cloud = self.cloud
         runtime = RuntimeOptions(connect_timeout=cloud.connect_timeout_ms, read_timeout=cloud.read_timeout_ms,
-                                 autoretry=False, max_attempts=0,
-                                 max_idle_conns=MAX_CALLS_IN_FLIGHT)
-        for attempt in (1, 2):
-            try:
-                client = self.client(product, region)
-                answer = client.call_api(api, request, runtime)
-            except CloudError as exc:
-                exc.action = exc.action or f"{product}:{action}"
-                raise
-            except Exception as exc:
-                error = translate(exc, f"{product}:{action}")
-                retry_after = getattr(exc, "retry_after", None)
-                if attempt == 1 and error.code.startswith("Throttling"):
-                    time.sleep(min(MAX_RETRY_AFTER_S, max(0.05, (retry_after or 200) / 1000)))
-                    continue
-                raise error from None
-            body = answer.get("body") if isinstance(answer, dict) else None
-            if not isinstance(body, dict):
-                raise CloudError(f"{action} answered a body that is not a JSON object", code="InvalidResponse",
-                                 action=f"{product}:{action}")
-            if body.get("Success") is False:
-                raise CloudError(f"{action} answered HTTP 200 with Success: false ({body.get('Code')}: "
-                                 f"{body.get('Message')})", code=str(body.get("Code") or "SuccessFalse"),
-                                 status_code=200, request_id=str(body.get("RequestId") or ""),
-                                 action=f"{product}:{action}")
-            return body
-        raise AssertionError("unreachable")
+                                 autoretry=False, max_attempts=0, max_idle_conns=MAX_CALLS_IN_FLIGHT)
+        try:
+            client = self.client(product, region)
+            response = getattr(client, f"{method}_with_options")(request, runtime)
+        except CloudError as exc:
+            exc.action = exc.action or where
+            raise
+        except Exception as exc:
+            raise translate(exc, where) from None
+        if response.body is None:  # the SDK could not build its model from the answer
+            raise CloudError(f"{action} answered a body that does not fit the SDK's model of it",
+                             code="InvalidResponse", action=where)
+        return dict(response.body.to_map())
 
 
 def _resolve_credentials(cloud: CloudConfig) -> tuple[Any, Identity]:
@@ -317,84 +350,73 @@ def _profile_credential(name: str) -> Any:
                      f"~/.alibabacloud/credentials.ini, or cannot be used: {'; '.join(reasons)}", code="NoCredentials")
 
 
-def _tune_sdk_sessions() -> None:
-    """Make the SDK build one HTTP session per endpoint, and load a trust store only for https, and only once.
+def _lock_session_cache() -> None:
+    """Serialise darabonba's cache of HTTP sessions, which many threads fill at once.
 
-    darabonba keeps one requests session per endpoint in a class-level dict and fills it on first use without a
-    lock. A run asks a hundred questions at once, so a hundred threads each built a session. A lock around the
-    lookup makes the first caller build it and the others find it.
-
-    Each session's adapter also got a TLS context of its own, loaded with the system trust store (about 50 ms of
-    CPU) and, for https, certifi's too (as much again): for an http endpoint, whose connections never use it,
-    and once per endpoint where the contexts are alike. A run asks four endpoints (DataWorks, VPC, PrivateZone,
-    PrivateLink). Now an http endpoint gets requests' plain adapter, and every https endpoint with the same TLS
-    settings shares the SDK's own adapter (connection pools are per host inside it).
-
-    Both are then wrapped in preflight.sdk_transport.SdkAdapter, which carries the calls over kept connections at
-    half the CPU of urllib3 and hands anything unusual (a proxy, a client certificate) to the adapter it wraps.
-
-    Both methods are private; if a version of the SDK lacks one, it is left alone and only speed is lost.
+    darabonba keeps one requests Session per endpoint in a class-level dict and fills it on first use with a
+    check-then-set and no lock. A run's first wave of questions comes from many threads at once: each would find
+    the cache empty and build a session of its own (a TLS context with the trust store loaded, a connection pool),
+    all but one of them thrown away with their connections. A lock around the lookup makes the first caller build
+    it and the others use it. The method is private; a version of the SDK without it is left alone.
     """
-    try:
-        import ssl
+    import threading
 
-        from darabonba import core
-        from requests.adapters import HTTPAdapter
+    from darabonba import core
 
-        from preflight.sdk_transport import SdkAdapter
-    except ImportError:
-        return
     get_session = getattr(core.DaraCore, "_get_session", None)
-    if callable(get_session) and not getattr(get_session, "preflight_tuned", False):
-        session_lock = _lock()
+    if not callable(get_session) or getattr(get_session, "preflight_locked", False):
+        return
+    lock = threading.Lock()
 
-        def locked(*args: Any, **kwargs: Any) -> Any:
-            with session_lock:
-                return get_session(*args, **kwargs)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return get_session(*args, **kwargs)
 
-        locked.preflight_tuned = True  # type: ignore[attr-defined]
-        core.DaraCore._get_session = staticmethod(locked)
-    get_adapter = getattr(core.DaraCore, "get_adapter", None)
-    default_size = getattr(core, "DEFAULT_POOL_SIZE", None)
-    default_maxsize = getattr(core, "DEFAULT_POOL_MAXSIZE", None)
-    if (callable(get_adapter) and not getattr(get_adapter, "preflight_tuned", False)
-            and isinstance(default_size, int) and isinstance(default_maxsize, int)):
-        adapter_lock = _lock()
-        adapters: dict[tuple[str, str | None, int | None], Any] = {}
-
-        def shared(prefix: str, tls_min_version: str | None = None, pool_size: int | None = None) -> Any:
-            key = (str(prefix).upper(), tls_min_version, pool_size)
-            with adapter_lock:
-                adapter = adapters.get(key)
-                if adapter is None:
-                    maxsize = pool_size if pool_size is not None and pool_size > 0 else default_maxsize
-                    if key[0] == "HTTPS":
-                        standard = get_adapter(prefix, tls_min_version, pool_size=pool_size)
-                    else:
-                        standard = HTTPAdapter(pool_connections=default_size, pool_maxsize=maxsize)
-                    context = getattr(standard, "ssl_context", None)
-                    adapter = SdkAdapter(standard, ssl_context=context if isinstance(context, ssl.SSLContext)
-                                         else None, pool_size=maxsize)
-                    adapters[key] = adapter
-                return adapter
-
-        shared.preflight_tuned = True  # type: ignore[attr-defined]
-        core.DaraCore.get_adapter = staticmethod(shared)
+    locked.preflight_locked = True  # type: ignore[attr-defined]
+    core.DaraCore._get_session = staticmethod(locked)
 
 
-def _build_client(cloud: CloudConfig, product: Product, region: str, credential: Any) -> Any:
-    from alibabacloud_tea_openapi.client import Client
+@functools.cache
+def _client_class(product: str) -> type:
+    """The product's generated client, checking every answer before its typed response is built from it.
+
+    A body that is not a JSON object, or one that says `Success: false` over HTTP 200, raises CloudError; the
+    typed models would drop those fields. Checked where the SDK hands the generated client the raw answer.
+    """
+    base: type = _sdk(product).Client
+
+    class CheckedClient(base):  # type: ignore[misc]
+        def call_api(self, params: Any, request: Any, runtime: Any) -> Any:
+            answer = super().call_api(params, request, runtime)
+            check_answer(product, str(params.action), answer.get("body") if isinstance(answer, dict) else None)
+            return answer
+
+    return CheckedClient
+
+
+def check_answer(product: str, action: str, body: Any) -> None:
+    """Raise CloudError for an answer that is not a JSON object or that says `Success: false`."""
+    where = f"{product}:{action}"
+    if not isinstance(body, dict):
+        raise CloudError(f"{action} answered a body that is not a JSON object", code="InvalidResponse", action=where)
+    if body.get("Success") is False:
+        raise CloudError(f"{action} answered HTTP 200 with Success: false ({body.get('Code')}: "
+                         f"{body.get('Message')})", code=str(body.get("Code") or "SuccessFalse"),
+                         status_code=200, request_id=str(body.get("RequestId") or ""), action=where)
+
+
+def _build_client(cloud: CloudConfig, product: str, region: str, credential: Any) -> Any:
     from alibabacloud_tea_openapi.utils_models import Config as SdkConfig
 
-    _tune_sdk_sessions()
-
-    override = cloud.network_endpoints.get(product.name) if product.name != "dataworks" else cloud.endpoint
-    # `{region}` lets one config name a per-region endpoint, e.g. dataworks-vpc.{region}.aliyuncs.com.
-    endpoint = (override or product.endpoint).replace("{region}", region)
-    return Client(SdkConfig(access_key_id=credential.access_key_id, access_key_secret=credential.access_key_secret,
-                            security_token=credential.security_token or None, region_id=region, endpoint=endpoint,
-                            protocol=cloud.protocol, connect_timeout=cloud.connect_timeout_ms,
-                            read_timeout=cloud.read_timeout_ms))
+    _lock_session_cache()
+    override = cloud.network_endpoints.get(product) if product != "dataworks" else cloud.endpoint
+    # `{region}` lets one config name a per-region endpoint, e.g. dataworks-vpc.{region}.aliyuncs.com. Without an
+    # override the generated client picks the region's endpoint from its own map.
+    endpoint = override.replace("{region}", region) if override else None
+    return _client_class(product)(SdkConfig(
+        access_key_id=credential.access_key_id, access_key_secret=credential.access_key_secret,
+        security_token=credential.security_token or None, region_id=region, endpoint=endpoint,
+        protocol=cloud.protocol, connect_timeout=cloud.connect_timeout_ms, read_timeout=cloud.read_timeout_ms))
 
 
 def translate(exc: BaseException, action: str) -> CloudError:
@@ -416,37 +438,55 @@ def translate(exc: BaseException, action: str) -> CloudError:
     if not detail and isinstance(data, dict):
         detail = data.get("AccessDeniedDetail") or {}
     message = str(getattr(exc, "message", "") or exc)
+    retry_after = getattr(exc, "retry_after", None)  # milliseconds, from x-acs-retry-after
     return CloudError(shorten(message, 400), code=code, status_code=getattr(exc, "status_code", None),
                       request_id=str(getattr(exc, "request_id", "") or ""), action=action,
-                      auth_action=str(detail.get("AuthAction", "") if isinstance(detail, dict) else ""))
+                      auth_action=str(detail.get("AuthAction", "") if isinstance(detail, dict) else ""),
+                      retry_after_s=retry_after / 1000 if isinstance(retry_after, int | float) else None)
+
+
+def open_session(config: Config) -> CloudSession:
+    """The open session for these cloud settings, else a new one: `--from resource-group` and the checks of a run
+    share its credentials, clients and threads."""
+    for opened in _OPEN:
+        if opened.cloud == config.cloud:
+            return opened
+    created = CloudSession(config.cloud)
+    _OPEN.append(created)
+    return created
+
+
+def close_sessions() -> None:
+    """Close every session still open (the end of a command)."""
+    while _OPEN:
+        _OPEN[-1].close()
 
 
 async def session(context: Context) -> CloudSession:
     async def factory() -> CloudSession:
-        worker = _claim_worker(context.config.cloud)
-        if worker is None:
-            prefetch()
-        return CloudSession(context.config, worker)
+        return open_session(context.config)
 
     async def closer(cloud: CloudSession) -> None:
-        cloud.close(wait=False)  # the worker dies while the reports are written; the command line reaps it
+        cloud.close()
 
     return await context.resources.get("cloud-session", factory, closer)
 
 
-async def call(context: Context, product: str, action: str, method: str = "GET", **params: Any) -> dict[str, Any]:
-    """Ask a question once per run (targets asking the same share the answer), off the event loop."""
+async def call(context: Context, product: str, action: str, **fields: Any) -> dict[str, Any]:
+    """Ask a question once per run (targets asking the same share the answer). `fields` are the request model's
+    (`id=42` for GetProjectRequest(id=42)); its types are the model's (ProjectId is an int)."""
     cloud = await session(context)
     region = context.region
-    key = ("cloud", product, region, action, tuple(sorted((k, str(v)) for k, v in params.items())))
+    key = ("cloud", product, region, action, tuple(sorted((name, repr(value)) for name, value in fields.items())))
 
     async def ask() -> dict[str, Any]:
         context.resources.count(f"{product}:{action}")
-        return await cloud.acall(product, action, params, region, method)
+        return await cloud.call(product, action, fields, region)
 
     return await context.resources.shared(key, ask)
 
 
-__all__ = ["MANAGED_POLICIES", "PRODUCTS", "CloudSession", "Identity", "call", "close_spawned", "describe_provider",
-           "extra_installed", "import_sdk", "is_credential_error", "managed_policy", "prefetch", "session",
-           "spawn_worker", "start_worker", "translate"]
+__all__ = ["ACTIONS", "MANAGED_POLICIES", "NOT_A_WORKSPACE_ID", "PRODUCTS", "RUN_IMPORTS", "CloudSession", "Identity",
+           "Product", "call", "check_answer", "close_sessions", "describe_provider", "extra_installed",
+           "is_credential_error", "managed_policy", "open_session", "project_id", "sdk_models", "session",
+           "start_import", "translate"]

@@ -57,20 +57,20 @@ class CloudError(PreflightError):
     """A cloud API call failed; carries what a result needs to explain it."""
 
     def __init__(self, message: str, *, code: str = "", status_code: int | None = None,
-                 request_id: str = "", action: str = "", auth_action: str = "") -> None:
+                 request_id: str = "", action: str = "", auth_action: str = "",
+                 retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.status_code = status_code
         self.request_id = request_id
         self.action = action
         self.auth_action = auth_action
+        self.retry_after_s = retry_after_s  # how long a throttled call was told to wait (x-acs-retry-after)
 
 
-# CloudError codes of the tool's own SDK worker process (preflight.cloud_worker), not of any API: it ended, or a
-# call raised something unexpected inside it. No API answered; the tool broke.
-WORKER_EXITED = "WorkerExited"
-WORKER_ERROR = "WorkerError"
-SDK_WORKER_CODES = (WORKER_EXITED, WORKER_ERROR)
+# The CloudError code of a call that was never sent because the tool could not use the SDK: a generated client that
+# is not installed, or a request its model does not take. No API answered; the tool broke.
+SDK_UNUSABLE = "SdkUnusable"
 
 EXIT_OK = 0
 EXIT_FAILED = 1

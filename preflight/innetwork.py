@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
-import json
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from preflight.cloud import project_id, sdk_models
 from preflight.config import Config, TargetConfig
 from preflight.errors import CloudError, LogFormatError, UsageError
 from preflight.innetwork_log import decode_payload
@@ -30,8 +28,12 @@ LOG_LINE_CHARS = 300
 # says more than a bare timeout.
 LOG_GRACE_S = 3.0
 
+if TYPE_CHECKING:
+    from types import ModuleType
+
 Stage = Callable[[str, str], None]
-ApiCall = Callable[[str, str, dict[str, Any]], dict[str, Any]]
+# A DataWorks call: the action and its SDK request model in, the answer's body out, or CloudError.
+ApiCall = Callable[[str, Any], Awaitable[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -44,36 +46,6 @@ class Collected:
 
 class _OutOfTime(Exception):
     """The follower's deadline passed during a call."""
-
-
-async def _in_thread(call: ApiCall, action: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
-    """One blocking call on a daemon thread of its own.
-
-    Not the loop's default executor: asyncio.run waits for that one's threads at exit, so a stalled API
-    answer would hold the whole run past its deadline. A daemon thread is left to the SDK's read timeout.
-    """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[dict[str, Any]] = loop.create_future()
-
-    def settle(answer: dict[str, Any] | None, error: BaseException | None) -> None:
-        if future.done():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(answer or {})
-
-    def work() -> None:
-        try:
-            answer, error = call(action, method, params), None
-        except Exception as exc:  # handed to the awaiting coroutine, which decides what it means
-            answer, error = None, exc
-        # The loop may have closed while this call stalled: then nobody waits for the answer any more.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(settle, answer, error)
-
-    threading.Thread(target=work, name=f"preflight-{action}", daemon=True).start()
-    return await future
 
 
 def _tail(log: str) -> list[str]:
@@ -108,8 +80,8 @@ def payload_observations(payload: Mapping[str, Any], config: Config, target: Tar
 class Follower:
     """Submits one target's collector and follows it to the end, with backoff and a deadline.
 
-    `call(action, method, params)` is a blocking cloud API call that raises CloudError; it runs off the
-    event loop, so targets are followed concurrently.
+    `call(action, request)` is a cloud API call (the run's CloudSession) that raises CloudError; targets are
+    followed concurrently. Requests are the SDK's typed models, built once its import has finished.
     """
 
     def __init__(self, config: Config, target: TargetConfig, call: ApiCall, *, send_key: bool, deadline: float,
@@ -121,30 +93,43 @@ class Follower:
         self.deadline = deadline
         self.stage = stage
         self.backoff = backoff
+        self.models: ModuleType | None = None
 
-    async def _call(self, action: str, method: str = "GET", *, grace: float = 0.0, **params: Any) -> dict[str, Any]:
+    async def _call(self, action: str, build: Callable[[ModuleType], Any], *, grace: float = 0.0) -> dict[str, Any]:
+        """`build(models)` is the request; the SDK's import counts against the deadline like the call."""
         remaining = self.deadline + grace - time.monotonic()
         if remaining <= 0:
             raise _OutOfTime(action)
+
+        async def ask() -> dict[str, Any]:
+            if self.models is None:
+                self.models = await sdk_models("dataworks")
+            return await self.call(action, build(self.models))
+
         try:
-            return await asyncio.wait_for(_in_thread(self.call, action, method, params), remaining)
+            return await asyncio.wait_for(ask(), remaining)
         except asyncio.TimeoutError:
             raise _OutOfTime(action) from None
 
-    def submission(self, script: str, budget: float, bizdate: str) -> dict[str, Any]:
-        """ExecuteAdhocWorkflowInstance's parameters for one Shell task on the target's resource group."""
+    @property
+    def project(self) -> int:
+        assert self.target.workspace is not None
+        return project_id(self.target.workspace, "dataworks:ExecuteAdhocWorkflowInstance")
+
+    def submission(self, models: ModuleType, script: str, budget: float, bizdate: str) -> Any:
+        """ExecuteAdhocWorkflowInstance's request: one Shell task on the target's resource group."""
         target, settings = self.target, self.config.in_network
-        task: dict[str, Any] = {"ClientUniqueCode": f"preflight_{target.name}_{int(time.time() * 1000)}",
-                                "Name": "dw_preflight_probe", "Type": settings.task_type,
-                                "Script": {"Content": script},
-                                "RuntimeResource": {"ResourceGroupId": target.resource_group},
-                                "Timeout": int(budget)}
-        params: dict[str, Any] = {"ProjectId": target.workspace, "Name": f"dw_preflight_{target.name}",
-                                  "EnvType": "Prod", "BizDate": bizdate}
-        if settings.owner:
-            task["Owner"] = params["Owner"] = settings.owner
-        params["Tasks"] = json.dumps([task])
-        return params
+        task = models.ExecuteAdhocWorkflowInstanceRequestTasks(
+            client_unique_code=f"preflight_{target.name}_{int(time.time() * 1000)}", name="dw_preflight_probe",
+            type=settings.task_type, owner=settings.owner or None,
+            script=models.ExecuteAdhocWorkflowInstanceRequestTasksScript(content=script),
+            runtime_resource=models.ExecuteAdhocWorkflowInstanceRequestTasksRuntimeResource(
+                resource_group_id=target.resource_group),
+            timeout=int(budget))
+        # BizDate goes as the date string it has always been (the model types it as an int).
+        return models.ExecuteAdhocWorkflowInstanceRequest(
+            project_id=self.project, name=f"dw_preflight_{target.name}", env_type="Prod", biz_date=bizdate,
+            owner=settings.owner or None, tasks=[task])
 
     async def run(self) -> dict[str, Any]:
         """The probe record: instance ids, statuses, timings, and on success the decoded payload.
@@ -160,8 +145,8 @@ class Follower:
                                   "key_sent": self.send_key, "statuses": []}
         bizdate = (dt.date.today() - dt.timedelta(days=1)).isoformat()
         try:
-            answer = await self._call("ExecuteAdhocWorkflowInstance", "POST",
-                                      **self.submission(script, budget, bizdate))
+            answer = await self._call("ExecuteAdhocWorkflowInstance",
+                                      lambda models: self.submission(models, script, budget, bizdate))
         except _OutOfTime:
             return {**record, "status": "NotSubmitted", "problem": "ExecuteAdhocWorkflowInstance did not answer "
                     "before the deadline"}
@@ -181,14 +166,15 @@ class Follower:
 
     async def _poll(self, workflow_id: Any, bizdate: str, task_id: Any) -> tuple[Any, str]:
         """One look at the instance: (task instance id or None, status)."""
-        target = self.target
         if task_id is not None:
-            answer = await self._call("GetTaskInstance", Id=task_id)
+            answer = await self._call("GetTaskInstance", lambda models: models.GetTaskInstanceRequest(id=task_id))
             return task_id, str((answer.get("TaskInstance") or {}).get("Status") or "Unknown")
-        workflow = await self._call("GetWorkflowInstance", Id=workflow_id)
+        workflow = await self._call("GetWorkflowInstance",
+                                    lambda models: models.GetWorkflowInstanceRequest(id=workflow_id))
         workflow_status = str((workflow.get("WorkflowInstance") or {}).get("Status") or "NotRun")
-        listing = await self._call("ListTaskInstances", ProjectId=target.workspace, Bizdate=bizdate,
-                                   WorkflowInstanceId=workflow_id)
+        # Bizdate as the same date string as the submission's BizDate.
+        listing = await self._call("ListTaskInstances", lambda models: models.ListTaskInstancesRequest(
+            project_id=self.project, bizdate=bizdate, workflow_instance_id=workflow_id))
         instances = (listing.get("PagingInfo") or {}).get("TaskInstances") or []
         if instances and isinstance(instances[0], dict) and instances[0].get("Id") is not None:
             return instances[0]["Id"], str(instances[0].get("Status") or "Unknown")
@@ -241,7 +227,9 @@ class Follower:
         delay = self.backoff[0]
         while True:
             try:
-                answer = await self._call("GetTaskInstanceLog", grace=LOG_GRACE_S, Id=task_id, RunNumber=1)
+                answer = await self._call("GetTaskInstanceLog",
+                                          lambda models: models.GetTaskInstanceLogRequest(id=task_id, run_number=1),
+                                          grace=LOG_GRACE_S)
                 break
             except _OutOfTime:
                 if quiet:
@@ -264,10 +252,13 @@ class Follower:
 
 async def collect(config: Config, targets: list[TargetConfig], *, send_key: bool, deadline: float,
                   stage: Stage) -> Collected:
-    """Run the collector in every target's resource group at once and shape what came back for the runner."""
-    from preflight.cloud import CloudSession
+    """Run the collector in every target's resource group at once and shape what came back for the runner.
 
-    session = CloudSession(config)
+    The calls go through the run's cloud session, which the checks use afterwards.
+    """
+    from preflight.cloud import open_session
+
+    session = open_session(config)
     collected = Collected()
 
     async def one(target: TargetConfig) -> None:
@@ -277,8 +268,10 @@ async def collect(config: Config, targets: list[TargetConfig], *, send_key: bool
         else:
             collected.origins[target.name] = f"resource-group:{target.resource_group}"
 
-            def call(action: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
-                return session.call("dataworks", action, params, config.region_of(target), method)
+            region = config.region_of(target)
+
+            async def call(action: str, request: Any) -> dict[str, Any]:
+                return await session.call("dataworks", action, request, region)
 
             try:
                 record = await Follower(config, target, call, send_key=send_key, deadline=deadline,

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import socket
 from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 from preflight.simulator.scenarios import Scenario, SimModel
+
+if TYPE_CHECKING:
+    from preflight.simulator.openapi import CloudApi
 
 KEY_ENV = {"completion": "DW_DEMO_QWEN_KEY", "chat": "DW_DEMO_CHAT_KEY", "embedding": "DW_DEMO_BGE_KEY"}
 SERVICE_NAMES = {"completion": "qwen", "chat": "qwen-chat", "embedding": "bge-m3"}
@@ -23,16 +27,22 @@ class Simulator:
     """The model service, its DNS server and the cloud API for one scenario, on 127.0.0.1."""
 
     def __init__(self, scenario: Scenario, *, latency_ms: float = 0.0, dns_latency_ms: float = 0.0,
-                 run_scripts: bool = True, openapi_port: int = 0, model_port: int = 0, dns_port: int = 0) -> None:
-        """The ports are where the servers listen on 127.0.0.1; 0 is any free port, read back after start()."""
+                 run_scripts: bool = True, openapi_port: int = 0, model_port: int = 0, dns_port: int = 0,
+                 rate_limit: float | None = None, rate_burst: float | None = None) -> None:
+        """The ports are where the servers listen on 127.0.0.1; 0 is any free port, read back after start().
+        `openapi_port` is the world's own region's cloud API; other regions' always get free ports."""
         self.scenario = scenario
+        # Calls per action per second the cloud API allows; None: what the scenario says.
+        self.rate_limit = scenario.rate_limit if rate_limit is None else rate_limit
+        self.rate_burst = rate_burst
         self.world = scenario.world
         self.latency_s = latency_ms / 1000.0
         self.dns_latency_s = dns_latency_ms / 1000.0
         self.run_scripts = run_scripts
         self.model_port = model_port
         self.dns_port = dns_port
-        self.cloud_port = openapi_port
+        self.cloud_port = openapi_port  # the world's own region's
+        self.cloud_ports: dict[str, int] = {}  # every region's cloud API, each on its own port
         self._servers: list[object] = []
 
     def start(self) -> Simulator:
@@ -51,27 +61,60 @@ class Simulator:
             dns = DnsServer(records, latency_s=self.dns_latency_s)
             self.dns_port = dns.start(self.dns_port)
             self._servers.append(dns)
-            cloud = CloudApi(self.world, faults=self.scenario.cloud_faults, latency_s=self.latency_s,
-                             simulator=self)
-            self.cloud_port = cloud.start(self.cloud_port)
-            self._servers.append(cloud)
+            for region in self.world.regions:
+                cloud = CloudApi(self.world.in_region(region), faults=self.scenario.cloud_faults,
+                                 latency_s=self.latency_s, simulator=self, rate_limit=self.rate_limit,
+                                 rate_burst=self.rate_burst)
+                own = region == self.world.region
+                self.cloud_ports[region] = cloud.start(self.cloud_port if own else 0)
+                self._servers.append(cloud)
+            self.cloud_port = self.cloud_ports[self.world.region]
         except BaseException:
             self.stop()
             raise
         return self
 
-    def stats(self) -> dict[str, dict[str, int]]:
-        """What the servers received: model requests per path, cloud calls per action, DNS queries."""
-        found: dict[str, dict[str, int]] = {"model": {}, "cloud": {}, "dns": {}}
+    def stats(self) -> dict[str, Any]:
+        """What the servers received: model requests per path, cloud calls per action (and those throttled; over
+        all regions, and per region), DNS queries, and the cloud requests that departed from the SDKs' contract
+        (deviations answered anyway, refusals answered 400)."""
+        found: dict[str, Any] = {"model": {}, "cloud": {}, "dns": {}, "throttled": {}, "cloud_by_region": {},
+                                 "deviations": self.deviations(), "refusals": self.refusals()}
         for server in self._servers:
             name = type(server).__name__
             if name == "ModelService":
                 found["model"] = dict(server.requests)  # type: ignore[attr-defined]
             elif name == "CloudApi":
-                found["cloud"] = dict(server.calls)  # type: ignore[attr-defined]
+                calls, throttled = dict(server.calls), dict(server.throttled)  # type: ignore[attr-defined]
+                found["cloud_by_region"][server.world.region] = calls  # type: ignore[attr-defined]
+                for action, count in calls.items():
+                    found["cloud"][action] = found["cloud"].get(action, 0) + count
+                for action, count in throttled.items():
+                    found["throttled"][action] = found["throttled"].get(action, 0) + count
             elif name == "DnsServer":
                 found["dns"] = {"queries": server.queries}  # type: ignore[attr-defined]
         return found
+
+    @property
+    def clouds(self) -> list[CloudApi]:
+        """The running cloud API servers, the world's own region's first."""
+        from preflight.simulator.openapi import CloudApi
+
+        return [server for server in self._servers if isinstance(server, CloudApi)]
+
+    @property
+    def cloud(self) -> CloudApi | None:
+        """The world's own region's cloud API server, if started."""
+        return next(iter(self.clouds), None)
+
+    def deviations(self) -> list[dict[str, Any]]:
+        """Cloud requests answered although they departed from the SDKs' contract (action, kind, parameter,
+        detail, count), over all regions."""
+        return [found for cloud in self.clouds for found in cloud.deviations()]
+
+    def refusals(self) -> list[dict[str, Any]]:
+        """Cloud requests refused for their contract, as the gateway refuses them, over all regions."""
+        return [found for cloud in self.clouds for found in cloud.refusals()]
 
     def stop(self) -> None:
         for server in reversed(self._servers):
@@ -86,7 +129,8 @@ class Simulator:
         self.stop()
 
     def endpoint_of(self, service_id: str) -> str:
-        return f"http://{service_id}.{self.world.region}.dataworks-model.aliyuncs.com:{self.model_port}"
+        region = next((m.region for m in self.world.models if m.service_id == service_id), self.world.region)
+        return f"http://{service_id}.{region}.dataworks-model.aliyuncs.com:{self.model_port}"
 
     def api_key_for(self, model: SimModel) -> str:
         override = self.scenario.key_override
@@ -119,8 +163,11 @@ class Simulator:
             f" privatelink: '127.0.0.1:{self.cloud_port}', vpc: '127.0.0.1:{self.cloud_port}'}}}}",
             f"dns: {{nameservers: ['127.0.0.1:{self.dns_port}'], timeout_s: 2}}",
             "http: {connect_timeout_s: 2, read_timeout_s: 5, total_timeout_s: 10}",
-            "targets:",
         ]
+        others = [f"{region} 127.0.0.1:{port}" for region, port in self.cloud_ports.items() if region != world.region]
+        if others:  # the config has one cloud endpoint; a client that knows region endpoints finds the rest here
+            lines.append(f"# the other regions' cloud APIs: {', '.join(others)}")
+        lines.append("targets:")
         groups = world.resource_group_ids
         for number in range(world.targets):
             group = groups[number % len(groups)]
@@ -131,11 +178,13 @@ class Simulator:
                 f"    workspace: {world.workspace_id}",
                 f"    resource_group: {group}",
                 f"    nodes: [{', '.join(nodes)}]",
-                "    services:",
             ]
-            for index, model in enumerate(world.models):
-                if index % world.targets == number:
-                    lines += self._service_lines(index, model)
+            models = [(index, m) for index, m in enumerate(world.models) if index % world.targets == number]
+            if len(world.regions) > 1 and models:
+                lines.append(f"    region: {models[0][1].region}")
+            lines.append("    services:")
+            for index, model in models:
+                lines += self._service_lines(index, model)
         return "\n".join(lines) + "\n"
 
     def _service_lines(self, index: int, model: SimModel) -> list[str]:

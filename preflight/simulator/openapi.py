@@ -9,6 +9,8 @@ import urllib.parse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from preflight.simulator import contract
+from preflight.simulator.flowcontrol import THROTTLED_CODE, THROTTLED_MESSAGE, THROTTLED_STATUS, FlowControl
 from preflight.simulator.scenarios import SimModel, World
 from preflight.simulator.server import LoopbackHandler, LoopbackServer
 from preflight.simulator.signature import SignatureProblem, verify
@@ -21,7 +23,8 @@ if TYPE_CHECKING:
 MAX_BODY_BYTES = 8 * 1024 * 1024
 # The task types whose Script.Content the simulator runs with /bin/sh.
 SHELL_TASK_TYPES = frozenset({"DIDE_SHELL"})
-PRODUCTS = {"2024-05-18": "dataworks", "2018-01-01": "pvtz", "2020-04-15": "privatelink", "2016-04-28": "vpc"}
+PRODUCTS = {"2024-05-18": "dataworks", "2018-01-01": "pvtz", "2020-04-15": "privatelink", "2016-04-28": "vpc",
+            "2015-04-01": "sts"}
 
 
 class ApiError(Exception):
@@ -80,10 +83,11 @@ class _Handler(LoopbackHandler):
             api.stopping.wait(api.latency_s)
         try:
             verify(self.command, raw_query, headers, body, {api.world.access_key_id: api.world.access_key_secret})
-            params = dict(urllib.parse.parse_qsl(raw_query, keep_blank_values=True))
-            if "form" in headers.get("content-type", ""):
-                params.update(urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-            answer = api.dispatch(headers.get("x-acs-version", ""), headers.get("x-acs-action", ""), params)
+            query = dict(urllib.parse.parse_qsl(raw_query, keep_blank_values=True))
+            form = dict(urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)) \
+                if "form" in headers.get("content-type", "") else {}
+            answer = api.dispatch(headers.get("x-acs-version", ""), headers.get("x-acs-action", ""), {**query, **form},
+                                  method=self.command, query=query, form=form)
         except SignatureProblem as problem:
             self._error(request_id, ApiError(problem.status, problem.code, str(problem)))
             return
@@ -100,6 +104,11 @@ class _Handler(LoopbackHandler):
         self._send(200, json.dumps({"RequestId": request_id, **answer}).encode(), "application/json", {})
 
     def _error(self, request_id: str, error: ApiError) -> None:
+        if isinstance(error, _SuccessFalse) and error.legacy:
+            legacy = {"RequestId": request_id, "Success": False, "HttpStatusCode": 200, "ErrorCode": error.code,
+                      "ErrorMessage": error.message}
+            self._send(200, json.dumps(legacy).encode(), "application/json", error.headers)
+            return
         payload: dict[str, Any] = {"RequestId": request_id, "HostId": "dataworks.simulator", "Code": error.code,
                                    "Message": error.message,
                                    "Recommend": f"https://api.aliyun.com/troubleshoot?q={error.code}"}
@@ -118,14 +127,21 @@ class CloudApi:
     """The cloud APIs of one World on 127.0.0.1, with the scenario's faults and RAM denials."""
 
     def __init__(self, world: World, *, faults: frozenset[str] = frozenset(), latency_s: float = 0.0,
-                 simulator: Simulator | None = None) -> None:
+                 simulator: Simulator | None = None, rate_limit: float = 0.0,
+                 rate_burst: float | None = None) -> None:
         self.world = world
+        # Flow control per action and second, as the gateway limits each account (0: none).
+        self.flow = FlowControl(rate_limit, rate_burst) if rate_limit > 0 else None
+        self.throttled: dict[str, int] = {}
         self.faults = faults
         self.latency_s = latency_s
         self.simulator = simulator
         self.port = 0
         self.stopping = threading.Event()
         self.calls: dict[str, int] = {}
+        self.contract = contract.shared()
+        self._deviations: dict[tuple[str, str, str | None, str], int] = {}
+        self._refusals: dict[tuple[str, str, str | None, str], int] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._server: _Server | None = None
@@ -141,6 +157,7 @@ class CloudApi:
             ("dataworks", "ListRoutes"): self.list_routes,
             ("dataworks", "GetNode"): self.get_node,
             ("dataworks", "ListNodes"): self.list_nodes,
+            ("dataworks", "GetTask"): self.get_task,
             ("dataworks", "ExecuteAdhocWorkflowInstance"): self.execute_adhoc,
             ("dataworks", "GetWorkflowInstance"): self.get_workflow_instance,
             ("dataworks", "ListTaskInstances"): self.list_task_instances,
@@ -153,6 +170,7 @@ class CloudApi:
             ("privatelink", "ListVpcEndpoints"): self.list_vpc_endpoints,
             ("privatelink", "ListVpcEndpointZones"): self.list_vpc_endpoint_zones,
             ("vpc", "DescribeVSwitchAttributes"): self.describe_vswitch,
+            ("sts", "GetCallerIdentity"): self.get_caller_identity,
         }
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -176,13 +194,21 @@ class CloudApi:
         return f"5E1C0A6B-0000-4000-8000-{next(self._ids):012d}"
 
     # --- dispatch ----------------------------------------------------------------------------------
-    def dispatch(self, version: str, action: str, params: dict[str, str]) -> Any:
+    def dispatch(self, version: str, action: str, params: dict[str, str], *, method: str | None = None,
+                 query: dict[str, str] | None = None, form: dict[str, str] | None = None) -> Any:
+        """Answer one request; with its method and where each parameter came, it is held to the SDK's contract."""
         product = PRODUCTS.get(version)
         handler = self._handlers.get((product or "", action))
         if handler is None:
             raise ApiError(404, "InvalidAction.NotFound", f"Specified api {action} ({version}) is not found.")
         with self._lock:
             self.calls[action] = self.calls.get(action, 0) + 1
+        if self.flow is not None and self.flow.admit(product or "", self.world.region, action):
+            with self._lock:
+                self.throttled[action] = self.throttled.get(action, 0) + 1
+            raise ApiError(THROTTLED_STATUS, THROTTLED_CODE, THROTTLED_MESSAGE)
+        if method is not None:
+            self._hold_to_contract(product or "", action, method, query or {}, form or {})
         auth_action = f"{product}:{action}"
         if auth_action in self.world.ram_denied:
             raise ApiError(403, "Forbidden.RAM", f"User not authorized to operate on the specified resource: "
@@ -191,6 +217,42 @@ class CloudApi:
                                                      "NoPermissionType": "ImplicitDeny", "PolicyType": "Account"})
         self._faults(action)
         return handler(params)
+
+    def _hold_to_contract(self, product: str, action: str, method: str, query: dict[str, str],
+                          form: dict[str, str]) -> None:
+        """Refuse what the gateway refuses (a required parameter left out, a non-integer for an integer); record
+        every other departure from the SDK's contract."""
+        operation = self.contract.operation(product, action)
+        if operation is None:  # the product's SDK is not installed: nothing to hold the request to
+            return
+        findings = contract.check(operation, method, query, form)
+        refusal = next((f for f in findings if f.refused), None)
+        with self._lock:
+            for finding in findings:
+                if not finding.refused:
+                    key = (action, finding.kind, finding.parameter, finding.detail)
+                    self._deviations[key] = self._deviations.get(key, 0) + 1
+            if refusal is not None:
+                key = (action, refusal.kind, refusal.parameter, refusal.detail)
+                self._refusals[key] = self._refusals.get(key, 0) + 1
+        if refusal is None:
+            return
+        if refusal.kind == "missing":
+            raise ApiError(400, "MissingParameter", f'The input parameter "{refusal.parameter}" that is mandatory '
+                           "for processing this request is not supplied.")
+        raise ApiError(400, "InvalidParameter", f'The specified parameter "{refusal.parameter}" is not valid: '
+                       f"{refusal.detail}.")
+
+    def deviations(self) -> list[dict[str, Any]]:
+        """Departures from the SDKs' contract the simulator answered anyway: another method, a parameter in the
+        other place, a parameter the model does not know."""
+        with self._lock:
+            return _records(self._deviations)
+
+    def refusals(self) -> list[dict[str, Any]]:
+        """Requests refused for their contract, as the gateway refuses them (MissingParameter, InvalidParameter)."""
+        with self._lock:
+            return _records(self._refusals)
 
     def _faults(self, action: str) -> None:
         faults = self.faults
@@ -204,6 +266,8 @@ class CloudApi:
             self.stopping.wait(6.0)
         if action == "GetProject" and "get-project-success-false" in faults:
             raise _SuccessFalse()
+        if action == "GetResourceGroup" and "get-resource-group-error-code" in faults:
+            raise _SuccessFalse("InternalError.System", "An internal error occurred; try again later.", legacy=True)
 
     # --- DataWorks ---------------------------------------------------------------------------------
     def _group(self, group_id: str) -> None:
@@ -222,7 +286,7 @@ class CloudApi:
         group = params.get("Id", "")
         self._group(group)
         world = self.world
-        first = world.bindings[0] if world.bindings else None
+        first = world.live_bindings[0] if world.live_bindings else None
         return {"ResourceGroup": {"Id": group, "Name": group.split("_")[-1], "ResourceGroupType":
                                   world.resource_group_type, "Status": world.resource_group_status,
                                   "PaymentType": "PostPaid", "Spec": {"Amount": 2, "Standard": "2CU"},
@@ -254,7 +318,8 @@ class CloudApi:
         # Each binding routes the private 10/8 range (where model endpoints' ENIs live) into its VPC.
         routes = [{"Id": 5000 + index, "NetworkId": b.network_id, "DestinationCidr": "10.0.0.0/8",
                    "ResourceGroupId": group, "ResourceId": b.vpc_id, "CreateTime": _epoch_ms(b.create_time)}
-                  for index, b in enumerate(self.world.bindings) if wanted is None or str(b.network_id) == wanted]
+                  for index, b in enumerate(self.world.bindings)
+                  if b.status != "Deleted" and (wanted is None or str(b.network_id) == wanted)]
         page, number, size = _page(routes, params)
         return {"PagingInfo": {"RouteList": page, "PageNumber": number, "PageSize": size,
                                "TotalCount": len(routes)}, "Success": True}
@@ -274,19 +339,37 @@ class CloudApi:
             "script": {"language": "shell-script", "runtime": {"command": "DIDE_SHELL"}},
             "runtimeResource": {"resourceGroup": node.resource_group_id},
             "trigger": {"type": node.trigger_type, "cron": node.cron}}]}}
+        # The draft: its TaskId names the scheduling task only once the node is deployed.
         return {"Node": {"Id": node.node_id, "Name": node.name, "ProjectId": int(self.world.workspace_id),
-                         "Owner": "preflight-ci", "TaskId": int(node.node_id) + 1, "Spec": json.dumps(spec)}}
+                         "Owner": self.world.caller_user_id, **({"TaskId": node.task_id} if node.deployed else {}),
+                         "Spec": json.dumps(spec)}}
 
     def list_nodes(self, params: dict[str, str]) -> dict[str, Any]:
         self._project(params)
-        nodes = [{"Id": n.node_id, "Name": n.name, "ProjectId": int(self.world.workspace_id), "Owner": "preflight-ci",
-                  "Recurrence": "Normal", "TaskId": int(n.node_id) + 1,
+        nodes = [{"Id": n.node_id, "Name": n.name, "ProjectId": int(self.world.workspace_id),
+                  "Owner": self.world.caller_user_id, "Recurrence": "Normal",
+                  **({"TaskId": n.task_id} if n.deployed else {}),
                   "RuntimeResource": {"ResourceGroupId": n.resource_group_id},
                   "Trigger": {"Type": n.trigger_type, "Cron": n.cron},
                   "Script": {"Runtime": {"Command": "DIDE_SHELL"}}}
                  for n in self.world.nodes if params.get("Name", "") in n.name]
         page, number, size = _page(nodes, params)
         return {"PagingInfo": {"Nodes": page, "PageNumber": number, "PageSize": size, "TotalCount": len(nodes)}}
+
+    def get_task(self, params: dict[str, str]) -> dict[str, Any]:
+        """The deployed task: production runs on the deployed resource group, development on the draft's."""
+        wanted = _int(params.get("Id"))
+        node = next((n for n in self.world.nodes if n.deployed and n.task_id == wanted), None)
+        if node is None:
+            raise ApiError(400, "Invalid.Task.NotFound", f"The task {params.get('Id')} does not exist.")
+        env = params.get("ProjectEnv") or "Prod"
+        group = node.runs_on if env == "Prod" else node.resource_group_id
+        return {"Task": {"Id": node.task_id, "Name": node.name, "ProjectId": int(self.world.workspace_id),
+                         "ProjectEnv": env, "Owner": self.world.caller_user_id, "Type": "DIDE_SHELL",
+                         "InstanceMode": "T+1", "Timeout": 3600, "RerunMode": "Allowed",
+                         "RuntimeResource": {"ResourceGroupId": group, "Cu": "0.25"},
+                         "Trigger": {"Type": node.trigger_type, "Cron": node.cron, "Recurrence": "Normal",
+                                     "StartTime": "1970-01-01 00:00:00", "EndTime": "9999-01-01 00:00:00"}}}
 
     def execute_adhoc(self, params: dict[str, str]) -> dict[str, Any]:
         self._project(params)
@@ -305,7 +388,9 @@ class CloudApi:
             raise ApiError(400, "InvalidParameter", f"Task type {task.get('Type')!r} cannot run here; the "
                            f"simulator runs {', '.join(sorted(SHELL_TASK_TYPES))} tasks.")
         self._group(group)
-        run = self.workflows.submit(str(task.get("Name") or "adhoc"), group, script, timeout_s)
+        biz_date = params.get("BizDate")
+        run = self.workflows.submit(str(task.get("Name") or "adhoc"), group, script, timeout_s,
+                                    biz_date=int(biz_date) if biz_date else None)
         return {"WorkflowInstanceId": run.workflow_id}
 
     def _run_for_workflow(self, params: dict[str, str], key: str) -> TaskRun:
@@ -337,8 +422,12 @@ class CloudApi:
 
     def list_task_instances(self, params: dict[str, str]) -> dict[str, Any]:
         run = self._run_for_workflow(params, "WorkflowInstanceId")
-        page, number, size = _page([self._task_instance(run)], params)
-        return {"PagingInfo": {"TaskInstances": page, "PageNumber": number, "PageSize": size, "TotalCount": 1}}
+        # Task instances are listed by business date: another date than the submission's lists none.
+        bizdate = params.get("Bizdate")
+        listed = [self._task_instance(run)] if run.biz_date is None or bizdate in (None, str(run.biz_date)) else []
+        page, number, size = _page(listed, params)
+        return {"PagingInfo": {"TaskInstances": page, "PageNumber": number, "PageSize": size,
+                               "TotalCount": len(listed)}}
 
     def _task(self, params: dict[str, str]) -> TaskRun:
         run = self.workflows.tasks.get(_int(params.get("Id")))
@@ -362,8 +451,9 @@ class CloudApi:
     def describe_zones(self, params: dict[str, str]) -> dict[str, Any]:
         keyword = (params.get("Keyword") or "").lower()
         exact = (params.get("SearchMode") or "LIKE").upper() == "EXACT"  # LIKE (the default) finds substrings
-        zones = [{"ZoneId": f"zone-{m.service_id}", "ZoneName": m.host, "RecordCount": 1, "IsPtr": False,
-                  "ProxyPattern": "ZONE"} for _, m in self._models_in(params.get("QueryVpcId") or None)
+        records = 1 + self.world.zone_extra_records
+        zones = [{"ZoneId": f"zone-{m.service_id}", "ZoneName": m.host, "RecordCount": records,
+                  "IsPtr": False, "ProxyPattern": "ZONE"} for _, m in self._models_in(params.get("QueryVpcId") or None)
                  if (m.host == keyword if exact else keyword in m.host)]
         page, number, size = _page(zones, params, 20)
         return {"Zones": {"Zone": page}, "TotalItems": len(zones), "PageNumber": number, "PageSize": size,
@@ -385,18 +475,29 @@ class CloudApi:
 
     def describe_zone_vpc_tree(self, params: dict[str, str]) -> dict[str, Any]:
         """Every zone of the account and the VPCs bound to it, in one answer (the API has no paging)."""
-        zones = [{"ZoneId": f"zone-{m.service_id}", "ZoneName": m.host, "RecordCount": 1, "IsPtr": False,
+        records = 1 + self.world.zone_extra_records
+        zones = [{"ZoneId": f"zone-{m.service_id}", "ZoneName": m.host, "RecordCount": records, "IsPtr": False,
                   "ZoneType": "AUTH_ZONE",
                   "Vpcs": {"Vpc": [{"VpcId": vpc, "RegionId": self.world.region, "VpcName": vpc,
                                     "RegionName": self.world.region} for vpc in m.allowed_vpcs]}}
                  for m in self.world.models]
         return {"Zones": {"Zone": zones}}
 
+    def _zone_records(self, index: int) -> list[dict[str, Any]]:
+        """The zone's records: the world's extra ones (hosts synchronised from ECS), then the model's own."""
+        extra = [{"RecordId": 100000 + index * 1000 + number, "Rr": f"ecs-host-{number:03d}", "Type": "A",
+                  "Value": f"172.16.{index % 250}.{10 + number % 240}", "Status": "ENABLE", "Ttl": 60}
+                 for number in range(self.world.zone_extra_records)]
+        return [*extra, {"RecordId": index + 1, "Rr": "@", "Type": "A", "Value": eni_ip(index, 0), "Status": "ENABLE",
+                         "Ttl": 60}]
+
     def describe_zone_records(self, params: dict[str, str]) -> dict[str, Any]:
+        """One page of the zone's records: PageSize 20 unless asked, at most 100 (the pvtz model's figures)."""
         index, _ = self._zone_model(params)
-        records = [{"RecordId": index + 1, "Rr": "@", "Type": "A", "Value": eni_ip(index, 0), "Status": "ENABLE",
-                    "Ttl": 60}]
-        return {"Records": {"Record": records}, "TotalItems": 1, "PageNumber": 1, "PageSize": 20}
+        records = self._zone_records(index)
+        page, number, size = _page(records, params, 20)
+        return {"Records": {"Record": page}, "TotalItems": len(records), "PageNumber": number, "PageSize": size,
+                "TotalPages": (len(records) + size - 1) // size}
 
     def list_vpc_endpoints(self, params: dict[str, str]) -> dict[str, Any]:
         vpc = params.get("VpcId") or None
@@ -441,10 +542,26 @@ class CloudApi:
         return {"VSwitchId": binding.vswitch_id, "VpcId": binding.vpc_id, "CidrBlock": "172.16.0.0/24",
                 "Status": "Available", "ZoneId": f"{self.world.region}-a"}
 
+    # --- STS ---------------------------------------------------------------------------------------
+    def get_caller_identity(self, params: dict[str, str]) -> dict[str, Any]:
+        """Who the AccessKey belongs to: a RAM user of the world's account (its UserId is an Owner for DataWorks)."""
+        world = self.world
+        return {"AccountId": world.account_id, "UserId": world.caller_user_id, "PrincipalId": world.caller_user_id,
+                "IdentityType": "RAMUser", "Arn": f"acs:ram::{world.account_id}:user/preflight-ci"}
+
 
 class _SuccessFalse(ApiError):
-    def __init__(self) -> None:
-        super().__init__(200, "Internal.Error", "The request failed.")
+    """HTTP 200 with Success: false; older DataWorks actions name the error ErrorCode/ErrorMessage (legacy)."""
+
+    def __init__(self, code: str = "Internal.Error", message: str = "The request failed.", *,
+                 legacy: bool = False) -> None:
+        super().__init__(200, code, message)
+        self.legacy = legacy
+
+
+def _records(found: dict[tuple[str, str, str | None, str], int]) -> list[dict[str, Any]]:
+    return [{"action": action, "kind": kind, "parameter": parameter, "detail": detail, "count": count}
+            for (action, kind, parameter, detail), count in sorted(found.items(), key=lambda item: str(item[0]))]
 
 
 def _int(value: str | None) -> int:

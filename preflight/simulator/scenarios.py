@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, replace
 REGION = "cn-beijing"
 ACCESS_KEY_ID = "LTAI5tSimulatorKeyId0001"
 ACCESS_KEY_SECRET = "SimulatorSecret0123456789abcdef"
+ACCOUNT_ID = "1234567890123456"
+CALLER_USER_ID = "207000000000001"  # the RAM user the AccessKey belongs to, as STS GetCallerIdentity names it
 WORKSPACE_ID = "123456"
 RESOURCE_GROUP_ID = "Serverless_res_group_524257424564736_6831777003"
 
@@ -21,10 +23,11 @@ class SimModel:
     api_key: str
     dimensions: int = 1024
     allowed_vpcs: tuple[str, ...] = ()
+    region: str = REGION
 
     @property
     def host(self) -> str:
-        return f"{self.service_id}.{REGION}.dataworks-model.aliyuncs.com"
+        return f"{self.service_id}.{self.region}.dataworks-model.aliyuncs.com"
 
 
 @dataclass(frozen=True)
@@ -41,17 +44,32 @@ class SimBinding:
 
 @dataclass(frozen=True)
 class SimNode:
-    """A scheduled node and the resource group it runs on."""
+    """A Data Studio node (the draft, which GetNode returns) and its deployed task (GetTask, production)."""
 
     node_id: str
     name: str
-    resource_group_id: str
+    resource_group_id: str  # what the draft says
     trigger_type: str = "Scheduler"
     cron: str = "00 00 02 * * ?"
+    deployed: bool = True
+    deployed_resource_group_id: str | None = None  # what the deployed task runs on; None: what the draft says
+
+    @property
+    def task_id(self) -> int:
+        """The scheduling task's id, GetNode's TaskId once the node is deployed."""
+        return int(self.node_id) + 1
+
+    @property
+    def runs_on(self) -> str:
+        return self.deployed_resource_group_id or self.resource_group_id
 
 
 FIRST_VPC = "vpc-2ze0first0000000001"
 SECOND_VPC = "vpc-2ze0second000000002"
+OLD_VPC = "vpc-2ze0old00000000000000"
+OTHER_GROUP = "Serverless_res_group_other_0001"
+# ListNetworks' Status values; only Running bindings carry traffic, Deleting and Deleted ones never will again.
+LIVE_STATUSES = frozenset({"Pending", "Creating", "Running"})
 
 
 @dataclass(frozen=True)
@@ -61,6 +79,8 @@ class World:
     region: str = REGION
     access_key_id: str = ACCESS_KEY_ID
     access_key_secret: str = ACCESS_KEY_SECRET
+    account_id: str = ACCOUNT_ID
+    caller_user_id: str = CALLER_USER_ID
     workspace_id: str = WORKSPACE_ID
     workspace_name: str = "llm_demo"
     workspace_status: str = "Available"
@@ -87,6 +107,8 @@ class World:
     auth_mode: str = "raw"  # "raw" as DataWorks wants, or "bearer" like other OpenAI-compatible servers
     task_mode: str = "run"  # how ad hoc tasks behave: run, fail, hang or cut-lines (see simulator/workflow.py)
     served_models_override: tuple[str, ...] | None = None
+    # Records in each model's private zone listed before the model's own (DescribeZoneRecords pages them).
+    zone_extra_records: int = 0
     # More resource groups that look exactly like the first one (benchmarks spread targets over them).
     extra_resource_groups: tuple[str, ...] = ()
     targets: int = 1
@@ -99,17 +121,42 @@ class World:
     def resource_group_ids(self) -> tuple[str, ...]:
         return (self.resource_group_id, *self.extra_resource_groups)
 
+    @property
+    def regions(self) -> tuple[str, ...]:
+        """The regions the world has model services in, its own region first: each has its own cloud API."""
+        return (self.region, *sorted({m.region for m in self.models} - {self.region}))
 
-def scaled_world(services: int, *, targets: int = 1, resource_groups: int = 1) -> World:
-    """A world with `services` model services (completion, chat and embedding in turn) for benchmarks."""
+    def in_region(self, region: str) -> World:
+        """The world as one region's cloud API sees it: that region's model services only."""
+        if region == self.region and all(m.region == region for m in self.models):
+            return self
+        return replace(self, region=region, models=tuple(m for m in self.models if m.region == region))
+
+    @property
+    def live_bindings(self) -> tuple[SimBinding, ...]:
+        """The bindings that are not being deleted, earliest first: the first of them is the group's first VPC."""
+        return tuple(sorted((b for b in self.bindings if b.status in LIVE_STATUSES), key=lambda b: b.create_time))
+
+
+# The regions a scaled world spreads its targets over, in turn.
+SCALED_REGIONS = (REGION, "cn-hangzhou", "cn-shanghai", "cn-shenzhen", "cn-zhangjiakou", "cn-wulanchabu",
+                  "cn-chengdu", "cn-hongkong")
+
+
+def scaled_world(services: int, *, targets: int = 1, resource_groups: int = 1, regions: int = 1) -> World:
+    """A world with `services` model services (completion, chat and embedding in turn) for benchmarks; with several
+    regions, target t and its services are in the (t mod regions)th of SCALED_REGIONS."""
     kinds = ("completion", "chat", "embedding")
     names = {"completion": "qwen3-1.7b", "chat": "qwen3-1.7b-chat", "embedding": "bge-m3"}
+    targets = max(1, min(targets, services))
+    spread = SCALED_REGIONS[:max(1, min(regions, len(SCALED_REGIONS)))]
     models = tuple(
         SimModel(f"ms-bench{index:05d}", names[kinds[index % 3]], kinds[index % 3],
-                 f"DW-ms-bench{index:05d}-k3y5ecret", 1024 if kinds[index % 3] == "embedding" else 0, (FIRST_VPC,))
+                 f"DW-ms-bench{index:05d}-k3y5ecret", 1024 if kinds[index % 3] == "embedding" else 0, (FIRST_VPC,),
+                 region=spread[(index % targets) % len(spread)])
         for index in range(services))
     extra = tuple(f"Serverless_res_group_bench_{index:04d}" for index in range(1, resource_groups))
-    return replace(World(), models=models, extra_resource_groups=extra, targets=max(1, min(targets, services)))
+    return replace(World(), models=models, extra_resource_groups=extra, targets=targets)
 
 
 @dataclass(frozen=True)
@@ -127,6 +174,7 @@ class Scenario:
     service_down: bool = False
     key_override: str | None = None
     plane: str = "data"
+    rate_limit: float = 0.0  # calls per action per second the cloud API allows (0: no flow control)
 
 
 _W = World()
@@ -217,8 +265,26 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
               plane="control", cloud_faults=frozenset({"get-project-success-false"})),
     _scenario("node-wrong-group", "a scheduled node runs on another resource group", "schedule.node_resource_group",
               plane="control",
-              world=replace(_W, nodes=(SimNode("700001234567", "daily_summarise", "Serverless_res_group_other_0001"),
-                                       _W.nodes[1]))),
+              world=replace(_W, nodes=(SimNode("700001234567", "daily_summarise", OTHER_GROUP), _W.nodes[1]))),
+    # Issue 19: what a real account answers that the first client read wrongly.
+    _scenario("node-not-deployed", "a listed node was never deployed, so no scheduled run will happen",
+              "schedule.node_resource_group", plane="control",
+              world=replace(_W, nodes=(replace(_W.nodes[0], deployed=False), _W.nodes[1]))),
+    _scenario("node-deployed-elsewhere", "the draft says this resource group, the deployed task runs on another",
+              "schedule.node_resource_group", plane="control",
+              world=replace(_W, nodes=(replace(_W.nodes[0], deployed_resource_group_id=OTHER_GROUP), _W.nodes[1]))),
+    _scenario("binding-deleted-first", "the group's earliest VPC binding is Deleted; the first live one is allowed",
+              None, plane="control",
+              world=replace(_W, bindings=(SimBinding(1000, OLD_VPC, "vsw-2ze0old000000000000", "sg-2ze0old0000000",
+                                                     "Deleted", "2025-12-01T08:00:00Z"), *_W.bindings))),
+    _scenario("zone-records-paged", "the model's private DNS record is past the first page of 20 zone records",
+              None, plane="control", world=replace(_W, zone_extra_records=24)),
+    # Issue 21: a run that paces itself under the account's flow control ends green.
+    _scenario("cloud-flow-control", "the cloud API allows 2 calls per action per second, as an account's flow "
+              "control does", None, plane="control", rate_limit=2.0),
+    _scenario("cloud-error-code", "GetResourceGroup answers HTTP 200, Success: false, with the older ErrorCode and "
+              "ErrorMessage fields", "resource_group.ready", plane="control",
+              cloud_faults=frozenset({"get-resource-group-error-code"})),
 )}
 
 
@@ -238,9 +304,15 @@ def get_scenario(name: str) -> Scenario:
 __all__ = [
     "ACCESS_KEY_ID",
     "ACCESS_KEY_SECRET",
+    "ACCOUNT_ID",
+    "CALLER_USER_ID",
     "FIRST_VPC",
+    "LIVE_STATUSES",
+    "OLD_VPC",
+    "OTHER_GROUP",
     "REGION",
     "RESOURCE_GROUP_ID",
+    "SCALED_REGIONS",
     "SCENARIOS",
     "SECOND_VPC",
     "WORKSPACE_ID",

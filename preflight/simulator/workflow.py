@@ -36,6 +36,7 @@ class TaskRun:
     created: float = field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
+    biz_date: int | None = None  # the submission's BizDate (epoch ms); ListTaskInstances lists by it
 
 
 def _stamp() -> str:
@@ -59,11 +60,13 @@ class WorkflowRunner:
         self._stop = threading.Event()
         self._processes: list[subprocess.Popen[bytes]] = []
 
-    def submit(self, name: str, resource_group_id: str, script: str, timeout_s: int) -> TaskRun:
+    def submit(self, name: str, resource_group_id: str, script: str, timeout_s: int, *,
+               biz_date: int | None = None) -> TaskRun:
         with self._lock:
             workflow_id, task_id = self._next, self._next + 1
             self._next += 2
-            run = TaskRun(workflow_id, task_id, name, resource_group_id, script, max(1, timeout_s))
+            run = TaskRun(workflow_id, task_id, name, resource_group_id, script, max(1, timeout_s),
+                          biz_date=biz_date)
             self.tasks[task_id] = run
         threading.Thread(target=self._run, args=(run,), name=f"adhoc-{task_id}", daemon=True).start()
         return run

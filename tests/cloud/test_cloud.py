@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import subprocess
 import sys
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -237,23 +239,49 @@ def test_a_timed_out_get_project_leaves_credentials_proven_by_get_resource_group
     assert results["workspace.exists"]["status"] == "fail"
 
 
-def test_listing_checks_does_not_import_the_sdk(tmp_path: Path) -> None:
-    script = ("import sys\nfrom preflight.cli import main\ncode = main(['list'])\n"
-              "loaded = sorted(m for m in sys.modules if m.startswith(('alibabacloud', 'darabonba', 'Tea')))\n"
-              "print('LOADED', loaded, file=sys.stderr)\nsys.exit(code)\n")
+@pytest.mark.parametrize("argv", [["list"], ["--version"]])
+def test_listing_checks_and_the_version_import_no_sdk_httpx_or_rich(tmp_path: Path, argv: list[str]) -> None:
+    # `--version` as the console script answers it; `list` through main(), since the console script ends in os._exit.
+    run = ("from preflight.entry import console\nconsole()\n" if argv == ["--version"]
+           else "from preflight.cli import main\nmain(sys.argv[1:])\n")
+    script = (f"import sys\nsys.argv = ['preflight', *{argv!r}]\n{run}"
+              "loaded = sorted(m.split('.')[0] for m in sys.modules\n"
+              "                if m.startswith(('alibabacloud', 'darabonba', 'Tea', 'httpx', 'rich', 'requests')))\n"
+              "print('LOADED', sorted(set(loaded)), file=sys.stderr)\n")
     result = subprocess.run([sys.executable, "-c", script], env=base_env(tmp_path), capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stderr
-    assert "cloud.credentials" in result.stdout and "LOADED []" in result.stderr, result.stderr
+    assert ("cloud.credentials" if argv == ["list"] else "preflight ") in result.stdout
+    assert "LOADED []" in result.stderr, result.stderr
+
+
+def test_a_run_starts_the_sdk_import_before_it_reads_its_config(tmp_path: Path) -> None:
+    """`run` and `demo` start importing the generated clients on a background thread at once; a command line that
+    narrows the run (`--only`, `--endpoint`) leaves it to the run, which starts it only if it asks the cloud."""
+    script = ("import sys\nfrom preflight.cli import main\n"
+              "code = main(sys.argv[1:])\n"
+              "from preflight import cloud\n"
+              "cloud._IMPORTS.get('dataworks') and cloud._IMPORTS['dataworks'].result(timeout=60)\n"
+              "print('STARTED', sorted(cloud._IMPORTS), code, 'alibabacloud_dataworks_public20240518.client' in "
+              "sys.modules)\n")
+
+    def started(*argv: str) -> str:
+        result = subprocess.run([sys.executable, "-c", script, *argv], env=base_env(tmp_path), capture_output=True,
+                                text=True, timeout=120, cwd=tmp_path)
+        return next(line for line in result.stdout.splitlines() if line.startswith("STARTED"))
+
+    # The config does not exist: the run ends with a usage error before any check, the import already under way.
+    assert started("run", "-c", "missing.yaml") == "STARTED ['credentials', 'dataworks', 'privatelink', 'pvtz'] 2 True"
+    assert started("run", "-c", "missing.yaml", "--only", "endpoint.tcp") == "STARTED [] 2 False"
 
 
 def test_concurrent_first_calls_build_the_sdks_session_once(healthy: Simulator,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    """darabonba creates its per-endpoint session on first use without a lock; a run's first wave of questions
-    must not make every thread build one (each loads a trust store: seconds of CPU in a large run)."""
+    """darabonba creates its per-endpoint session on first use without a lock; a run's first wave of questions,
+    on many threads of the session's pool, must not make every thread build one (and load a trust store)."""
+    import asyncio
     import threading
     import time
-    from concurrent.futures import ThreadPoolExecutor
 
     import darabonba.core
     from requests import Session
@@ -263,6 +291,7 @@ def test_concurrent_first_calls_build_the_sdks_session_once(healthy: Simulator,
     for name, value in healthy.environ().items():
         monkeypatch.setenv(name, value)
     built = []
+    callers = set()
 
     class SlowSession(Session):
         def __init__(self) -> None:
@@ -270,64 +299,25 @@ def test_concurrent_first_calls_build_the_sdks_session_once(healthy: Simulator,
             time.sleep(0.05)  # widen the window in which an unlocked cache lets other threads in
             super().__init__()
 
+        def send(self, *args: Any, **kwargs: Any) -> Any:
+            callers.add(threading.current_thread().name)
+            return super().send(*args, **kwargs)
+
     monkeypatch.setattr(darabonba.core, "Session", SlowSession)
-    session = CloudSession(parse_config(healthy.config_text(), "sim.yaml", healthy.environ()))
-    start = threading.Barrier(16)
+    session = CloudSession(parse_config(healthy.config_text(), "sim.yaml", healthy.environ()).cloud)
 
-    def ask(_: int) -> str:
-        start.wait()
-        answer = session.call("dataworks", "GetProject", {"Id": WORKSPACE_ID}, "cn-beijing")
-        return str(answer["Project"]["Name"])
+    async def ask_all() -> list[dict[str, Any]]:
+        return await asyncio.gather(*(session.call("dataworks", "GetProject", {"id": int(WORKSPACE_ID)}, "cn-beijing")
+                                      for _ in range(16)))
 
-    with ThreadPoolExecutor(16) as pool:
-        names = list(pool.map(ask, range(16)))
-    assert names == ["llm_demo"] * 16
-    assert len(built) == 1, f"{len(built)} sessions built for one endpoint"
-
-
-def test_sdk_sessions_load_a_trust_store_only_for_https_and_only_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every SDK session used to get a TLS context of its own, loaded with the system trust store (about 50 ms of
-    CPU), http endpoints too: in a run, that was the worker's first call. An http endpoint needs none, and https
-    endpoints with the same TLS settings share one adapter and its context."""
-    import ssl
-
-    from darabonba.core import DaraCore
-    from requests.adapters import HTTPAdapter
-
-    from preflight.cloud import _tune_sdk_sessions
-    from preflight.sdk_transport import SdkAdapter
-
-    loaded = []
-    real = ssl.create_default_context
-
-    def counted(*args: Any, **kwargs: Any) -> ssl.SSLContext:
-        loaded.append(args)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(ssl, "create_default_context", counted)
-    _tune_sdk_sessions()
-    _tune_sdk_sessions()  # a second call wraps nothing twice
-    keys = [f"preflight-test-{scheme}-{n}" for scheme in ("http", "https") for n in range(3)]
     try:
-        plain = [DaraCore._get_session(key, "http", pool_size=7) for key in keys[:3]]
-        assert loaded == []
-        adapter = plain[0].get_adapter("http://model.invalid/")
-        assert isinstance(adapter, SdkAdapter) and adapter.ssl_context is None and adapter.pool_size == 7
-        assert type(adapter.fallback) is HTTPAdapter and adapter.fallback._pool_maxsize == 7
-        secure = [DaraCore._get_session(key, "https", pool_size=7) for key in keys[3:]]
-        assert len(loaded) == 1
-        shared = {id(session.get_adapter("https://dataworks.invalid/")) for session in secure}
-        assert len(shared) == 1
-        kept = secure[0].get_adapter("https://dataworks.invalid/")
-        assert isinstance(kept, SdkAdapter)
-        context = kept.ssl_context
-        assert context is kept.fallback.ssl_context  # the SDK's own context: its trust store, its TLS minimum
-        assert context is not None
-        assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
-        assert context.cert_store_stats()["x509_ca"] > 0  # certifi's roots are in it
+        answers = asyncio.run(ask_all())
     finally:
-        for key in keys:
-            DaraCore._sessions.pop(key, None)
+        session.close()
+    assert [answer["Project"]["Name"] for answer in answers] == ["llm_demo"] * 16
+    assert len(built) == 1, f"{len(built)} sessions built for one endpoint"
+    # The calls ran at once, on the session's own threads of this process.
+    assert len(callers) > 1 and all(name.startswith("preflight-cloud") for name in callers), callers
 
 
 def run_scaled(services: int, check: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -398,3 +388,106 @@ def test_privatelink_asks_each_endpoints_zones_once_for_every_service(tmp_path: 
     assert all(len(endpoints) == 1 and endpoints[0]["service"].endswith("." + service)
                for service, endpoints in found.items())
     assert calls["ListVpcEndpoints"] == 1 and calls["ListVpcEndpointZones"] == 30
+
+
+class Recorder(http.server.BaseHTTPRequestHandler):
+    """Answers every OpenAPI call with an empty success and records how it arrived."""
+
+    seen: ClassVar[list[tuple[str, str, dict[str, str], dict[str, str]]]] = []
+    answer: ClassVar[dict[str, Any]] = {"RequestId": "R-1"}
+
+    def do_GET(self) -> None:
+        self.record()
+
+    def do_POST(self) -> None:
+        self.record()
+
+    def record(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
+        self.seen.append((self.command, self.headers["x-acs-action"], query, dict(urllib.parse.parse_qsl(body))))
+        answer = json.dumps(self.answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A CloudSession pointed at a Recorder on loopback, for every product."""
+    import threading
+
+    from preflight.cloud import CloudSession
+
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID)
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
+    Recorder.seen.clear()
+    monkeypatch.setattr(Recorder, "answer", {"RequestId": "R-1"})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    endpoint = f"127.0.0.1:{server.server_address[1]}"
+    config = parse_config(f"version: 1\nregion: cn-beijing\ncloud: {{endpoint: '{endpoint}', protocol: http, "
+                          f"network_endpoints: {{pvtz: '{endpoint}', privatelink: '{endpoint}'}}}}\n"
+                          "targets: [{name: t}]\n", "wire.yaml", {})
+    session = CloudSession(config.cloud)
+    try:
+        yield session
+    finally:
+        session.close()
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_answer_that_does_not_fit_its_model_is_an_invalid_response(recorder: Any) -> None:
+    import asyncio
+
+    from preflight.errors import CloudError
+
+    Recorder.answer = {"RequestId": "R-2", "Project": ["not", "an", "object"]}
+    with pytest.raises(CloudError) as caught:
+        asyncio.run(recorder.call("dataworks", "GetProject", {"id": 4242}, "cn-beijing"))
+    assert caught.value.code == "InvalidResponse" and "does not fit" in str(caught.value)
+
+
+def test_each_call_is_sent_as_its_generated_client_sends_it(recorder: Any) -> None:
+    """The generated methods carry the wire contract the generic path guessed: these actions are POSTs (it sent
+    them as GET), each parameter in the query or the form body as the method says, ints as numbers."""
+    import asyncio
+
+    calls = [("dataworks", "GetProject", {"id": 4242}),
+             ("dataworks", "ListResourceGroupAssociateProjects", {"resource_group_id": RESOURCE_GROUP_ID}),
+             ("dataworks", "ListTaskInstances", {"project_id": 4242, "workflow_instance_id": 9001}),
+             ("pvtz", "DescribeZoneRecords", {"zone_id": "z-1"}),
+             ("privatelink", "ListVpcEndpoints", {"region_id": "cn-beijing", "max_results": 1000})]
+
+    async def ask_each() -> None:
+        for product, action, fields in calls:
+            assert (await recorder.call(product, action, fields, "cn-beijing"))["RequestId"] == "R-1"
+
+    asyncio.run(ask_each())
+    seen = {action: (method, query, form) for method, action, query, form in Recorder.seen}
+    assert seen["GetProject"][0] == "GET" and seen["GetProject"][1]["Id"] == "4242"
+    assert seen["ListResourceGroupAssociateProjects"][0] == "POST"
+    assert seen["ListResourceGroupAssociateProjects"][1]["ResourceGroupId"] == RESOURCE_GROUP_ID  # a POST query
+    method, query, form = seen["ListTaskInstances"]
+    assert method == "POST" and "ProjectId" not in query
+    assert (form["ProjectId"], form["WorkflowInstanceId"]) == ("4242", "9001")
+    assert seen["DescribeZoneRecords"][0] == "POST" and seen["ListVpcEndpoints"][0] == "POST"
+
+
+def test_every_action_of_the_table_has_its_generated_method_and_request_model() -> None:
+    import importlib
+
+    from preflight.cloud import ACTIONS, PRODUCTS
+
+    for (product, action), method in ACTIONS.items():
+        package = PRODUCTS[product].package
+        client = importlib.import_module(f"{package}.client").Client
+        models = importlib.import_module(f"{package}.models")
+        assert callable(getattr(client, f"{method}_with_options")), (product, action)
+        assert isinstance(getattr(models, f"{action}Request")(), object), (product, action)

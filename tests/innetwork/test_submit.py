@@ -7,7 +7,6 @@ import itertools
 import json
 import re
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -52,7 +51,10 @@ def config(**in_network: Any) -> Config:
 
 
 class FakeDataWorks:
-    """An API caller that plays DataWorks: a task walks `statuses`, then its log is `log`."""
+    """An API caller that plays DataWorks: a task walks `statuses`, then its log is `log`.
+
+    It receives the SDK's typed request models, as the run's CloudSession does, and records their wire fields.
+    """
 
     def __init__(self, statuses: list[str], log: str = "", *, errors: dict[str, list[CloudError]] | None = None,
                  stall_s: float = 0.0, tasks_appear: bool = True) -> None:
@@ -62,22 +64,25 @@ class FakeDataWorks:
         self.stall_s = stall_s
         self.tasks_appear = tasks_appear
         self.calls: list[tuple[float, str, dict[str, Any]]] = []
-        self.lock = threading.Lock()
+        self.requests: list[Any] = []
 
     def status(self) -> str:
         polls = sum(1 for _, action, _ in self.calls if action in ("ListTaskInstances", "GetTaskInstance"))
         return self.statuses[min(polls, len(self.statuses)) - 1]
 
-    def __call__(self, action: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        with self.lock:
-            self.calls.append((time.monotonic(), action, dict(params)))
-            pending = self.errors.get(action)
-            if pending:
-                raise pending.pop(0)
+    async def __call__(self, action: str, request: Any) -> dict[str, Any]:
+        from alibabacloud_dataworks_public20240518 import models
+
+        assert isinstance(request, getattr(models, f"{action}Request")), (action, request)
+        params = request.to_map()
+        self.calls.append((time.monotonic(), action, params))
+        self.requests.append(request)
+        pending = self.errors.get(action)
+        if pending:
+            raise pending.pop(0)
         if self.stall_s and action == "GetTaskInstance":
-            time.sleep(self.stall_s)
+            await asyncio.sleep(self.stall_s)
         if action == "ExecuteAdhocWorkflowInstance":
-            assert method == "POST"
             return {"WorkflowInstanceId": 9001, "RequestId": "r1"}
         if action == "GetWorkflowInstance":
             return {"WorkflowInstance": {"Id": params["Id"], "Status": self.statuses[-1] if not self.tasks_appear
@@ -114,14 +119,19 @@ def test_one_shell_task_is_submitted_to_the_group_and_followed_to_its_log() -> N
     record = follow(api, stages=stages)
     submitted = api.calls[0][2]
     assert api.calls[0][1] == "ExecuteAdhocWorkflowInstance"
-    assert submitted["ProjectId"] == "4242" and submitted["EnvType"] == "Prod" and "Owner" not in submitted
+    assert submitted["ProjectId"] == 4242 and submitted["EnvType"] == "Prod" and "Owner" not in submitted
     assert len(submitted["BizDate"]) == 10
-    (task,) = json.loads(submitted["Tasks"])
+    from alibabacloud_dataworks_public20240518 import models
+
+    (typed,) = api.requests[0].tasks  # the task is the SDK's sub-model, which the client encodes as JSON
+    assert isinstance(typed, models.ExecuteAdhocWorkflowInstanceRequestTasks)
+    assert isinstance(typed.script, models.ExecuteAdhocWorkflowInstanceRequestTasksScript)
+    (task,) = submitted["Tasks"]
     assert task["Type"] == "DIDE_SHELL" and task["RuntimeResource"] == {"ResourceGroupId": "Serverless_res_group_1_2"}
     assert task["Script"]["Content"].startswith("#!/bin/sh") and "python3 -" not in task["Script"]["Content"]
     assert "PY=python3" in task["Script"]["Content"] and 10 <= task["Timeout"] <= 20
     assert task["ClientUniqueCode"].startswith("preflight_prod_") and "Owner" not in task
-    assert KEY not in submitted["Tasks"]
+    assert KEY not in json.dumps(submitted["Tasks"])
     assert {"GetWorkflowInstance", "ListTaskInstances", "GetTaskInstance"} <= set(api.actions())
     assert api.actions()[-1] == "GetTaskInstanceLog"
     assert api.calls[-1][2] == {"Id": 9002, "RunNumber": 1}
@@ -137,7 +147,7 @@ def test_the_owner_task_type_and_key_go_where_they_are_configured() -> None:
     api = FakeDataWorks(["Success"], node_log(encode_payload(PAYLOAD)))
     follow(api, send_key=True, settings=config(owner="207947397706614299", task_type="SHELL", python="python3.8"))
     submitted = api.calls[0][2]
-    (task,) = json.loads(submitted["Tasks"])
+    (task,) = submitted["Tasks"]
     assert submitted["Owner"] == task["Owner"] == "207947397706614299"
     assert task["Type"] == "SHELL" and "PY=python3.8" in task["Script"]["Content"]
     assert KEY in task["Script"]["Content"]  # --send-key: the key travels inside the script, and only there
@@ -221,7 +231,7 @@ def healthy() -> Iterator[Simulator]:
 
 
 def test_with_the_key_it_rides_in_the_stored_script_and_never_in_the_task_log(healthy: Simulator) -> None:
-    from preflight.cloud import CloudSession
+    from preflight.cloud import close_sessions, open_session
 
     env = healthy.environ()
     cfg = parse_config(healthy.config_text(), "sim.yaml", env)
@@ -234,8 +244,13 @@ def test_with_the_key_it_rides_in_the_stored_script_and_never_in_the_task_log(he
                                     stage=lambda subject, message: stages.append(message)))
         record = found.observations[("demo", "")]["probe"]
         assert record["status"] == "Success", record
-        log = CloudSession(cfg).call("dataworks", "GetTaskInstanceLog",
-                                     {"Id": record["task_instance_id"], "RunNumber": 1}, cfg.region)["TaskInstanceLog"]
+        session = open_session(cfg)  # the session collect() used, still open for the run's checks
+        try:
+            answer = asyncio.run(session.call("dataworks", "GetTaskInstanceLog",
+                                              {"id": record["task_instance_id"], "run_number": 1}, cfg.region))
+        finally:
+            close_sessions()
+        log = answer["TaskInstanceLog"]
     assert "PREFLIGHT-OBSERVATIONS" in log
     assert not [key for key in keys if key in log]
     cloud = next(server for server in healthy._servers if type(server).__name__ == "CloudApi")
@@ -294,3 +309,26 @@ def test_a_refused_action_is_a_failure_that_names_it(denied: str, words: str, mo
     probe = next(r for r in report["results"] if r["check"] == "resource_group.probe")
     assert code == 1 and probe["status"] == "fail" and words in probe["summary"], probe
     assert probe["evidence"]["auth_action"] == denied and denied in probe["summary"]
+
+
+def test_the_follower_and_the_checks_share_one_cloud_session(monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """--from resource-group submits and follows through the run's session; the checks then use the same
+    credentials, clients and threads, and the command closes it at the end."""
+    from preflight import cloud
+
+    sessions: list[cloud.CloudSession] = []
+    real_init = cloud.CloudSession.__init__
+
+    def counted(self: cloud.CloudSession, settings: Any) -> None:
+        sessions.append(self)
+        real_init(self, settings)
+
+    monkeypatch.setattr(cloud.CloudSession, "__init__", counted)
+    code = main(["demo", "--from", "resource-group", "--format", "json", "--no-reports", "--timeout", "60"])
+    report = json.loads(capsys.readouterr().out)
+    statuses = {(r["check"], r["service"]): r["status"] for r in report["results"]}
+    assert code == 0 and statuses[("resource_group.probe", None)] == "pass"
+    assert statuses[("network.first_vpc", None)] == "pass"
+    assert len(sessions) == 1 and not cloud._OPEN
+    assert sessions[0]._pool._shutdown  # closed with the command

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from preflight.cli import main
-from preflight.simulator.scenarios import SCENARIOS, Scenario
+from preflight.simulator.openapi import eni_ip
+from preflight.simulator.scenarios import OLD_VPC, OTHER_GROUP, RESOURCE_GROUP_ID, SCENARIOS, Scenario
 
 # Results that are neither the root cause nor blocked by it may still skip for a stated reason.
 EXPECTED_SKIP_WORDS = ("kind", "not a", "only for", "no model", "extra", "--from resource-group")
@@ -60,6 +61,29 @@ def test_scenario_has_a_single_root_cause(name: str, tmp_path: Path, capsys: pyt
                 assert any(word in item["summary"] for word in EXPECTED_SKIP_WORDS), item
     assert code == (1 if scenario.root_status == "fail" else 0)
     assert report["summary"]["status"] == ("fail" if scenario.root_status == "fail" else "pass")
+
+
+# What issue 19's scenarios must show besides their status: the check, and words its results must hold (summary
+# and evidence of every service's result).
+EXPECTED_WORDS = {
+    "node-not-deployed": ("schedule.node_resource_group", ("not deployed", "daily_summarise")),
+    "node-deployed-elsewhere": ("schedule.node_resource_group", (OTHER_GROUP, RESOURCE_GROUP_ID, "deployed")),
+    "binding-deleted-first": ("network.first_vpc", (OLD_VPC, "Deleted")),  # shown, never chosen
+    "zone-records-paged": ("network.private_dns", (eni_ip(0, 0),)),  # the model's own record, on page two
+    "cloud-error-code": ("resource_group.ready", ("GetResourceGroup", "InternalError.System", "5E1C0A6B-")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_WORDS))
+def test_issue_19_scenarios_show_what_they_found(name: str, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    check, words = EXPECTED_WORDS[name]
+    _, report = demo(name, tmp_path, capsys)
+    results = [r for r in report["results"] if r["check"] == check]
+    assert results, f"{check} did not run"
+    text = json.dumps([(r["summary"], r["evidence"]) for r in results])
+    missing = [word for word in words if word not in text]
+    assert not missing, f"{check} does not mention {missing}: {text[:800]}"
 
 
 def test_healthy_demo_runs_every_check_and_writes_four_reports(tmp_path: Path,

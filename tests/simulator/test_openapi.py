@@ -311,3 +311,19 @@ def test_world_changes_show_through(api: CloudApi) -> None:
         assert attached["body"]["ProjectIdList"] == [999999]
     finally:
         server.stop()
+
+
+def test_cloud_error_code_is_the_older_success_false_shape() -> None:
+    from alibabacloud_dataworks_public20240518 import models
+
+    server = started(faults=get_scenario("cloud-error-code").cloud_faults)
+    try:
+        typed = client(server.port).get_resource_group(models.GetResourceGroupRequest(id=RESOURCE_GROUP_ID))
+        assert typed.status_code == 200 and typed.body.resource_group is None, "the SDK raises nothing"
+        answer = generic(server.port, "GetResourceGroup", Id=RESOURCE_GROUP_ID)
+        body = answer["body"]
+        assert answer["statusCode"] == 200
+        assert (body["Success"], body["ErrorCode"], body["HttpStatusCode"]) == (False, "InternalError.System", 200)
+        assert body["ErrorMessage"] and "Code" not in body and "Message" not in body and body["RequestId"]
+    finally:
+        server.stop()

@@ -21,7 +21,8 @@ from preflight.simulator.scenarios import (
     get_scenario,
 )
 
-VERSIONS = {"dataworks": "2024-05-18", "pvtz": "2018-01-01", "privatelink": "2020-04-15", "vpc": "2016-04-28"}
+VERSIONS = {"dataworks": "2024-05-18", "pvtz": "2018-01-01", "privatelink": "2020-04-15", "vpc": "2016-04-28",
+            "sts": "2015-04-01"}
 
 
 @pytest.fixture(scope="module")
@@ -37,16 +38,22 @@ def config(port: int) -> Any:
                   protocol="http", region_id=REGION, read_timeout=5000, connect_timeout=2000)
 
 
-def raw(port: int, product: str, action: str, method: str = "GET", **params: Any) -> dict[str, Any]:
-    """The body exactly as the server sent it, through the generic tea-openapi client."""
+def raw(port: int, product: str, action: str, **params: Any) -> dict[str, Any]:
+    """The body exactly as the server sent it, through the generic tea-openapi client, sent as the SDK sends it."""
     from alibabacloud_tea_openapi.client import Client
     from alibabacloud_tea_openapi.utils_models import OpenApiRequest, Params
     from darabonba.runtime import RuntimeOptions
 
-    api = Params(action=action, version=VERSIONS[product], protocol="HTTP", pathname="/", method=method,
+    from preflight.simulator.contract import shared
+
+    operation = shared().operation(product, action)
+    assert operation is not None
+    api = Params(action=action, version=VERSIONS[product], protocol="HTTP", pathname="/", method=operation.method,
                  auth_type="AK", style="RPC", req_body_type="formData", body_type="json")
     values = {key: str(value) for key, value in params.items()}
-    request = OpenApiRequest(query=values) if method == "GET" else OpenApiRequest(body=values)
+    places = {key: operation.parameters[key].place for key in values}
+    request = OpenApiRequest(query={k: v for k, v in values.items() if places[k] == "query"},
+                             body={k: v for k, v in values.items() if places[k] == "body"})
     answer = Client(config(port)).call_api(api, request, RuntimeOptions())
     body: dict[str, Any] = answer["body"]
     return body
@@ -99,6 +106,7 @@ def test_dataworks_read_operations_conform(simulator: Simulator) -> None:
         body = response.body.to_map()
         sent.pop("RequestId"), body.pop("RequestId")
         same_fields(body, sent, action)
+    assert simulator.deviations() == [] and simulator.refusals() == [], "the SDK and raw() keep the contract"
     project = cases[0][0].body.project
     assert (project.id, project.name, project.status) == (int(WORKSPACE_ID), "llm_demo", "Available")
     group = cases[1][0].body.resource_group
@@ -131,6 +139,7 @@ def test_ad_hoc_workflow_operations_conform(simulator: Simulator) -> None:
     from alibabacloud_dataworks_public20240518 import models
 
     port, client = simulator.cloud_port, dataworks(simulator.cloud_port)
+    bizdate = int(time.time() * 1000)
     task = models.ExecuteAdhocWorkflowInstanceRequestTasks(
         client_unique_code="preflight-1", name="conformance", owner="preflight-ci", type="DIDE_SHELL", timeout=30,
         script=models.ExecuteAdhocWorkflowInstanceRequestTasksScript(content="echo conformance-$((6*7))"),
@@ -138,7 +147,7 @@ def test_ad_hoc_workflow_operations_conform(simulator: Simulator) -> None:
             resource_group_id=RESOURCE_GROUP_ID))
     started = client.execute_adhoc_workflow_instance(models.ExecuteAdhocWorkflowInstanceRequest(
         project_id=int(WORKSPACE_ID), name="conformance", owner="preflight-ci", env_type="Prod",
-        biz_date=int(time.time() * 1000), tasks=[task])).body
+        biz_date=bizdate, tasks=[task])).body
     assert started.request_id and isinstance(started.workflow_instance_id, int)
     workflow_id = started.workflow_instance_id
     deadline = time.monotonic() + 20
@@ -147,12 +156,13 @@ def test_ad_hoc_workflow_operations_conform(simulator: Simulator) -> None:
         assert time.monotonic() < deadline, "the workflow instance never finished"
         time.sleep(0.05)
     listed = client.list_task_instances(models.ListTaskInstancesRequest(
-        project_id=int(WORKSPACE_ID), workflow_instance_id=workflow_id))
+        project_id=int(WORKSPACE_ID), bizdate=bizdate, workflow_instance_id=workflow_id))
     task_id = listed.body.paging_info.task_instances[0].id
     cases = [
         (client.get_workflow_instance(models.GetWorkflowInstanceRequest(id=workflow_id)), "GetWorkflowInstance",
          {"Id": workflow_id}),
-        (listed, "ListTaskInstances", {"ProjectId": WORKSPACE_ID, "WorkflowInstanceId": workflow_id}),
+        (listed, "ListTaskInstances", {"ProjectId": WORKSPACE_ID, "Bizdate": bizdate,
+                                       "WorkflowInstanceId": workflow_id}),
         (client.get_task_instance(models.GetTaskInstanceRequest(id=task_id)), "GetTaskInstance", {"Id": task_id}),
         (client.get_task_instance_log(models.GetTaskInstanceLogRequest(id=task_id, run_number=1)),
          "GetTaskInstanceLog", {"Id": task_id, "RunNumber": 1}),
@@ -162,6 +172,7 @@ def test_ad_hoc_workflow_operations_conform(simulator: Simulator) -> None:
         body = response.body.to_map()
         sent.pop("RequestId"), body.pop("RequestId")
         same_fields(body, sent, action)
+    assert simulator.deviations() == [] and simulator.refusals() == [], "the SDK and raw() keep the contract"
     assert cases[0][0].body.workflow_instance.status == "Success"
     instance = cases[2][0].body.task_instance
     assert (instance.status, instance.workflow_instance_id, instance.runtime_resource.resource_group_id) == (
@@ -204,6 +215,7 @@ def test_network_operations_conform(simulator: Simulator) -> None:
         body = response.body.to_map()
         sent.pop("RequestId"), body.pop("RequestId")
         same_fields(body, sent, action)
+    assert simulator.deviations() == [] and simulator.refusals() == [], "the SDK and raw() keep the contract"
     assert [z.zone_name for z in zones.body.zones.zone] == [model.host]
     assert [v.vpc_id for v in cases[1][0].body.bind_vpcs.vpc] == [FIRST_VPC]
     record = cases[2][0].body.records.record[0]
@@ -214,3 +226,93 @@ def test_network_operations_conform(simulator: Simulator) -> None:
     assert endpoint.service_name.endswith(model.service_id)
     assert cases[4][0].body.zones[0].eni_ip.startswith("10.")
     assert (cases[5][0].body.vpc_id, cases[5][0].body.status) == (FIRST_VPC, "Available")
+
+
+def test_deployed_tasks_and_drafts_conform() -> None:
+    from alibabacloud_dataworks_public20240518 import models
+    from alibabacloud_tea_openapi.exceptions import ClientException
+
+    from preflight.simulator.scenarios import OTHER_GROUP
+
+    with Simulator(get_scenario("node-deployed-elsewhere")) as running:
+        port, client = running.cloud_port, dataworks(running.cloud_port)
+        draft = client.get_node(models.GetNodeRequest(id="700001234567", project_id=int(WORKSPACE_ID))).body.node
+        spec = json.loads(draft.spec)["spec"]["nodes"][0]
+        assert spec["runtimeResource"]["resourceGroup"] == RESOURCE_GROUP_ID and draft.task_id == 700001234568
+        response = client.get_task(models.GetTaskRequest(id=draft.task_id, project_env="Prod"))
+        sent = raw(port, "dataworks", "GetTask", Id=draft.task_id, ProjectEnv="Prod")
+        body = response.body.to_map()
+        sent.pop("RequestId"), body.pop("RequestId")
+        same_fields(body, sent, "GetTask")
+        task = response.body.task
+        assert (task.runtime_resource.resource_group_id, task.trigger.type, task.trigger.cron) == (
+            OTHER_GROUP, "Scheduler", "00 00 02 * * ?")
+        development = client.get_task(models.GetTaskRequest(id=draft.task_id, project_env="Dev")).body.task
+        assert development.runtime_resource.resource_group_id == RESOURCE_GROUP_ID
+        assert running.deviations() == [] and running.refusals() == []
+    with Simulator(get_scenario("node-not-deployed")) as running:
+        client = dataworks(running.cloud_port)
+        draft = client.get_node(models.GetNodeRequest(id="700001234567", project_id=int(WORKSPACE_ID))).body.node
+        assert draft.task_id is None, "a node never deployed has no scheduling task"
+        with pytest.raises(ClientException) as caught:
+            client.get_task(models.GetTaskRequest(id=700001234568))
+        assert (caught.value.code, caught.value.status_code) == ("Invalid.Task.NotFound", 400)
+        listed = client.list_nodes(models.ListNodesRequest(project_id=int(WORKSPACE_ID))).body.paging_info.nodes
+        assert [n.task_id for n in listed] == [None, 700001234569]
+
+
+def test_list_networks_rows_carry_their_status_and_the_default_vpc_is_the_first_live_one() -> None:
+    from alibabacloud_dataworks_public20240518 import models
+
+    from preflight.simulator.scenarios import OLD_VPC
+
+    with Simulator(get_scenario("binding-deleted-first")) as running:
+        client = dataworks(running.cloud_port)
+        rows = client.list_networks(models.ListNetworksRequest(resource_group_id=RESOURCE_GROUP_ID, page_size=10)) \
+            .body.paging_info.network_list
+        earliest = min(rows, key=lambda row: row.create_time)
+        assert (earliest.vpc_id, earliest.status) == (OLD_VPC, "Deleted")
+        assert {row.status for row in rows if row.vpc_id != OLD_VPC} == {"Running"}
+        group = client.get_resource_group(models.GetResourceGroupRequest(id=RESOURCE_GROUP_ID)).body.resource_group
+        assert group.default_vpc_id == FIRST_VPC
+        routes = client.list_routes(models.ListRoutesRequest(resource_group_id=RESOURCE_GROUP_ID)).body.paging_info
+        assert {route.network_id for route in routes.route_list} == {1001, 1002}, "a deleted binding routes nothing"
+
+
+def test_zone_records_page_as_the_pvtz_model_says() -> None:
+    from alibabacloud_pvtz20180101 import models as pvtz
+    from alibabacloud_pvtz20180101.client import Client as Pvtz
+
+    from preflight.simulator.openapi import eni_ip
+
+    with Simulator(get_scenario("zone-records-paged")) as running:
+        client = Pvtz(config(running.cloud_port))
+        zone_id = f"zone-{running.world.models[0].service_id}"
+        first = client.describe_zone_records(pvtz.DescribeZoneRecordsRequest(zone_id=zone_id)).body
+        assert (len(first.records.record), first.total_items, first.total_pages, first.page_number,
+                first.page_size) == (20, 25, 2, 1, 20)
+        assert "@" not in {record.rr for record in first.records.record}
+        second = client.describe_zone_records(pvtz.DescribeZoneRecordsRequest(zone_id=zone_id, page_number=2)).body
+        assert [(r.rr, r.value) for r in second.records.record][-1] == ("@", eni_ip(0, 0))
+        assert len(second.records.record) == 5 and second.page_number == 2
+        whole = client.describe_zone_records(pvtz.DescribeZoneRecordsRequest(zone_id=zone_id, page_size=500)).body
+        assert (len(whole.records.record), whole.page_size, whole.total_pages) == (25, 100, 1), "100 at most"
+        sent = raw(running.cloud_port, "pvtz", "DescribeZoneRecords", ZoneId=zone_id, PageNumber=2)
+        assert sent["Records"]["Record"][-1]["Rr"] == "@"
+        assert running.deviations() == [] and running.refusals() == []
+
+
+def test_sts_get_caller_identity_conforms(simulator: Simulator) -> None:
+    from alibabacloud_sts20150401.client import Client as Sts
+
+    from preflight.simulator.scenarios import ACCOUNT_ID, CALLER_USER_ID
+
+    response = Sts(config(simulator.cloud_port)).get_caller_identity()
+    sent = raw(simulator.cloud_port, "sts", "GetCallerIdentity")
+    body = response.body.to_map()
+    sent.pop("RequestId"), body.pop("RequestId")
+    same_fields(body, sent, "GetCallerIdentity")
+    identity = response.body
+    assert (identity.account_id, identity.user_id, identity.principal_id, identity.identity_type) == (
+        ACCOUNT_ID, CALLER_USER_ID, CALLER_USER_ID, "RAMUser")
+    assert identity.arn == f"acs:ram::{ACCOUNT_ID}:user/preflight-ci"

@@ -143,6 +143,9 @@ def sdk(port: int) -> Any:
                          endpoint=f"127.0.0.1:{port}", protocol="http"))
 
 
+BIZ_DATE = 1764432000000  # 2025-11-30 00:00 in Asia/Shanghai, as epoch milliseconds
+
+
 def submit(port: int, script: str, *, group: str = RESOURCE_GROUP_ID, task_type: str = "DIDE_SHELL",
            timeout: int = 30) -> int:
     from alibabacloud_dataworks_public20240518 import models
@@ -152,7 +155,8 @@ def submit(port: int, script: str, *, group: str = RESOURCE_GROUP_ID, task_type:
         script=models.ExecuteAdhocWorkflowInstanceRequestTasksScript(content=script),
         runtime_resource=models.ExecuteAdhocWorkflowInstanceRequestTasksRuntimeResource(resource_group_id=group))
     answer = sdk(port).execute_adhoc_workflow_instance(models.ExecuteAdhocWorkflowInstanceRequest(
-        project_id=int(WORKSPACE_ID), name="preflight", owner="preflight-ci", env_type="Prod", tasks=[task]))
+        project_id=int(WORKSPACE_ID), name="preflight", owner="preflight-ci", env_type="Prod", biz_date=BIZ_DATE,
+        tasks=[task]))
     workflow_id: int = answer.body.workflow_instance_id
     return workflow_id
 
@@ -170,7 +174,8 @@ def follow(port: int, workflow_id: int) -> tuple[str, str]:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     tasks = client.list_task_instances(models.ListTaskInstancesRequest(
-        project_id=int(WORKSPACE_ID), workflow_instance_id=workflow_id)).body.paging_info.task_instances
+        project_id=int(WORKSPACE_ID), bizdate=BIZ_DATE, workflow_instance_id=workflow_id)).body.paging_info \
+        .task_instances
     assert len(tasks) == 1 and tasks[0].status == status
     log = client.get_task_instance_log(models.GetTaskInstanceLogRequest(id=tasks[0].id)).body.task_instance_log
     return status, log
