@@ -193,6 +193,19 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         diff.add_argument("--ttft-threshold-ms", type=float, default=1000.0, metavar="N",
                           help="report a time to first token that moved by more than N ms (default 1000)")
 
+    init = subcommand("init", help="write a starting preflight.yaml from what the account says")
+    if init is not None:
+        init.add_argument("--workspace", required=True, metavar="ID", help="the DataWorks workspace id")
+        init.add_argument("--region", required=True, metavar="REGION", help="e.g. cn-beijing")
+        init.add_argument("--resource-group", metavar="ID", help="only this resource group (default: every "
+                          "Serverless group attached to the workspace)")
+        init.add_argument("-o", "--output", default="preflight.yaml", metavar="FILE",
+                          help="where to write it (default preflight.yaml; - prints it)")
+        init.add_argument("--force", action="store_true", help="replace FILE when it exists")
+        init.add_argument("--cloud-endpoint", metavar="HOST", help="ask this OpenAPI endpoint (every product) "
+                          "instead of the region's default, and write it into the config")
+        init.add_argument("--cloud-protocol", choices=("https", "http"), default="https")
+
     schema = subcommand("schema", help="print the JSON Schema of preflight.yaml")
     if schema is not None:
         schema.add_argument("--check", metavar="FILE", help="instead, say whether FILE is the schema printed")
@@ -728,6 +741,43 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    import asyncio
+    import re
+    from pathlib import Path
+
+    from preflight.config import REGION_PATTERN, CloudConfig, parse_config
+    from preflight.errors import UsageError
+    from preflight.init_config import discover, environment_for, render
+
+    if not re.fullmatch(REGION_PATTERN, args.region):
+        raise UsageError(f"--region: expected a region id like cn-beijing, got '{args.region}'")
+    output = None if args.output == "-" else Path(args.output)
+    if output is not None and output.exists() and not args.force:
+        raise UsageError(f"{output} exists; pass --force to replace it, or -o another file")
+    cloud = CloudConfig()
+    if args.cloud_endpoint:
+        cloud = CloudConfig(endpoint=args.cloud_endpoint, protocol=args.cloud_protocol,
+                            network_endpoints={product: args.cloud_endpoint for product in ("pvtz", "privatelink",
+                                                                                            "vpc")})
+    from preflight.cloud import close_sessions
+
+    try:
+        discovery = asyncio.run(discover(args.workspace, args.region, cloud, args.resource_group))
+    finally:
+        close_sessions()
+    text = render(discovery, cloud if args.cloud_endpoint else None)
+    parse_config(text, str(output or "<init>"), environment_for(text))  # what it writes must load
+    if output is None:
+        sys.stdout.write(text)
+        return EXIT_OK
+    output.write_text(text, encoding="utf-8")
+    services = sum(len(group.services) for group in discovery.groups)
+    print(f"wrote {output}: {len(discovery.groups)} target(s), {services} service(s); check the lines marked "
+          "'guessed:', export the keys it names, then run: preflight run -c " + str(output), file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from preflight.config_schema import schema_text
 
@@ -767,6 +817,7 @@ _COMMANDS = {
     "ingest": cmd_ingest,
     "bundle": cmd_bundle,
     "diff": cmd_diff,
+    "init": cmd_init,
     "schema": cmd_schema,
 }
 
