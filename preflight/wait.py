@@ -107,10 +107,12 @@ async def wait_until_ready(run_round: RunRound, *, duration_s: float, interval_s
     state = WaitState(duration_s=duration_s, interval_s=interval_s)
     carried: dict[Key, CheckResult] = {}
     number = 0
+    first_started_at = ""
     while True:
         number += 1
         at_s = time.monotonic() - started
         report = await run_round(dict(carried))
+        first_started_at = first_started_at or report.started_at
         ran = len(report.results) - len(carried)
         still = failing(report, strict=strict)
         state.record(number, at_s, report, still, ran)
@@ -127,7 +129,9 @@ async def wait_until_ready(run_round: RunRound, *, duration_s: float, interval_s
             state.stopped = "time"
             say(f"stopped waiting: --wait {duration_s:g} s spent after {number} round(s)")
         if state.stopped:
-            return dataclasses.replace(report, wait=state.as_dict())
+            # The report spans the whole wait: it started with the first round and lasted until now.
+            return dataclasses.replace(report, wait=state.as_dict(), started_at=first_started_at,
+                                       duration_ms=round((time.monotonic() - started) * 1000, 3))
         carried = {_key(result): result for result in report.results if not needs_rerun(result, strict=strict)}
         await asyncio.sleep(interval_s)
 

@@ -48,6 +48,7 @@ def test_a_warming_up_service_passes_after_a_few_rounds(quick_warm_up: str, tmp_
     assert first[("auth.key_valid", "qwen")]["at_s"] >= 1.0  # asked again after the key applied, not memoised
     # Later rounds ran only what had not passed, and what it had blocked.
     assert all(later["ran"] < rounds[0]["ran"] for later in rounds[1:])
+    assert report["duration_ms"] >= rounds[-1]["at_s"] * 1000  # the report spans the whole wait
     schema = json.loads((Path(__file__).parents[2] / "preflight/report/schema.json").read_text())
     import jsonschema
 
