@@ -115,3 +115,24 @@ def test_a_round_line_names_at_most_five_then_counts() -> None:
     line = round_line(3, results)
     assert line.startswith("round 3: 7 still failing: c.x0 on prod/s0, ")
     assert line.endswith("c.x4 on prod/s4, and 2 more")
+
+
+def test_checks_declare_whether_waiting_can_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "--format", "json"]) == 0
+    waitable = {item["id"]: item["waitable"] for item in json.loads(capsys.readouterr().out)}
+    for check_id in ("config.valid", "endpoint.url", "auth.key_format", "network.model_allowlist"):
+        assert waitable[check_id] is False, check_id
+    for check_id in ("auth.key_valid", "endpoint.dns", "inference.completion", "network.first_vpc"):
+        assert waitable[check_id] is True, check_id
+
+
+def test_an_undeclared_check_may_wait_when_it_asks_something() -> None:
+    from preflight.model import Outcome
+    from preflight.registry import check
+
+    async def probe(context: object) -> Outcome:
+        return Outcome.passed("ok")
+
+    assert check("pack.remote", "asks an API", plane="control")(probe).can_wait is True
+    assert check("pack.local", "reads the config", plane="-")(probe).can_wait is False
+    assert check("pack.pinned", "declared", plane="data", waitable=False)(probe).can_wait is False
