@@ -18,7 +18,7 @@ def unbraced_reference(value: str | None) -> str | None:
 
 
 @check("config.valid", "Config is valid and keys come from the environment", scope="target",
-       tags=("config", "offline"), timeout_s=5,
+       tags=("config", "offline"), timeout_s=5, waitable=False,
        proves="The config file parsed into a complete target, and every API key is read from an environment "
               "variable rather than written in the file.",
        how="Parsing happens before any check runs (a broken file exits 2 with file:line:field); this check then "

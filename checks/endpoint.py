@@ -19,7 +19,7 @@ DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/model-service"
 
 
 @check("endpoint.url", "Endpoint URL is a model-service address in the target's region", depends_on=("config.valid",),
-       tags=("endpoint", "offline"), timeout_s=5, docs=DOCS,
+       tags=("endpoint", "offline"), timeout_s=5, docs=DOCS, waitable=False,
        proves="The URL is well formed and, for a DataWorks model domain, plain HTTP in the target's region.",
        how="Parses the URL; a DataWorks domain is http://<model-service-id>.<region>.dataworks-model.aliyuncs.com.",
        failure_means="A typo, or an endpoint copied from another region.",

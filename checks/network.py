@@ -173,6 +173,7 @@ def _model_host(context: Context) -> tuple[str, str]:
 
 @check("network.model_allowlist", "The first VPC is in the model service's allowed VPCs",
        depends_on=("network.first_vpc",), plane="control", tags=("control", "network"), timeout_s=30, docs=DOCS,
+       waitable=False,
        proves="The resource group's first VPC is among the VPCs the model service allows.",
        how="Compares with allowed_vpcs from the config when given, else with the VPCs the model's PrivateZone zone "
            "is bound to (PrivateLink endpoints as a fallback).",

@@ -96,6 +96,14 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
                         "stays on)")
 
 
+def _add_wait_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--wait", metavar="DURATION", default=None,
+                        help="re-run what did not pass (and what it blocked) until everything passes or DURATION "
+                             "(90s, 10m, 1h) is spent; a failure waiting cannot change stops the wait at once")
+    parser.add_argument("--interval", type=float, default=10.0, metavar="S",
+                        help="with --wait: seconds between rounds (default 10)")
+
+
 def _add_from_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="origin", choices=("local", "resource-group"), default="local",
                         help="where the network and data checks observe from (default: here)")
@@ -136,6 +144,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         single.add_argument("--resource-group", metavar="ID")
         single.add_argument("--region", metavar="REGION")
         _add_output_options(run)
+        _add_wait_options(run)
         _add_from_options(run)
 
     listing = subcommand("list", help="list every registered check")
@@ -151,6 +160,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         demo.add_argument("--scenario", default="healthy", metavar="NAME", help=_scenario_help(command))
         demo.add_argument("--list-scenarios", action="store_true", help="print one scenario a line, name first")
         _add_output_options(demo)
+        _add_wait_options(demo)
         _add_from_options(demo)
 
     script = subcommand("probe-script", help="print the in-network collector to paste into a node")
@@ -174,6 +184,31 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         ingest.add_argument("logfile", metavar="LOGFILE")
         ingest.add_argument("-c", "--config", default="preflight.yaml", metavar="FILE")
         _add_output_options(ingest)
+
+    diff = subcommand("diff", help="what changed between two report.json files (exit 1 when a pass now fails)")
+    if diff is not None:
+        diff.add_argument("old", metavar="OLD.json")
+        diff.add_argument("new", metavar="NEW.json")
+        diff.add_argument("--format", choices=("console", "markdown"), default="console")
+        diff.add_argument("--ttft-threshold-ms", type=float, default=1000.0, metavar="N",
+                          help="report a time to first token that moved by more than N ms (default 1000)")
+
+    init = subcommand("init", help="write a starting preflight.yaml from what the account says")
+    if init is not None:
+        init.add_argument("--workspace", required=True, metavar="ID", help="the DataWorks workspace id")
+        init.add_argument("--region", required=True, metavar="REGION", help="e.g. cn-beijing")
+        init.add_argument("--resource-group", metavar="ID", help="only this resource group (default: every "
+                          "Serverless group attached to the workspace)")
+        init.add_argument("-o", "--output", default="preflight.yaml", metavar="FILE",
+                          help="where to write it (default preflight.yaml; - prints it)")
+        init.add_argument("--force", action="store_true", help="replace FILE when it exists")
+        init.add_argument("--cloud-endpoint", metavar="HOST", help="ask this OpenAPI endpoint (every product) "
+                          "instead of the region's default, and write it into the config")
+        init.add_argument("--cloud-protocol", choices=("https", "http"), default="https")
+
+    schema = subcommand("schema", help="print the JSON Schema of preflight.yaml")
+    if schema is not None:
+        schema.add_argument("--check", metavar="FILE", help="instead, say whether FILE is the schema printed")
 
     simulate = subcommand("simulate", help="run the simulator in the foreground")
     if simulate is not None:
@@ -400,20 +435,56 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
                   + ("" if args.send_key else "; the API key was not sent there (--send-key), so key and model "
                      "checks ran from here where they could"),)
 
-    async def go() -> RunReport:
+    wait_s = None
+    if getattr(args, "wait", None) is not None:
+        from preflight.errors import UsageError
+        from preflight.wait import parse_duration
+
+        wait_s = parse_duration(args.wait)
+        if args.interval <= 0:
+            raise UsageError("--interval must be positive")
+
+    async def one_round(carried: Mapping[Any, Any], round_progress: Any) -> RunReport:
         found = collected
         if from_group:
             from preflight.innetwork import collect
 
             targets = [t for t in config.targets if selection.targets is None or t.name in selection.targets]
-            stage = getattr(progress, "stage", None) or _stage_to_stderr
+            stage = getattr(round_progress, "stage", None) or _stage_to_stderr
             found = await collect(config, targets, send_key=args.send_key,
                                   deadline=time.monotonic() + args.timeout * 0.8, stage=stage)
         options = RunOptions(timeout_s=args.timeout, concurrency=args.concurrency,
                              token_budget=args.max_tokens_budget, notes=notes + config.warnings,
                              observations=found.observations if found is not None else None,
-                             observation_origins=found.origins if found is not None else {}, argv=argv)
-        return await Runner(config, registry, selection, options, progress).run()
+                             observation_origins=found.origins if found is not None else {}, argv=argv,
+                             carried=carried)
+        report = await Runner(config, registry, selection, options, round_progress).run()
+        if config.waivers:
+            from preflight.waivers import apply_waivers
+
+            report = apply_waivers(report, config.waivers)
+        return report
+
+    async def go() -> RunReport:
+        if wait_s is None:
+            return await one_round({}, progress)
+        from preflight.wait import wait_until_ready
+
+        rounds = [0]
+
+        async def next_round(carried: Mapping[Any, Any]) -> RunReport:
+            rounds[0] += 1
+            # The first round draws its progress; later ones only their round line, so a CI log of a ten-minute
+            # wait stays readable (the final table shows the last round in full).
+            return await one_round(carried, progress if rounds[0] == 1 else None)
+
+        def say(line: str) -> None:
+            if args.format == "console":
+                print(REDACTOR.text(line), file=sys.stderr, flush=True)
+
+        return await wait_until_ready(next_round, duration_s=wait_s, interval_s=args.interval,
+                                      waitable=lambda check_id: registry.get(check_id).can_wait,
+                                      strict=args.strict, say=say)
 
     # The command line as the report's header shows it: a secret typed into it is masked like any other.
     argv = tuple(REDACTOR.text(arg) for arg in ("preflight", *getattr(args, "command_line", ())))
@@ -656,6 +727,74 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return execute(config, args, notes=(note,), collected=collected)
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    from preflight.diff import diff_reports, load_report, render_console, render_markdown
+
+    old, new = load_report(args.old), load_report(args.new)
+    result = diff_reports(old, new, old_name=args.old, new_name=args.new, ttft_threshold_ms=args.ttft_threshold_ms)
+    sys.stdout.write(render_markdown(result) if args.format == "markdown" else render_console(result))
+    return result.exit_code
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    import asyncio
+    import re
+    from pathlib import Path
+
+    from preflight.config import REGION_PATTERN, CloudConfig, parse_config
+    from preflight.errors import UsageError
+    from preflight.init_config import discover, environment_for, render
+
+    if not re.fullmatch(REGION_PATTERN, args.region):
+        raise UsageError(f"--region: expected a region id like cn-beijing, got '{args.region}'")
+    output = None if args.output == "-" else Path(args.output)
+    if output is not None and output.exists() and not args.force:
+        raise UsageError(f"{output} exists; pass --force to replace it, or -o another file")
+    cloud = CloudConfig()
+    if args.cloud_endpoint:
+        cloud = CloudConfig(endpoint=args.cloud_endpoint, protocol=args.cloud_protocol,
+                            network_endpoints={product: args.cloud_endpoint for product in ("pvtz", "privatelink",
+                                                                                            "vpc")})
+    from preflight.cloud import close_sessions
+
+    try:
+        discovery = asyncio.run(discover(args.workspace, args.region, cloud, args.resource_group))
+    finally:
+        close_sessions()
+    text = render(discovery, cloud if args.cloud_endpoint else None)
+    parse_config(text, str(output or "<init>"), environment_for(text))  # what it writes must load
+    if output is None:
+        sys.stdout.write(text)
+        return EXIT_OK
+    output.write_text(text, encoding="utf-8")
+    services = sum(len(group.services) for group in discovery.groups)
+    print(f"wrote {output}: {len(discovery.groups)} target(s), {services} service(s); check the lines marked "
+          "'guessed:', export the keys it names, then run: preflight run -c " + str(output), file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from preflight.config_schema import schema_text
+
+    text = schema_text()
+    if args.check:
+        from pathlib import Path
+
+        from preflight.errors import UsageError
+
+        try:
+            shipped = Path(args.check).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"{args.check}: cannot be read: {exc.strerror or exc}") from None
+        if shipped != text:
+            print(f"{args.check} differs from the schema the config loader defines; regenerate it with "
+                  f"`preflight schema > {args.check}`", file=sys.stderr)
+            return EXIT_FAILED
+        return EXIT_OK
+    sys.stdout.write(text)
+    return EXIT_OK
+
+
 def cmd_bundle(args: argparse.Namespace) -> int:
     from preflight.bundle import bundle_command
 
@@ -672,6 +811,9 @@ _COMMANDS = {
     "probe-script": cmd_probe_script,
     "ingest": cmd_ingest,
     "bundle": cmd_bundle,
+    "diff": cmd_diff,
+    "init": cmd_init,
+    "schema": cmd_schema,
 }
 
 __all__ = ["EXIT_CODES", "build_parser", "console", "execute", "main"]

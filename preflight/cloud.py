@@ -42,6 +42,7 @@ PRODUCTS = {
 ACTIONS: dict[tuple[str, str], str] = {
     ("dataworks", "GetProject"): "get_project",
     ("dataworks", "GetResourceGroup"): "get_resource_group",
+    ("dataworks", "ListResourceGroups"): "list_resource_groups",  # preflight init only
     ("dataworks", "ListResourceGroupAssociateProjects"): "list_resource_group_associate_projects",
     ("dataworks", "ListNetworks"): "list_networks",
     ("dataworks", "GetNode"): "get_node",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import os
 import re
@@ -24,6 +25,10 @@ TOO_DEEP = f"the document nests too deeply to be a config (more than {MAX_DEPTH}
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _ENV_ANYWHERE = re.compile(r"\$\{([^}]*)\}")
 _ENV_UNBRACED = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")  # $NAME: a shell's spelling, taken literally here
+REGION_PATTERN = r"[a-z]{2,}(-[a-z0-9]+)+"
+TARGET_NAME_PATTERN = r"[A-Za-z0-9_.-]{1,64}"
+RESOLVE_KEY_PATTERN = r"[A-Za-z0-9.-]+:\d{1,5}"
+MAX_WAIVER_DAYS = 90
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,19 @@ class InNetworkConfig:
 
 
 @dataclass(frozen=True)
+class Waiver:
+    """An accepted, expiring exception: a fail or warn of `check` (an id or glob) on a target or service."""
+
+    check: str
+    reason: str
+    until: dt.date
+    target: str | None = None
+    service: str | None = None
+    ticket: str | None = None
+    where: str = ""  # file:line, for notes that name the waiver
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole config file."""
 
@@ -129,6 +147,7 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     in_network: InNetworkConfig = field(default_factory=InNetworkConfig)
     max_tokens_budget: int | None = None
+    waivers: tuple[Waiver, ...] = ()
     path: str | None = None
     warnings: tuple[str, ...] = ()
 
@@ -138,6 +157,139 @@ class Config:
     def secrets(self) -> list[tuple[str | None, str]]:
         return [(service.api_key, f"api_key:{target.name}/{service.name}")
                 for target in self.targets for service in target.services]
+
+
+# --- The fields: one table that the reader below and the JSON Schema (preflight.config_schema) both use -------
+
+
+@dataclass(frozen=True)
+class Field:
+    """One config field: its name, type, whether it is required, its default, allowed values and what it means.
+
+    Types: `string`, `integer`, `number`, `id` (text or a whole number, kept as text), `date`, `strings` (a list
+    of text), `map` (text keys to text values), `section` (a mapping of `fields`) and `list` (of mappings of
+    `fields`). `env` fields expand ${NAME} references.
+    """
+
+    name: str
+    type: str
+    description: str
+    required: bool = False
+    default: Any = None
+    choices: tuple[str, ...] | None = None
+    minimum: float | None = None
+    maximum: int | None = None
+    env: bool = False
+    pattern: str | None = None
+    fields: tuple[Field, ...] = ()
+    keys: tuple[str, ...] = ()  # a `section` whose keys are fixed but whose values are all `string`s
+    const: Any = None  # the one value allowed (version: 1)
+    nullable: bool = True  # an optional field written `null` (or left empty) keeps its default
+
+    @property
+    def accepts_null(self) -> bool:
+        """Whether `null` is this field's default: optional text, ids, lists and sections, and optional numbers
+        without a default (`max_tokens_budget: null` is no budget); a number with a default wants a number."""
+        if self.required or not self.nullable:
+            return False
+        return self.type not in ("integer", "number", "date") or self.default is None
+
+
+def _names(fields: tuple[Field, ...]) -> tuple[str, ...]:
+    return tuple(spec.name for spec in fields)
+
+
+def field_of(fields: tuple[Field, ...], name: str) -> Field:
+    return next(spec for spec in fields if spec.name == name)
+
+
+CLOUD_FIELDS = (
+    Field("endpoint", "string", "override the DataWorks API endpoint, e.g. dataworks-vpc.{region}.aliyuncs.com",
+          env=True),
+    Field("protocol", "string", "how to reach the APIs", default="https", choices=PROTOCOLS),
+    Field("profile", "string", "a named profile of ~/.aliyun/config.json (else the default credential chain)",
+          env=True),
+    Field("connect_timeout_ms", "integer", "connect timeout of every API call", default=5000, minimum=1),
+    Field("read_timeout_ms", "integer", "read timeout of every API call", default=10000, minimum=1),
+    Field("network_endpoints", "section", "endpoint overrides of the PrivateZone, PrivateLink and VPC APIs",
+          keys=("pvtz", "privatelink", "vpc"), env=True, nullable=False),
+)
+DNS_FIELDS = (
+    Field("nameservers", "strings", "ask these resolvers (IP or IP:PORT); in a VPC: 100.100.2.136, 100.100.2.138",
+          default=()),
+    Field("resolve", "map", "fixed answers {\"host:port\": \"ip\"}, like curl --resolve", pattern=RESOLVE_KEY_PATTERN),
+    Field("timeout_s", "number", "timeout of one DNS question", default=3.0, minimum=0.01),
+)
+HTTP_FIELDS = (
+    Field("connect_timeout_s", "number", "connect timeout of the data-plane client", default=5.0, minimum=0.01),
+    Field("read_timeout_s", "number", "read timeout of the data-plane client", default=30.0, minimum=0.01),
+    Field("total_timeout_s", "number", "total deadline of one exchange", default=60.0, minimum=0.01),
+    Field("max_body_bytes", "integer", "every body and stream is read up to this cap", default=1 << 20,
+          minimum=1024),
+    Field("ca_bundle", "string", "trust a private CA for https endpoints (verification stays on)", env=True),
+)
+IN_NETWORK_FIELDS = (
+    Field("task_type", "string", "the ad hoc task type the collector is submitted as", default="DIDE_SHELL"),
+    Field("owner", "string", "the owner of the submitted ad hoc task", env=True),
+    Field("timeout_s", "integer", "how long to follow the submitted task", default=600, minimum=10),
+    Field("python", "string", "the interpreter the Shell task runs the collector with", default="python3"),
+)
+EXPECT_FIELDS = (
+    Field("dimensions", "integer", "the embedding vector's size (1024 for bge-m3 when not given)", minimum=1),
+    Field("max_ttft_ms", "integer", "a slower first streamed token is a warning", default=5000, minimum=1),
+    Field("max_latency_ms", "integer", "a slower completion is a warning", minimum=1),
+)
+SERVICE_FIELDS = (
+    Field("name", "string", "the service's name in reports", required=True),
+    Field("kind", "string", "which inference checks apply", required=True, choices=KINDS),
+    Field("endpoint", "string", "http://<model-service-id>.<region>.dataworks-model.aliyuncs.com", required=True,
+          env=True),
+    Field("api_key", "string", "an environment reference such as ${DW_QWEN_KEY}; a literal key is a warning",
+          env=True),
+    Field("model", "string", "the served model name model.listed looks for", env=True),
+    Field("auth", "string", "raw (DataWorks) or bearer (other OpenAI-compatible servers)", default="raw",
+          choices=AUTH_MODES),
+    Field("allowed_vpcs", "strings", "the model's allowed VPCs; else discovered through PrivateZone/PrivateLink",
+          default=()),
+    Field("expect", "section", "what a healthy service answers", fields=EXPECT_FIELDS, nullable=False),
+    Field("max_tokens", "integer", "completion size used by the inference checks", default=8, minimum=1,
+          maximum=4096),
+    Field("prompt", "string", "the prompt of the inference checks", default="Say OK."),
+)
+TARGET_FIELDS = (
+    Field("name", "string", "the target's name in reports and --target", required=True,
+          pattern=TARGET_NAME_PATTERN),
+    Field("workspace", "id", "the DataWorks workspace id; without it, control checks skip"),
+    Field("resource_group", "id", "the Serverless resource group id; without it, control checks skip"),
+    Field("region", "string", "override of the top-level region"),
+    Field("nodes", "list", "node ids whose scheduling resource group is checked", default=()),
+    Field("services", "list", "the model services nodes on this resource group call", default=(),
+          fields=SERVICE_FIELDS),
+)
+WAIVER_FIELDS = (
+    Field("check", "string", "a check id or glob (network.privatelink, inference.*); '*' alone is refused",
+          required=True),
+    Field("target", "string", "only this target (a glob)"),
+    Field("service", "string", "only this service (a glob)"),
+    Field("reason", "string", "why the fail or warn is accepted", required=True),
+    Field("until", "date", f"the last day it waives (YYYY-MM-DD); more than {MAX_WAIVER_DAYS} days ahead warns",
+          required=True),
+    Field("ticket", "string", "where the fix is tracked"),
+)
+TOP_FIELDS = (
+    Field("version", "integer", "the config version; 1 is the only one", default=1, const=1),
+    Field("region", "string", "the default region of every target", required=True, env=True,
+          pattern=REGION_PATTERN),
+    Field("cloud", "section", "how to reach the Alibaba Cloud APIs", fields=CLOUD_FIELDS),
+    Field("dns", "section", "which resolvers to ask, and fixed answers", fields=DNS_FIELDS),
+    Field("http", "section", "data-plane client limits", fields=HTTP_FIELDS),
+    Field("in_network", "section", "how --from resource-group submits the collector", fields=IN_NETWORK_FIELDS),
+    Field("max_tokens_budget", "integer", "stop inference checks once this many tokens are spent", minimum=1),
+    Field("targets", "list", "workspaces and resource groups, each with the services its nodes call",
+          required=True, fields=TARGET_FIELDS),
+    Field("waivers", "list", "accepted, expiring exceptions: a waived fail or warn does not fail the run",
+          default=(), fields=WAIVER_FIELDS),
+)
 
 
 # --- Loading -----------------------------------------------------------------------------------------
@@ -295,6 +447,58 @@ class _Reader:
             return default
         return build(self.mapping(node, field_path, allowed))
 
+    def fields(self, node: Any, field_path: str, fields: tuple[Field, ...]) -> dict[str, tuple[Any, Any]]:
+        """A mapping of the table's `fields`, its required ones present."""
+        entries = self.mapping(node, field_path, _names(fields))
+        for spec in fields:
+            if spec.required and spec.name not in entries:
+                raise self.error(node, f"{field_path}.{spec.name}" if field_path else spec.name, "is required")
+        return entries
+
+    def value(self, m: dict[str, tuple[Any, Any]], fields: tuple[Field, ...], name: str, field_path: str) -> Any:
+        """The value of a scalar field as the table defines it, or its default when the mapping lacks it."""
+        spec = field_of(fields, name)
+        if name not in m:
+            return spec.default
+        node = m[name][1]
+        sub = f"{field_path}.{name}" if field_path else name
+        if spec.type in ("integer", "number") and spec.accepts_null and self.scalar_is_null(node):
+            return None
+        if spec.type == "integer":
+            number = self.integer(node, sub, minimum=int(spec.minimum or 0), maximum=spec.maximum)
+            if spec.const is not None and number != spec.const:
+                raise self.error(node, sub, f"expected {spec.const} (the only config {name} so far)")
+            return number
+        if spec.type == "number":
+            return self.number(node, sub, minimum=spec.minimum or 0.0)
+        if spec.type == "strings":
+            return self.strings(node, sub)
+        if spec.type == "id":
+            return _id(self, node, sub)
+        if spec.type == "date":
+            return self.date(node, sub)
+        text = self.string(node, sub, required=spec.required, choices=spec.choices, env=spec.env)
+        if spec.pattern is not None and text is not None and not re.fullmatch(spec.pattern, text):
+            raise self.error(node, sub, _PATTERN_MESSAGES.get(spec.pattern, f"expected text like {spec.pattern}"))
+        return text if text or spec.default is None else spec.default
+
+    def date(self, node: Any, field_path: str) -> dt.date:
+        """A day written YYYY-MM-DD (YAML's own date, or text)."""
+        value = self.scalar(node, field_path)
+        if value is None:
+            raise self.error(node, field_path, "is required (a date like 2027-01-31)")
+        try:
+            return dt.date.fromisoformat(str(value).strip())
+        except ValueError:
+            raise self.error(node, field_path, f"expected a date like 2027-01-31, got '{shorten(str(value), 40)}'"
+                             ) from None
+
+
+_PATTERN_MESSAGES = {
+    REGION_PATTERN: "expected a region id like cn-beijing",
+    TARGET_NAME_PATTERN: "use letters, digits, '.', '_' or '-' (at most 64)",
+}
+
 
 def _numeric_hint(text: str, parse: Callable[[str], Any]) -> str:
     """What to write instead of text in a numeric field, when it is plain what was meant."""
@@ -438,22 +642,16 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
     return parse_config(text, str(path), os.environ if environ is None else environ)
 
 
-def parse_config(text: str, path: str = "<config>", environ: Mapping[str, str] | None = None) -> Config:
-    """Parse config text; `path` only names the source in messages."""
+def parse_config(text: str, path: str = "<config>", environ: Mapping[str, str] | None = None,
+                 today: dt.date | None = None) -> Config:
+    """Parse config text; `path` only names the source in messages, `today` dates the waivers' checks."""
     reader = _Reader(path, os.environ if environ is None else environ)
     root = _compose(text, path)
-    top = reader.mapping(root, "", ("version", "region", "cloud", "dns", "http", "in_network",
-                                     "max_tokens_budget", "targets"))
-    if "version" in top:
-        version = reader.integer(top["version"][1], "version")
-        if version != 1:
-            raise reader.error(top["version"][1], "version", "expected 1 (the only config version so far)")
+    top = reader.mapping(root, "", _names(TOP_FIELDS))
+    reader.value(top, TOP_FIELDS, "version", "")
     if "region" not in top:
         raise reader.error(root, "region", "is required (for example cn-beijing)")
-    region = reader.string(top["region"][1], "region", required=True, env=True)
-    assert region is not None
-    if not re.fullmatch(r"[a-z]{2,}(-[a-z0-9]+)+", region):
-        raise reader.error(top["region"][1], "region", "expected a region id like cn-beijing")
+    region = reader.value(top, TOP_FIELDS, "region", "")
     if "targets" not in top:
         raise reader.error(root, "targets", "is required: list at least one target")
     target_nodes = reader.sequence(top["targets"][1], "targets")
@@ -464,26 +662,24 @@ def parse_config(text: str, path: str = "<config>", environ: Mapping[str, str] |
     for index, name in enumerate(names):
         if names.index(name) != index:
             raise reader.error(target_nodes[index], f"targets[{index}].name", f"'{name}' is used twice")
-    budget = None
-    if "max_tokens_budget" in top:
-        budget = reader.integer(top["max_tokens_budget"][1], "max_tokens_budget", minimum=1)
+    budget = reader.value(top, TOP_FIELDS, "max_tokens_budget", "")
+    waiver_nodes = reader.sequence(top["waivers"][1], "waivers") if "waivers" in top else []
+    waivers = tuple(_waiver(reader, node, f"waivers[{index}]", today or dt.date.today())
+                    for index, node in enumerate(waiver_nodes))
+
+    def section(name: str, build: Callable[[dict[str, tuple[Any, Any]]], T], default: T) -> T:
+        spec = field_of(TOP_FIELDS, name)
+        return reader.section(top.get(name, (None, None))[1], name, _names(spec.fields), build, default)
+
     return Config(
         region=region,
         targets=targets,
-        cloud=reader.section(top.get("cloud", (None, None))[1], "cloud",
-                             ("endpoint", "protocol", "profile", "connect_timeout_ms", "read_timeout_ms",
-                              "network_endpoints"),
-                             lambda m: _cloud(reader, m), CloudConfig()),
-        dns=reader.section(top.get("dns", (None, None))[1], "dns", ("nameservers", "resolve", "timeout_s"),
-                           lambda m: _dns(reader, m), DnsConfig()),
-        http=reader.section(top.get("http", (None, None))[1], "http",
-                            ("connect_timeout_s", "read_timeout_s", "total_timeout_s", "max_body_bytes",
-                             "ca_bundle"),
-                            lambda m: _http(reader, m), HttpConfig()),
-        in_network=reader.section(top.get("in_network", (None, None))[1], "in_network",
-                                  ("task_type", "owner", "timeout_s", "python"),
-                                  lambda m: _in_network(reader, m), InNetworkConfig()),
+        cloud=section("cloud", lambda m: _cloud(reader, m), CloudConfig()),
+        dns=section("dns", lambda m: _dns(reader, m), DnsConfig()),
+        http=section("http", lambda m: _http(reader, m), HttpConfig()),
+        in_network=section("in_network", lambda m: _in_network(reader, m), InNetworkConfig()),
         max_tokens_budget=budget,
+        waivers=waivers,
         path=path,
         warnings=tuple(reader.warnings),
     )
@@ -492,26 +688,23 @@ def parse_config(text: str, path: str = "<config>", environ: Mapping[str, str] |
 def _cloud(reader: _Reader, m: dict[str, tuple[Any, Any]]) -> CloudConfig:
     endpoints: dict[str, str] = {}
     if "network_endpoints" in m:
-        inner = reader.mapping(m["network_endpoints"][1], "cloud.network_endpoints", ("pvtz", "privatelink", "vpc"))
+        spec = field_of(CLOUD_FIELDS, "network_endpoints")
+        inner = reader.mapping(m["network_endpoints"][1], "cloud.network_endpoints", spec.keys)
         for key, (_, node) in inner.items():
-            value = reader.string(node, f"cloud.network_endpoints.{key}", required=True, env=True)
+            value = reader.string(node, f"cloud.network_endpoints.{key}", required=True, env=spec.env)
             assert value is not None
             endpoints[key] = value
-    return CloudConfig(
-        endpoint=reader.string(m["endpoint"][1], "cloud.endpoint", env=True) if "endpoint" in m else None,
-        protocol=(reader.string(m["protocol"][1], "cloud.protocol", choices=PROTOCOLS) or "https")
-        if "protocol" in m else "https",
-        profile=reader.string(m["profile"][1], "cloud.profile", env=True) if "profile" in m else None,
-        connect_timeout_ms=reader.integer(m["connect_timeout_ms"][1], "cloud.connect_timeout_ms", minimum=1)
-        if "connect_timeout_ms" in m else 5000,
-        read_timeout_ms=reader.integer(m["read_timeout_ms"][1], "cloud.read_timeout_ms", minimum=1)
-        if "read_timeout_ms" in m else 10000,
-        network_endpoints=endpoints,
-    )
+
+    def get(name: str) -> Any:
+        return reader.value(m, CLOUD_FIELDS, name, "cloud")
+
+    return CloudConfig(endpoint=get("endpoint"), protocol=get("protocol"), profile=get("profile"),
+                       connect_timeout_ms=get("connect_timeout_ms"), read_timeout_ms=get("read_timeout_ms"),
+                       network_endpoints=endpoints)
 
 
 def _dns(reader: _Reader, m: dict[str, tuple[Any, Any]]) -> DnsConfig:
-    nameservers = reader.strings(m["nameservers"][1], "dns.nameservers") if "nameservers" in m else ()
+    nameservers = reader.value(m, DNS_FIELDS, "nameservers", "dns")
     for index, server in enumerate(nameservers):
         host, _, port = server.rpartition(":") if server.count(":") == 1 else (server, "", "")
         if port and not port.isdigit():
@@ -526,42 +719,22 @@ def _dns(reader: _Reader, m: dict[str, tuple[Any, Any]]) -> DnsConfig:
             raise reader.error(node, "dns.resolve", "expected a mapping of \"host:port\": ip")
         for key_node, value_node in node.value:
             key = str(key_node.value)
-            if not re.fullmatch(r"[A-Za-z0-9.-]+:\d{1,5}", key):
+            if not re.fullmatch(RESOLVE_KEY_PATTERN, key):
                 raise reader.error(key_node, f"dns.resolve.{key}", "expected \"host:port\", like curl --resolve")
             value = reader.string(value_node, f"dns.resolve.{key}", required=True)
             assert value is not None
             resolve[key] = value
-    timeout = reader.number(m["timeout_s"][1], "dns.timeout_s", minimum=0.01) if "timeout_s" in m else 3.0
-    return DnsConfig(nameservers=nameservers, resolve=resolve, timeout_s=timeout)
+    timeout_s = reader.value(m, DNS_FIELDS, "timeout_s", "dns")
+    return DnsConfig(nameservers=nameservers, resolve=resolve, timeout_s=timeout_s)
 
 
 def _http(reader: _Reader, m: dict[str, tuple[Any, Any]]) -> HttpConfig:
-    defaults = HttpConfig()
-
-    def seconds(name: str, default: float) -> float:
-        return reader.number(m[name][1], f"http.{name}", minimum=0.01) if name in m else default
-
-    return HttpConfig(
-        connect_timeout_s=seconds("connect_timeout_s", defaults.connect_timeout_s),
-        read_timeout_s=seconds("read_timeout_s", defaults.read_timeout_s),
-        total_timeout_s=seconds("total_timeout_s", defaults.total_timeout_s),
-        max_body_bytes=reader.integer(m["max_body_bytes"][1], "http.max_body_bytes", minimum=1024)
-        if "max_body_bytes" in m else defaults.max_body_bytes,
-        ca_bundle=reader.string(m["ca_bundle"][1], "http.ca_bundle", env=True) if "ca_bundle" in m else None,
-    )
+    return HttpConfig(**{name: reader.value(m, HTTP_FIELDS, name, "http") for name in _names(HTTP_FIELDS)})
 
 
 def _in_network(reader: _Reader, m: dict[str, tuple[Any, Any]]) -> InNetworkConfig:
-    defaults = InNetworkConfig()
-    return InNetworkConfig(
-        task_type=(reader.string(m["task_type"][1], "in_network.task_type") or defaults.task_type)
-        if "task_type" in m else defaults.task_type,
-        owner=reader.string(m["owner"][1], "in_network.owner", env=True) if "owner" in m else None,
-        timeout_s=reader.integer(m["timeout_s"][1], "in_network.timeout_s", minimum=10)
-        if "timeout_s" in m else defaults.timeout_s,
-        python=(reader.string(m["python"][1], "in_network.python") or defaults.python)
-        if "python" in m else defaults.python,
-    )
+    return InNetworkConfig(**{name: reader.value(m, IN_NETWORK_FIELDS, name, "in_network")
+                              for name in _names(IN_NETWORK_FIELDS)})
 
 
 def _id(reader: _Reader, node: Any, field_path: str) -> str | None:
@@ -574,16 +747,9 @@ def _id(reader: _Reader, node: Any, field_path: str) -> str | None:
 
 
 def _target(reader: _Reader, node: Any, path: str) -> TargetConfig:
-    m = reader.mapping(node, path, ("name", "workspace", "resource_group", "region", "nodes", "services"))
-    if "name" not in m:
-        raise reader.error(node, f"{path}.name", "is required")
-    name = reader.string(m["name"][1], f"{path}.name", required=True)
-    assert name is not None
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
-        raise reader.error(m["name"][1], f"{path}.name", "use letters, digits, '.', '_' or '-' (at most 64)")
-    region = None
-    if "region" in m:
-        region = reader.string(m["region"][1], f"{path}.region")
+    m = reader.fields(node, path, TARGET_FIELDS)
+    name = reader.value(m, TARGET_FIELDS, "name", path)
+    region = reader.value(m, TARGET_FIELDS, "region", path)
     services_nodes = reader.sequence(m["services"][1], f"{path}.services") if "services" in m else []
     services = tuple(_service(reader, item, f"{path}.services[{index}]")
                      for index, item in enumerate(services_nodes))
@@ -598,9 +764,8 @@ def _target(reader: _Reader, node: Any, path: str) -> TargetConfig:
                       for i, item in enumerate(reader.sequence(m["nodes"][1], f"{path}.nodes")))
     return TargetConfig(
         name=name,
-        workspace=_id(reader, m["workspace"][1], f"{path}.workspace") if "workspace" in m else None,
-        resource_group=_id(reader, m["resource_group"][1], f"{path}.resource_group")
-        if "resource_group" in m else None,
+        workspace=reader.value(m, TARGET_FIELDS, "workspace", path),
+        resource_group=reader.value(m, TARGET_FIELDS, "resource_group", path),
         region=region,
         nodes=nodes,
         services=services,
@@ -609,15 +774,12 @@ def _target(reader: _Reader, node: Any, path: str) -> TargetConfig:
 
 
 def _service(reader: _Reader, node: Any, path: str) -> ServiceConfig:
-    m = reader.mapping(node, path, ("name", "kind", "endpoint", "api_key", "model", "auth", "allowed_vpcs",
-                                    "expect", "max_tokens", "prompt"))
-    for required in ("name", "kind", "endpoint"):
-        if required not in m:
-            raise reader.error(node, f"{path}.{required}", "is required")
-    name = reader.string(m["name"][1], f"{path}.name", required=True)
-    kind = reader.string(m["kind"][1], f"{path}.kind", required=True, choices=KINDS)
-    endpoint = reader.string(m["endpoint"][1], f"{path}.endpoint", required=True, env=True)
-    assert name is not None and kind is not None and endpoint is not None
+    m = reader.fields(node, path, SERVICE_FIELDS)
+
+    def get(name: str, fields: tuple[Field, ...] = SERVICE_FIELDS, within: str = path) -> Any:
+        return reader.value(m if fields is SERVICE_FIELDS else e, fields, name, within)
+
+    name, kind, endpoint = get("name"), get("kind"), get("endpoint")
     api_key = None
     api_key_env = None
     literal = False
@@ -636,32 +798,45 @@ def _service(reader: _Reader, node: Any, path: str) -> ServiceConfig:
                                 "environment: api_key: ${DW_KEY}")
             api_key = reader.expand(key_node, f"{path}.api_key", raw)
     expect = Expect()
+    e: dict[str, tuple[Any, Any]] = {}
     if "expect" in m:
-        e = reader.mapping(m["expect"][1], f"{path}.expect", ("dimensions", "max_ttft_ms", "max_latency_ms"))
-        expect = Expect(
-            dimensions=reader.integer(e["dimensions"][1], f"{path}.expect.dimensions", minimum=1)
-            if "dimensions" in e else None,
-            max_ttft_ms=reader.integer(e["max_ttft_ms"][1], f"{path}.expect.max_ttft_ms", minimum=1)
-            if "max_ttft_ms" in e else 5000,
-            max_latency_ms=reader.integer(e["max_latency_ms"][1], f"{path}.expect.max_latency_ms", minimum=1)
-            if "max_latency_ms" in e else None,
-        )
+        e = reader.fields(m["expect"][1], f"{path}.expect", EXPECT_FIELDS)
+        expect = Expect(**{field_name: get(field_name, EXPECT_FIELDS, f"{path}.expect")
+                           for field_name in _names(EXPECT_FIELDS)})
     return ServiceConfig(
         name=name,
         kind=kind,
         endpoint=endpoint,
-        model=reader.string(m["model"][1], f"{path}.model", env=True) if "model" in m else None,
+        model=get("model"),
         api_key=api_key,
         api_key_env=api_key_env,
         api_key_literal=literal,
-        auth=(reader.string(m["auth"][1], f"{path}.auth", choices=AUTH_MODES) or "raw") if "auth" in m else "raw",
-        allowed_vpcs=reader.strings(m["allowed_vpcs"][1], f"{path}.allowed_vpcs") if "allowed_vpcs" in m else (),
+        auth=get("auth"),
+        allowed_vpcs=get("allowed_vpcs"),
         expect=expect,
-        max_tokens=reader.integer(m["max_tokens"][1], f"{path}.max_tokens", minimum=1, maximum=4096)
-        if "max_tokens" in m else 8,
-        prompt=(reader.string(m["prompt"][1], f"{path}.prompt") or "Say OK.") if "prompt" in m else "Say OK.",
+        max_tokens=get("max_tokens"),
+        prompt=get("prompt"),
         line=node.start_mark.line + 1,
     )
+
+
+def _waiver(reader: _Reader, node: Any, path: str, today: dt.date) -> Waiver:
+    m = reader.fields(node, path, WAIVER_FIELDS)
+    check = reader.value(m, WAIVER_FIELDS, "check", path)
+    if not re.search(r"[A-Za-z0-9_]", check):
+        raise reader.error(m["check"][1], f"{path}.check", f"'{check}' would waive every check; name a check id "
+                           "or a narrower pattern such as network.privatelink or inference.*")
+    reason = reader.value(m, WAIVER_FIELDS, "reason", path)
+    if not reason.strip():
+        raise reader.error(m["reason"][1], f"{path}.reason", "is required: say why the problem is accepted")
+    until = reader.value(m, WAIVER_FIELDS, "until", path)
+    if (until - today).days > MAX_WAIVER_DAYS:
+        reader.warn(m["until"][1], f"{path}.until", f"{until.isoformat()} is more than {MAX_WAIVER_DAYS} days "
+                    "ahead; a waiver is a dated exception, not a permanent one: choose an earlier date")
+    return Waiver(check=check, reason=reason, until=until, target=reader.value(m, WAIVER_FIELDS, "target", path),
+                  service=reader.value(m, WAIVER_FIELDS, "service", path),
+                  ticket=reader.value(m, WAIVER_FIELDS, "ticket", path),
+                  where=f"{reader.path}:{_line(node)}")
 
 
 def single_service_config(*, endpoint: str, kind: str, api_key_env: str | None, region: str | None,
@@ -686,6 +861,7 @@ def single_service_config(*, endpoint: str, kind: str, api_key_env: str | None, 
 
 
 __all__ = [
-    "AUTH_MODES", "KINDS", "CloudConfig", "Config", "DnsConfig", "Expect", "HttpConfig", "InNetworkConfig",
-    "ServiceConfig", "TargetConfig", "load_config", "parse_config", "read_config_text", "single_service_config",
+    "AUTH_MODES", "KINDS", "TOP_FIELDS", "CloudConfig", "Config", "DnsConfig", "Expect", "Field", "HttpConfig",
+    "InNetworkConfig", "ServiceConfig", "TargetConfig", "Waiver", "field_of", "load_config", "parse_config",
+    "read_config_text", "single_service_config",
 ]

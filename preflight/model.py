@@ -16,6 +16,8 @@ class Status(str, enum.Enum):
     FAIL = "fail"
     SKIP = "skip"
     ERROR = "error"
+    # A fail or warn that a waiver in the config accepts until a date; the result keeps its original status.
+    WAIVED = "waived"
 
     @property
     def ok(self) -> bool:
@@ -23,7 +25,7 @@ class Status(str, enum.Enum):
         return self in (Status.PASS, Status.WARN)
 
 
-STATUS_ORDER: tuple[Status, ...] = (Status.FAIL, Status.ERROR, Status.WARN, Status.SKIP, Status.PASS)
+STATUS_ORDER: tuple[Status, ...] = (Status.FAIL, Status.ERROR, Status.WARN, Status.WAIVED, Status.SKIP, Status.PASS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,9 @@ class CheckResult:
     origin: str = "local"
     timings: Timings = _NO_TIMINGS
     tokens: int = 0
+    # Set when a waiver turned this result's fail or warn into `waived`: the original status, the waiver's
+    # reason, until, ticket and the pattern that matched.
+    waiver: Mapping[str, Any] | None = None
 
     @property
     def subject(self) -> str:
@@ -127,6 +132,8 @@ class RunReport:
     argv: tuple[str, ...] = ()
     # What each target covers, as the config names it ({"name": ..., "region": ..., "workspace": ...}).
     targets: tuple[Mapping[str, str | None], ...] = ()
+    # With `run --wait`: the rounds, when each check first passed, and why the wait stopped (see preflight.wait).
+    wait: Mapping[str, Any] | None = None
 
     @property
     def summary(self) -> Summary:

@@ -42,6 +42,15 @@ class Check:
     failure_means: str = ""
     fix: str = ""
     pack: str = ""
+    # Whether `run --wait` may re-run this check after it fails: None means by plane, as `can_wait` says.
+    waitable: bool | None = None
+
+    @property
+    def can_wait(self) -> bool:
+        """Whether waiting can change this check's verdict. Undeclared: a check that reads only the config
+        (plane "-") cannot, any check that asks a service or an API can; retrying a read-only check costs
+        only time within --wait, while wrongly refusing to wait would fail a rollout that was about to pass."""
+        return self.plane != "-" if self.waitable is None else self.waitable
 
     def in_pack(self, pack: str) -> Check:
         """This check, credited to `pack`."""
@@ -53,13 +62,14 @@ class Check:
             "id": self.id, "title": self.title, "plane": self.plane, "scope": self.scope,
             "depends_on": list(self.depends_on), "tags": list(self.tags), "timeout_s": self.timeout_s,
             "docs": self.docs, "pack": self.pack, "proves": self.proves, "how": self.how,
-            "failure_means": self.failure_means, "fix": self.fix,
+            "failure_means": self.failure_means, "fix": self.fix, "waitable": self.can_wait,
         }
 
 
 def check(id: str, title: str, *, depends_on: Sequence[str] = (), plane: str = "-", scope: str = "service",
           tags: Sequence[str] = (), timeout_s: float = 30.0, docs: str = "", proves: str = "", how: str = "",
-          failure_means: str = "", fix: str = "") -> Callable[[CheckFunction], Check]:
+          failure_means: str = "", fix: str = "", waitable: bool | None = None
+          ) -> Callable[[CheckFunction], Check]:
     """Turn an async function of a context into a Check."""
 
     def wrap(function: CheckFunction) -> Check:
@@ -67,7 +77,7 @@ def check(id: str, title: str, *, depends_on: Sequence[str] = (), plane: str = "
             raise RegistryError(f"check {id}: {function.__qualname__} must be 'async def'")
         return Check(id=id, title=title, run=function, depends_on=tuple(depends_on), plane=plane, scope=scope,
                      tags=tuple(tags), timeout_s=timeout_s, docs=docs, proves=proves, how=how,
-                     failure_means=failure_means, fix=fix)
+                     failure_means=failure_means, fix=fix, waitable=waitable)
 
     return wrap
 

@@ -73,6 +73,9 @@ class RunOptions:
     token_budget: int | None = None
     notes: tuple[str, ...] = ()
     argv: tuple[str, ...] = ()  # the command line, secrets masked, for the reports' header
+    # With `run --wait`: results of an earlier round that stand, by (target, check, service); these checks are
+    # not run again, and what depends on them sees these results.
+    carried: Mapping[tuple[str, str, str | None], CheckResult] = field(default_factory=dict)
 
 
 def tool_info() -> dict[str, str]:
@@ -216,6 +219,9 @@ class _TargetRun:
                             start=start, end=time.monotonic(), run_start=runner.started, blocked_by=blocked_by,
                             ready=ready)
 
+        kept = runner.options.carried.get((self.target.name, check.id, service_name))
+        if kept is not None:
+            return kept
         if check.id in runner.selection.skip:
             return settle(Outcome.skipped("skipped by --skip"))
         blocked = tuple(dep for dep, result in dependencies.items() if not result.status.ok)

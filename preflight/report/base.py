@@ -55,6 +55,16 @@ def root_causes(run: RunReport) -> list[RootCause]:
     return [RootCause(check, status, tuple(results)) for (status, check), results in grouped.items()]
 
 
+def waiver_note(result: CheckResult) -> str:
+    """`waived fail until 2027-01-31 (OPS-123): the PrivateLink endpoint is being replaced`, or ""."""
+    waiver = result.waiver
+    if not waiver:
+        return ""
+    ticket = f" ({waiver['ticket']})" if waiver.get("ticket") else ""
+    status, until = waiver.get("original_status", "?"), waiver.get("until", "?")
+    return f"waived {status} until {until}{ticket}: {waiver.get('reason', '')}"
+
+
 def count_of(results: tuple[CheckResult, ...] | list[CheckResult]) -> str:
     """`3 services`, `2 targets` or `4 subjects` (services and targets mixed)."""
     services = sum(result.service is not None for result in results)
@@ -69,4 +79,4 @@ def affected(cause: RootCause) -> str:
     return f"{count_of(cause.results)}: {', '.join(cause.subjects)}"
 
 
-__all__ = ["ReportError", "ReportFormat", "RootCause", "affected", "count_of", "root_causes"]
+__all__ = ["ReportError", "ReportFormat", "RootCause", "affected", "count_of", "root_causes", "waiver_note"]

@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from preflight.model import CheckResult, RunReport, Status
 from preflight.redact import redact
-from preflight.report.base import affected, count_of, root_causes
+from preflight.report.base import affected, count_of, root_causes, waiver_note
 
 if TYPE_CHECKING:
     from preflight.registry import Check
 
-MARKS = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skip": "SKIP", "error": "ERR!"}
-STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "bright_black", "error": "bold magenta"}
+MARKS = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skip": "SKIP", "error": "ERR!", "waived": "WAIV"}
+STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "bright_black", "error": "bold magenta",
+          "waived": "cyan"}
 CHECK_WIDTH = 30
 # Control characters (ESC above all) and lone surrogates from a server's answer must not reach a terminal: they could
 # recolour, move the cursor, or make the write itself fail.
@@ -141,7 +142,8 @@ def _a_problem(result: CheckResult) -> bool:
 
 
 def _row(result: CheckResult, label: str | None = None) -> Row:
-    return (result.status.value, terminal_text(label or result.check), terminal_text(result.summary),
+    summary = f"{result.summary} [{waiver_note(result)}]" if result.waiver else result.summary
+    return (result.status.value, terminal_text(label or result.check), terminal_text(summary),
             terminal_text(result.origin))
 
 

@@ -6,10 +6,11 @@ from collections.abc import Iterable
 from html import escape as _escape
 
 from preflight.model import CheckResult, RunReport
-from preflight.report.base import ReportFormat, RootCause, count_of, root_causes
+from preflight.report.base import ReportFormat, RootCause, count_of, root_causes, waiver_note
 from preflight.report.json import fields
 
-COLOURS = {"pass": "#2e7d32", "warn": "#ef8c00", "fail": "#c62828", "skip": "#757575", "error": "#6a1b9a"}
+COLOURS = {"pass": "#2e7d32", "warn": "#ef8c00", "fail": "#c62828", "skip": "#757575", "error": "#6a1b9a",
+           "waived": "#00838f"}
 QUEUE_COLOUR = "#cfd8dc"
 # The same column widths in every subject's table, so that a page of them reads as one.
 COLUMNS = ('<colgroup><col style="width:5.5em"><col style="width:22%"><col><col style="width:11em">'
@@ -100,8 +101,10 @@ def _check(result: CheckResult) -> str:
 
 def _row(result: CheckResult) -> str:
     detail = ""
-    if result.remediation and result.status.value in ("fail", "error", "warn"):
+    if result.remediation and result.status.value in ("fail", "error", "warn", "waived"):
         detail += f"<div><b>Fix:</b> {escape(result.remediation)}</div>"
+    if result.waiver:
+        detail += f"<div><b>Waiver:</b> {escape(waiver_note(result))}</div>"
     if result.evidence:
         detail += f"<details><summary>evidence</summary><pre>{escape(fields(result.evidence))}</pre></details>"
     queued = result.timings.queued_ms

@@ -48,7 +48,7 @@ def _plain(value: Any) -> Any:
 def result_dict(result: CheckResult, *, checked: bool = True) -> dict[str, Any]:
     """One result as JSON-ready data; `checked=False` leaves the evidence as it is, for a caller that encodes
     it strictly and falls back to `plain` itself (see `layout`), instead of encoding it twice."""
-    return {
+    data = {
         "target": result.target, "service": result.service, "check": result.check, "title": result.title,
         "status": result.status.value, "summary": result.summary,
         "evidence": plain(result.evidence) if checked else result.evidence,
@@ -58,6 +58,9 @@ def result_dict(result: CheckResult, *, checked: bool = True) -> dict[str, Any]:
                     "queued_ms": _ms(result.timings.queued_ms)},
         "tokens": result.tokens,
     }
+    if result.waiver is not None:
+        data["waiver"] = dict(result.waiver)
+    return data
 
 
 def _ms(value: float) -> float:
@@ -73,6 +76,8 @@ def report_dict(run: RunReport, *, checked: bool = True, results: bool = True) -
         "targets": [dict(target) for target in run.targets], "tokens_spent": run.tokens, "notes": list(run.notes),
         "summary": {"status": summary.status, **summary.counts},
     }
+    if run.wait is not None:
+        report["wait"] = plain(dict(run.wait))
     if results:
         report["results"] = [result_dict(result, checked=checked) for result in run.results]
     return report

@@ -8,7 +8,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from preflight.model import CheckResult, RunReport, Status
-from preflight.report.base import ReportFormat
+from preflight.report.base import ReportFormat, waiver_note
 from preflight.report.json import plain
 
 _LINE_CONTROLS = {ord("\t"): None, ord("\n"): None, ord("\r"): None}  # the control characters XML carries
@@ -50,6 +50,10 @@ def _testcase(parent: ET.Element, result: CheckResult) -> None:
         ET.SubElement(case, "failure", message=summary, type="fail").text = _detail(result)
     elif result.status is Status.ERROR:
         ET.SubElement(case, "error", message=summary, type="error").text = _detail(result)
+    elif result.status is Status.WAIVED:
+        # A waived fail or warn is skipped in CI's eyes, with the waiver's reason, date and ticket as the message.
+        note = xml_text(waiver_note(result) or "waived")
+        ET.SubElement(case, "skipped", message=note).text = xml_text(f"{note}\n{result.summary}\n{_detail(result)}")
     elif result.status is Status.SKIP:
         # The reason a check was skipped is its summary ("blocked: auth.key_valid is fail").
         ET.SubElement(case, "skipped", message=summary).text = summary
@@ -74,7 +78,7 @@ class JunitFormat(ReportFormat):
                 "tests": len(results),
                 "failures": sum(r.status is Status.FAIL for r in results),
                 "errors": sum(r.status is Status.ERROR for r in results),
-                "skipped": sum(r.status is Status.SKIP for r in results),
+                "skipped": sum(r.status in (Status.SKIP, Status.WAIVED) for r in results),
             }
             for key, value in counts.items():
                 totals[key] += value

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from preflight.model import CheckResult, RunReport
-from preflight.report.base import ReportFormat, affected, root_causes
+from preflight.report.base import ReportFormat, affected, root_causes, waiver_note
 
-ICONS = {"pass": "✅ pass", "warn": "⚠️ warn", "fail": "❌ fail", "skip": "⏭️ skip", "error": "💥 error"}
+ICONS = {"pass": "✅ pass", "warn": "⚠️ warn", "fail": "❌ fail", "skip": "⏭️ skip", "error": "💥 error",
+         "waived": "🏷️ waived"}
 
 
 def _cell(text: str) -> str:
@@ -17,6 +18,8 @@ def _row(result: CheckResult) -> str:
     fix = result.remediation if result.status.value in ("fail", "error", "warn") else ""
     if result.blocked_by:
         fix = "blocked by " + ", ".join(f"`{dep}`" for dep in result.blocked_by)
+    if result.waiver:
+        fix = waiver_note(result)
     return (f"| {ICONS[result.status.value]} | `{result.check}` | {_cell(result.summary)} | {_cell(fix)} | "
             f"{result.origin} |")
 
@@ -29,7 +32,9 @@ class MarkdownFormat(ReportFormat):
 
     def render(self, run: RunReport) -> str:
         summary = run.summary
-        counts = ", ".join(f"{count} {status}" for status, count in summary.counts.items())
+        # Every status's count, as always; `waived` only when a waiver waived something (most configs have none).
+        counts = ", ".join(f"{count} {status}" for status, count in summary.counts.items()
+                           if count or status != "waived")
         lines = [
             "# dw-preflight report", "",
             f"**{summary.status.upper()}** — {counts}; {len(run.results)} results in {run.duration_ms / 1000:.2f} s "

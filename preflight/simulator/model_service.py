@@ -11,6 +11,7 @@ import socket
 import ssl
 import struct
 import threading
+import time
 from typing import Any
 
 from preflight.simulator.scenarios import SimModel, World
@@ -58,6 +59,7 @@ class _Server(LoopbackServer):
     received_authorizations: list[str]
     requests: dict[str, int]
     lock: threading.Lock
+    started: float  # time.monotonic() when it began to listen: the age warm_up_s and key_delay_s count from
 
 
 class _Handler(LoopbackHandler):
@@ -132,7 +134,11 @@ class _Handler(LoopbackHandler):
             self._error(404, "no model service answers at this host name", "NotFound")
             return
         path = self.path.split("?")[0]
-        if not self._authorised(model):
+        age = time.monotonic() - self.server.started
+        if age < self.server.world.warm_up_s:
+            self._error(503, "the model service is starting", "ServiceUnavailable")
+            return
+        if not self._authorised(model) or age < self.server.world.key_delay_s:
             # Some servers echo what they were given; the tool must mask it wherever it shows the answer.
             given = self.headers.get("Authorization", "")
             self._error(401, f"Invalid API key {given!r}, please check your Authorization header",
@@ -374,6 +380,7 @@ class ModelService:
         server.stopping, server.redirect_to = self.stopping, redirect_to
         server.received_authorizations = self.received_authorizations
         server.requests, server.lock = self.requests, threading.Lock()
+        server.started = time.monotonic()
         if self.ssl_context is not None:
             # The handshake then happens on the first read in the handler's thread, so a client that never
             # finishes it holds up only itself, not the accept loop.

@@ -153,6 +153,7 @@ class CloudApi:
             ("dataworks", "GetProject"): self.get_project,
             ("dataworks", "GetResourceGroup"): self.get_resource_group,
             ("dataworks", "ListResourceGroupAssociateProjects"): self.list_associated_projects,
+            ("dataworks", "ListResourceGroups"): self.list_resource_groups,
             ("dataworks", "ListNetworks"): self.list_networks,
             ("dataworks", "ListRoutes"): self.list_routes,
             ("dataworks", "GetNode"): self.get_node,
@@ -293,6 +294,19 @@ class CloudApi:
                                   "CreateTime": 1740787200000,
                                   "DefaultVpcId": first.vpc_id if first else None,
                                   "DefaultVswitchId": first.vswitch_id if first else None}}
+
+    def list_resource_groups(self, params: dict[str, str]) -> dict[str, Any]:
+        """The account's groups (ResourceGroupTypes, a JSON list, filters by type), one page."""
+        import json
+
+        world = self.world
+        wanted = json.loads(params["ResourceGroupTypes"]) if params.get("ResourceGroupTypes") else None
+        groups = [{"Id": group, "Name": group.split("_")[-1], "ResourceGroupType": world.resource_group_type,
+                   "Status": world.resource_group_status, "PaymentType": "PostPaid", "CreateTime": 1740787200000}
+                  for group in world.resource_group_ids if wanted is None or world.resource_group_type in wanted]
+        page, number, size = _page(groups, params)
+        return {"PagingInfo": {"ResourceGroupList": page, "PageNumber": number, "PageSize": size,
+                               "TotalCount": len(groups)}, "Success": True}
 
     def list_associated_projects(self, params: dict[str, str]) -> Any:
         if "associate-not-json" in self.faults:

@@ -112,6 +112,10 @@ class World:
     # More resource groups that look exactly like the first one (benchmarks spread targets over them).
     extra_resource_groups: tuple[str, ...] = ()
     targets: int = 1
+    # A service just deployed: it answers 503 for its first `warm_up_s` seconds, and refuses its new key with 401
+    # for the first `key_delay_s` seconds (DataWorks takes minutes to apply a new key).
+    warm_up_s: float = 0.0
+    key_delay_s: float = 0.0
 
     @property
     def resource_group_ids(self) -> tuple[str, ...]:
@@ -205,6 +209,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
               "inference.embedding",
               world=replace(_W, models=tuple(replace(m, dimensions=768) if m.kind == "embedding" else m
                                              for m in _W.models))),
+    _scenario("warming-up", "the service was just deployed: 503 for its first 10 s, its new key refused for 20 s",
+              "auth.key_valid", world=replace(_W, warm_up_s=10.0, key_delay_s=20.0)),
     _scenario("slow", "the first token takes longer than expect.max_ttft_ms", "inference.stream",
               root_status="warn", model_faults=frozenset({"slow"})),
     # Hostile model service (issue 7): each must be a fail with evidence within the check's timeout, never a hang.

@@ -68,7 +68,8 @@ def test_json_stays_strict_and_valid_with_nan_bytes_and_control_characters(writt
     assert evidence["nan"] == "nan" and evidence["inf"] == ["inf", "-inf"]
     assert evidence["nested"] == {"deeper": [1, 2.5, None, True]}
     assert document["results"][1]["timings"]["duration_ms"] == 0.0
-    assert document["summary"] == {"status": "fail", "pass": 0, "warn": 1, "fail": 1, "skip": 0, "error": 1}
+    assert document["summary"] == {"status": "fail", "pass": 0, "warn": 1, "fail": 1, "skip": 0, "error": 1,
+                                   "waived": 0}
 
 
 def test_junit_parses_despite_characters_xml_cannot_carry(written: dict[str, str], tmp_path: Path) -> None:
