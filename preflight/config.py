@@ -492,7 +492,8 @@ def parse_config(text: str, path: str = "<config>", environ: Mapping[str, str] |
 def _cloud(reader: _Reader, m: dict[str, tuple[Any, Any]]) -> CloudConfig:
     endpoints: dict[str, str] = {}
     if "network_endpoints" in m:
-        inner = reader.mapping(m["network_endpoints"][1], "cloud.network_endpoints", ("pvtz", "privatelink", "vpc", "sts"))
+        inner = reader.mapping(m["network_endpoints"][1], "cloud.network_endpoints",
+                               ("pvtz", "privatelink", "vpc", "sts"))
         for key, (_, node) in inner.items():
             value = reader.string(node, f"cloud.network_endpoints.{key}", required=True, env=True)
             assert value is not None
