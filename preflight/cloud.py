@@ -421,10 +421,9 @@ def check_answer(product: str, action: str, body: Any) -> None:
     if body.get("Success") is False:
         code = str(body.get("Code") or body.get("ErrorCode") or "SuccessFalse")
         message = str(body.get("Message") or body.get("ErrorMessage") or "no message")
-        request_id = str(body.get("RequestId") or "")
-        asked = f", request id {request_id}" if request_id else ""
-        raise CloudError(f"{action} answered HTTP 200 with Success: false ({code}: {shorten(message, 300)}{asked})",
-                         code=code, status_code=200, request_id=request_id, action=where)
+        # The request id travels apart (request_id): a summary names it once, next to the code.
+        raise CloudError(f"{action} answered HTTP 200 with Success: false ({code}: {shorten(message, 300)})",
+                         code=code, status_code=200, request_id=str(body.get("RequestId") or ""), action=where)
 
 
 def set_trace(write: Callable[[str], None] | None) -> None:

@@ -267,7 +267,7 @@ class CloudApi:
         if action == "GetProject" and "get-project-success-false" in faults:
             raise _SuccessFalse()
         if action == "GetResourceGroup" and "get-resource-group-error-code" in faults:
-            raise _SuccessFalse("InternalError.System", "An internal error occurred; try again later.", legacy=True)
+            raise _SuccessFalse("InternalError.System", "The system is busy; try again later.", legacy=True)
 
     # --- DataWorks ---------------------------------------------------------------------------------
     def _group(self, group_id: str) -> None:

@@ -216,8 +216,7 @@ def test_success_false_is_read_in_either_shape(fields: dict[str, str]) -> None:
     error = caught.value
     assert (error.code, error.request_id, error.action, error.status_code) == (
         "Invalid.Thing", "R-1", "dataworks:GetResourceGroup", 200)
-    assert str(error) == "GetResourceGroup answered HTTP 200 with Success: false (Invalid.Thing: no such thing, " \
-                         "request id R-1)"
+    assert str(error) == "GetResourceGroup answered HTTP 200 with Success: false (Invalid.Thing: no such thing)"
 
 
 def test_the_summary_of_an_old_shaped_error_names_action_code_and_request_id(
