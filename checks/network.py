@@ -248,7 +248,7 @@ async def model_endpoints(context: Context, vpc: str, host: str, service_id: str
     """
     index = await region_endpoints(context)
     in_vpc = [endpoint for (where, _), found in index.items() if where == vpc for endpoint in found]
-    named = await endpoints_in(context, vpc, service_id)
+    named = [dict(endpoint) for endpoint in await endpoints_in(context, vpc, service_id)]  # the memo's stay as read
     targets = await record_targets(context, host)
     candidates = named
     if not named and targets is not None:
@@ -311,6 +311,13 @@ async def model_allowlist(context: Context) -> Outcome:
                                   "(AliyunPvtzReadOnlyAccess), or list "
                                   "the model's allowed VPCs in allowed_vpcs.", **evidence, **error_evidence(error))
     evidence.update({"allowed_vpcs": allowed, "source": source})
+    if source == "PrivateLink":  # an endpoint found by its service name, which is not documented
+        evidence["assumption"] = ASSUMPTIONS
+        if not allowed:
+            return Outcome.warned(f"cannot verify: no PrivateZone zone covers {host}, and no Active endpoint in "
+                                  f"{first_vpc} is named for {service_id}", "List the model's allowed VPCs in "
+                                  f"allowed_vpcs (DataWorks > Model Service > the service > network settings); see "
+                                  f"{ASSUMPTIONS}.", **evidence)
     if first_vpc in allowed:
         return Outcome.passed(f"first VPC {first_vpc} is allowed ({source})", **evidence)
     trapped = [vpc for vpc in others if vpc in allowed]

@@ -107,6 +107,9 @@ def business_date(region: str, now: dt.datetime | None = None) -> BusinessDate:
     return BusinessDate(day, int(midnight.timestamp()) * 1000, name)
 
 
+IDENTITY_WORDS = {"RAMUser": "RAM user", "Account": "Alibaba Cloud account"}
+
+
 @dataclass(frozen=True)
 class Owner:
     """Who the ad hoc task belongs to (DataWorks' Owner, an account id) and where the tool got it from."""
@@ -138,11 +141,11 @@ async def task_owner(config: Config, session: CloudSession, region: str) -> Owne
                           f"GetCallerIdentity ({exc.code}: {shorten(str(exc), 200)}): {hint}",
                           field="in_network.owner") from None
     kind = str(identity.get("IdentityType") or "")
-    for field_name, words in (("UserId", "RAM user" if kind == "RAMUser" else "Alibaba Cloud account"
-                               if kind == "Account" else kind or "caller"), ("RoleId", "assumed RAM role")):
-        value = identity.get(field_name)
-        if value:
-            return Owner(str(value), f"STS GetCallerIdentity {field_name} ({words})")
+    if identity.get("UserId"):  # STS returns it for a RAM user (its own id) and the root account (the account id)
+        words = IDENTITY_WORDS.get(kind, kind or "caller")
+        return Owner(str(identity["UserId"]), f"STS GetCallerIdentity UserId ({words})")
+    if identity.get("RoleId"):
+        return Owner(str(identity["RoleId"]), "STS GetCallerIdentity RoleId (assumed RAM role)")
     raise ConfigError(f"in_network.owner is not set, and STS GetCallerIdentity named no UserId or RoleId for "
                       f"the caller (identity type {kind or 'unknown'}): {hint}", field="in_network.owner")
 

@@ -249,3 +249,22 @@ def test_verbose_prints_every_call_and_its_raw_answer_redacted(monkeypatch: pyte
     records = next(line for line in lines if "DescribeZoneRecords" in line)
     request, _, answer = records.partition(" -> ")
     assert json.loads(request.split(" ", 2)[2])["PageSize"] == 100 and json.loads(answer)["Records"]["Record"]
+
+
+def test_no_zone_and_no_endpoint_named_for_the_model_leaves_the_allowlist_unverified(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    real = CloudApi.list_vpc_endpoints
+
+    def renamed(self: CloudApi, params: dict[str, str]) -> dict[str, Any]:
+        answer = real(self, params)
+        for endpoint in answer["Endpoints"]:
+            endpoint["ServiceName"] = "com.aliyuncs.privatelink.cn-beijing.epsrv-unknown"
+        return answer
+
+    monkeypatch.setattr(CloudApi, "describe_zone_vpc_tree", lambda self, params: {"Zones": {"Zone": []}})
+    monkeypatch.setattr(CloudApi, "list_vpc_endpoints", renamed)
+    code, results = demo(monkeypatch, capsys, W, "network.model_allowlist")
+    assert code == 0
+    for result in results["network.model_allowlist"]:
+        assert result["status"] == "warn" and result["summary"].startswith("cannot verify: no PrivateZone zone")
+        assert result["evidence"]["assumption"] == "docs/cloud-assumptions.md"
