@@ -14,8 +14,16 @@ if TYPE_CHECKING:
     from preflight.context import Context
 
 DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/model-service"
+ASSUMPTIONS = "docs/cloud-assumptions.md"
 ENDPOINT_PAGE_SIZE = 1000  # PrivateLink's largest page
 MAX_ENDPOINT_PAGES = 20
+RECORD_PAGE_SIZE = 100  # PrivateZone's largest page
+MAX_RECORD_PAGES = 50  # a zone of model domains holds a handful of records; past this, a zone of something else
+# Endpoints in the first VPC whose ENI addresses are read when none is named for the model, to find it by address.
+MAX_UNNAMED_ENDPOINTS = 10
+# ListNetworks' Status values of a binding that is going away or gone: shown, never the first VPC.
+GONE = ("Deleting", "Deleted")
+STARTING = ("Pending", "Creating")
 FIRST_VPC_RULE = ("Model calls leave the resource group through the FIRST VPC binding (the earliest created, the top "
                   "of the group's network settings); a second or third binding does not count.")
 
@@ -36,11 +44,17 @@ async def bindings(context: Context) -> list[dict[str, Any]]:
     return sorted(found, key=lambda b: (b.get("CreateTime") or 0, b.get("Id") or 0))
 
 
+def live(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The bindings that are not being deleted, in order: the first of them is the group's first VPC."""
+    return [b for b in found if b.get("Status") not in GONE]
+
+
 @check("network.first_vpc", "The resource group's first VPC binding is Running", depends_on=("resource_group.ready",),
        plane="control", scope="target", tags=("control", "network"), timeout_s=30, docs=DOCS,
-       proves="The group has a VPC binding, and the first one (earliest created, as the console lists them) is "
-              "Running.",
-       how="ListNetworks (all pages), sorted by creation time; every binding is shown with time, VPC, vSwitch, status.",
+       proves="The group has a live VPC binding, and the first one (earliest created among those not Deleting or "
+              "Deleted, as the console lists them) is Running.",
+       how="ListNetworks (all pages), sorted by creation time; every binding is shown with time, VPC, vSwitch, "
+           "status; Deleting and Deleted ones are shown apart and never chosen.",
        failure_means="Without a Running first binding, nodes cannot reach any VPC-only model service.",
        fix="DataWorks > Resource Groups > the group > Network Settings: bind the model's VPC first.")
 async def first_vpc(context: Context) -> Outcome:
@@ -49,20 +63,33 @@ async def first_vpc(context: Context) -> Outcome:
         found = await bindings(context)
     except CloudError as error:
         return outcome_of(error, f"ListNetworks for {group}")
-    shown: list[dict[str, Any]] = [
-        {"order": index + 1, "network_id": b.get("Id"), "vpc": b.get("VpcId"), "vswitch": b.get("VswitchId"),
-         "status": b.get("Status"), "created": b.get("CreateTime")} for index, b in enumerate(found)]
+    def row(binding: dict[str, Any]) -> dict[str, Any]:
+        return {"network_id": binding.get("Id"), "vpc": binding.get("VpcId"), "vswitch": binding.get("VswitchId"),
+                "status": binding.get("Status"), "created": binding.get("CreateTime")}
+
+    alive = live(found)
+    gone = [row(b) for b in found if b.get("Status") in GONE]
+    shown = [{"order": index + 1, **row(b)} for index, b in enumerate(alive)]
     evidence: dict[str, Any] = {"rule": FIRST_VPC_RULE, "bindings": shown}
-    if not found:
-        return Outcome.failed(f"{group} has no VPC binding", "Bind the VPC the model service allows: DataWorks > "
-                              "Resource Groups > the group > Network Settings > Add Binding.", **evidence)
-    first = found[0]
+    if gone:  # shown, so a user who sees an old VPC in the console knows why it is not the first
+        evidence["deleted_bindings"] = gone
+    listed_gone = ", ".join(f"{b['vpc']} {b['status']}" for b in gone)
+    if not alive:
+        also = f" ({len(gone)} binding(s) Deleting or Deleted: {listed_gone})" if gone else ""
+        return Outcome.failed(f"{group} has no live VPC binding{also}", "Bind the VPC the model service allows: "
+                              "DataWorks > Resource Groups > the group > Network Settings > Add Binding.", **evidence)
+    first = alive[0]
     evidence.update({"first_vpc": first.get("VpcId"), "first_vswitch": first.get("VswitchId")})
+    skipped = f" (not counting {listed_gone})" if gone else ""
+    if first.get("Status") in STARTING:
+        return Outcome.failed(f"the first binding ({first.get('VpcId')}) is still {first.get('Status')}, not "
+                              f"Running yet{skipped}", "Wait until the binding is Running (a few minutes), then run "
+                              "preflight again.", **evidence)
     if first.get("Status") != "Running":
-        return Outcome.failed(f"the first binding ({first.get('VpcId')}) is {first.get('Status')}, not Running",
-                              "Wait until the binding is Running, or fix it in the group's Network Settings.",
-                              **evidence)
-    more = f" (+{len(found) - 1} more binding(s), which model calls do not use)" if len(found) > 1 else ""
+        return Outcome.failed(f"the first binding ({first.get('VpcId')}) is {first.get('Status')}, not Running"
+                              f"{skipped}", "Fix the binding in the group's Network Settings.", **evidence)
+    more = f" (+{len(alive) - 1} more binding(s), which model calls do not use)" if len(alive) > 1 else ""
+    more += skipped
     return Outcome.passed(f"first VPC {first.get('VpcId')} via {first.get('VswitchId')} is Running{more}",
                           **evidence)
 
@@ -103,13 +130,39 @@ async def zone_for(context: Context, host: str) -> dict[str, Any] | None:
         zone = covering_zone(await zone_tree(context), host)
         if zone is None:
             return None
-        records = await call(context, "pvtz", "DescribeZoneRecords", zone_id=zone.get("ZoneId"))
+        records, complete = await zone_records(context, str(zone.get("ZoneId")))
         bound = [v.get("VpcId") for v in (zone.get("Vpcs") or {}).get("Vpc") or []]
         rows = [{"rr": r.get("Rr"), "type": r.get("Type"), "value": r.get("Value"), "status": r.get("Status")}
-                for r in (records.get("Records") or {}).get("Record") or []]
-        return {"zone_id": zone.get("ZoneId"), "zone": zone.get("ZoneName"), "bound_vpcs": bound, "records": rows}
+                for r in records]
+        name = str(zone.get("ZoneName"))
+        own = [r for r in rows if record_name(r["rr"], name) == host.lower()]
+        # A wildcard answers for every name below it that has no record of its own.
+        own = own or [r for r in rows if record_name(r["rr"], name).startswith("*.")
+                      and host.lower().endswith(record_name(r["rr"], name)[1:])]
+        return {"zone_id": zone.get("ZoneId"), "zone": name, "bound_vpcs": bound, "record_count": len(rows),
+                "records_complete": complete, "records": own}
 
     return await context.resources.shared(("zone", host), discover)
+
+
+async def zone_records(context: Context, zone_id: str) -> tuple[list[dict[str, Any]], bool]:
+    """Every record of a zone, page by page (PageSize 100) up to MAX_RECORD_PAGES; and whether that was all."""
+    found: list[dict[str, Any]] = []
+    for page in range(1, MAX_RECORD_PAGES + 1):
+        answer = await call(context, "pvtz", "DescribeZoneRecords", zone_id=zone_id, page_number=page,
+                            page_size=RECORD_PAGE_SIZE)
+        batch = (answer.get("Records") or {}).get("Record") or []
+        found.extend(batch)
+        total = int(answer.get("TotalItems") or 0)
+        if not batch or len(found) >= total or page >= int(answer.get("TotalPages") or page):
+            return found, True
+    return found, False
+
+
+def record_name(rr: Any, zone: str) -> str:
+    """The full name a record of the zone answers for (`@` is the zone's own name)."""
+    label = str(rr or "@").strip(".").lower()
+    return zone.lower() if label == "@" else f"{label}.{zone.lower()}"
 
 
 async def region_endpoints(context: Context) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -145,20 +198,67 @@ def service_of(endpoint: dict[str, Any]) -> str:
     return str(endpoint.get("ServiceName", "")).rsplit(".", 1)[-1]
 
 
+async def describe_endpoint(context: Context, endpoint: dict[str, Any]) -> dict[str, Any]:
+    """An endpoint as the evidence shows it, with its ENI addresses (ListVpcEndpointZones, asked once per run)."""
+    zones = await call(context, "privatelink", "ListVpcEndpointZones", region_id=context.region,
+                       endpoint_id=endpoint.get("EndpointId"))
+    return {"endpoint_id": endpoint.get("EndpointId"), "status": endpoint.get("EndpointStatus"),
+            "connection": endpoint.get("ConnectionStatus"), "service": endpoint.get("ServiceName"),
+            "domain": endpoint.get("EndpointDomain"), "eni_ips": [z.get("EniIp") for z in zones.get("Zones") or []]}
+
+
 async def endpoints_in(context: Context, vpc: str, service_id: str) -> list[dict[str, Any]]:
-    """PrivateLink endpoints in `vpc` that lead to the model service, with their ENI addresses (once per run)."""
+    """PrivateLink endpoints in `vpc` whose service name names the model service (an assumption), with their ENI
+    addresses (once per run)."""
 
     async def find() -> list[dict[str, Any]]:
-        found = []
-        for endpoint in (await region_endpoints(context)).get((vpc, service_id), []):
-            zones = await call(context, "privatelink", "ListVpcEndpointZones", region_id=context.region,
-                               endpoint_id=endpoint.get("EndpointId"))
-            found.append({"endpoint_id": endpoint.get("EndpointId"), "status": endpoint.get("EndpointStatus"),
-                          "connection": endpoint.get("ConnectionStatus"), "service": endpoint.get("ServiceName"),
-                          "eni_ips": [z.get("EniIp") for z in zones.get("Zones") or []]})
-        return found
+        return [await describe_endpoint(context, endpoint)
+                for endpoint in (await region_endpoints(context)).get((vpc, service_id), [])]
 
     return await context.resources.shared(("privatelink-endpoints-in", context.region, vpc, service_id), find)
+
+
+async def record_targets(context: Context, host: str) -> tuple[set[str], set[str]] | None:
+    """The addresses (A) and names (CNAME) the model's PrivateZone record points to; None when it cannot be read."""
+    if not extra_installed("pvtz"):
+        return None
+    try:
+        zone = await zone_for(context, host)
+    except CloudError:
+        return None
+    if zone is None or not zone["records"]:
+        return None
+    addresses = {str(r["value"]) for r in zone["records"] if r["type"] == "A"}
+    names = {str(r["value"]).rstrip(".").lower() for r in zone["records"] if r["type"] == "CNAME"}
+    return addresses, names
+
+
+def serves(endpoint: dict[str, Any], targets: tuple[set[str], set[str]]) -> bool:
+    """Whether the model's record points at this endpoint: one of its ENI addresses, or its domain."""
+    addresses, names = targets
+    return bool(addresses & set(endpoint["eni_ips"])) or str(endpoint.get("domain") or "").lower() in names
+
+
+async def model_endpoints(context: Context, vpc: str, host: str, service_id: str) -> dict[str, Any]:
+    """The endpoints in `vpc` that serve the model, identified by more than the service name.
+
+    Candidates are the endpoints named for the model; with none, the VPC's endpoints whose domain the record names,
+    and a few others, read for their addresses. Each is `confirmed` when the model's PrivateZone record points at
+    it. Returns the candidates, the record's targets (None: not readable) and how many endpoints the VPC has.
+    """
+    index = await region_endpoints(context)
+    in_vpc = [endpoint for (where, _), found in index.items() if where == vpc for endpoint in found]
+    named = [dict(endpoint) for endpoint in await endpoints_in(context, vpc, service_id)]  # the memo's stay as read
+    targets = await record_targets(context, host)
+    candidates = named
+    if not named and targets is not None:
+        by_domain = [e for e in in_vpc if str(e.get("EndpointDomain") or "").lower() in targets[1]]
+        others = [e for e in in_vpc if e not in by_domain][:MAX_UNNAMED_ENDPOINTS]
+        candidates = [await describe_endpoint(context, e) for e in by_domain + others]
+    for endpoint in candidates:
+        endpoint["named_for_model"] = service_of({"ServiceName": endpoint.get("service")}) == service_id
+        endpoint["record_points_here"] = serves(endpoint, targets) if targets is not None else None
+    return {"candidates": candidates, "targets": targets, "in_vpc": len(in_vpc)}
 
 
 def _model_host(context: Context) -> tuple[str, str]:
@@ -212,6 +312,13 @@ async def model_allowlist(context: Context) -> Outcome:
                                   "(AliyunPvtzReadOnlyAccess), or list "
                                   "the model's allowed VPCs in allowed_vpcs.", **evidence, **error_evidence(error))
     evidence.update({"allowed_vpcs": allowed, "source": source})
+    if source == "PrivateLink":  # an endpoint found by its service name, which is not documented
+        evidence["assumption"] = ASSUMPTIONS
+        if not allowed:
+            return Outcome.warned(f"cannot verify: no PrivateZone zone covers {host}, and no Active endpoint in "
+                                  f"{first_vpc} is named for {service_id}", "List the model's allowed VPCs in "
+                                  f"allowed_vpcs (DataWorks > Model Service > the service > network settings); see "
+                                  f"{ASSUMPTIONS}.", **evidence)
     if first_vpc in allowed:
         return Outcome.passed(f"first VPC {first_vpc} is allowed ({source})", **evidence)
     trapped = [vpc for vpc in others if vpc in allowed]
@@ -232,9 +339,11 @@ async def model_allowlist(context: Context) -> Outcome:
 @check("network.private_dns", "PrivateZone record for the model domain is bound to the first VPC",
        depends_on=("network.model_allowlist",), plane="control", tags=("control", "network", "optional"),
        timeout_s=30, docs=DOCS,
-       proves="A PrivateZone zone covers the model domain, has an enabled A record, and is bound to the first VPC.",
+       proves="A PrivateZone zone covers the model domain, holds an enabled record for the model's own name, and "
+              "is bound to the first VPC.",
        how="pvtz DescribeZoneVpcTree (every zone and its VPCs, once per run), then DescribeZoneRecords for the "
-           "zone, shared with network.model_allowlist.",
+           "zone, every page, shared with network.model_allowlist. Where DataWorks keeps the zone is not "
+           f"documented: a zone not found is a warning ({ASSUMPTIONS}).",
        failure_means="Without the record in the first VPC the domain does not resolve from the nodes.",
        fix="Re-save the model service's network settings so DataWorks recreates the zone binding.")
 async def private_dns(context: Context) -> Outcome:
@@ -252,50 +361,90 @@ async def private_dns(context: Context) -> Outcome:
                                    "AliyunPvtzReadOnlyAccess to see this evidence")
         return outcome_of(error, f"PrivateZone lookup for {host}")
     if zone is None:
-        return Outcome.failed(f"no PrivateZone zone covers {host}", "DataWorks creates it when a VPC is added to "
-                              "the model's allowlist; re-save the model service's network settings.", host=host)
-    enabled = [r for r in zone["records"] if r["status"] in ("ENABLE", "ENABLED") and r["type"] == "A"]
-    evidence = {**zone, "first_vpc": first_vpc}
+        zones = len(await zone_tree(context))
+        return Outcome.warned(f"cannot tell which zone serves {host}: none of the account's {zones} PrivateZone "
+                              "zone(s) covers it (DataWorks may keep the model's zone where this account does not "
+                              "see it)", f"If the domain does not resolve from the nodes (endpoint.dns), re-save the "
+                              f"model service's network settings; see {ASSUMPTIONS} to confirm the zone layout.",
+                              host=host, zones_seen=zones, assumption=ASSUMPTIONS)
+    enabled = [r for r in zone["records"] if str(r["status"]).upper() in ("ENABLE", "ENABLED")
+               and r["type"] in ("A", "CNAME")]
+    evidence = {**zone, "first_vpc": first_vpc, "host": host}
     if first_vpc not in zone["bound_vpcs"]:
         return Outcome.failed(f"zone {zone['zone']} is not bound to the first VPC {first_vpc}",
                               "Add the first VPC to the model's allowlist.", **evidence)
     if not enabled:
-        return Outcome.failed(f"zone {zone['zone']} has no enabled A record", "Re-save the model service's network "
-                              "settings.", **evidence)
-    return Outcome.passed(f"zone {zone['zone']} -> {', '.join(r['value'] for r in enabled)}, bound to {first_vpc}",
-                          **evidence)
+        kinds = ", ".join(f"{r['type']} {r['status']}" for r in zone["records"])
+        seen = (f"{zone['record_count']} record(s), none for it" if not zone["records"]
+                else f"its record(s) for it are disabled or not A/CNAME: {kinds}")
+        partial = "" if zone["records_complete"] else f" (read the first {MAX_RECORD_PAGES} pages only)"
+        return Outcome.failed(f"zone {zone['zone']} has no enabled record for {host}: {seen}{partial}",
+                              "Re-save the model service's network settings.", **evidence)
+    return Outcome.passed(f"zone {zone['zone']}: {host} -> {', '.join(str(r['value']) for r in enabled)}, bound to "
+                          f"{first_vpc}", **evidence)
 
 
 @check("network.privatelink", "PrivateLink endpoint to the model is Active in the first VPC",
        depends_on=("network.model_allowlist",), plane="control", tags=("control", "network", "optional"),
        timeout_s=30, docs=DOCS,
-       proves="An Active, Connected PrivateLink interface endpoint to the model service exists in the first VPC.",
-       how="privatelink ListVpcEndpoints (the region's, all pages, once per run), the first VPC's endpoints to the "
-           "model among them, then ListVpcEndpointZones for their ENI addresses.",
+       proves="An Active, Connected PrivateLink interface endpoint in the first VPC serves the model: the model's "
+              "PrivateZone record points to its ENI address or its domain.",
+       how="privatelink ListVpcEndpoints (the region's, all pages, once per run), the first VPC's endpoints named for "
+           "the model (or, with none, others there), ListVpcEndpointZones for their ENI addresses, compared with the "
+           "model's PrivateZone record. An endpoint the tool cannot tie to the model is a warning, not a failure "
+           f"({ASSUMPTIONS}).",
        failure_means="Without the endpoint, the private address the domain resolves to leads nowhere.",
        fix="Re-save the model service's network settings; check the endpoint in the PrivateLink console.")
 async def privatelink(context: Context) -> Outcome:
-    _, service_id = _model_host(context)
+    host, service_id = _model_host(context)
     if not service_id:
         return Outcome.skipped("not a DataWorks model domain: no PrivateLink endpoint to look for")
     if not extra_installed("privatelink"):
         return Outcome.skipped("the network extra is not installed (pip install 'dw-preflight[network]')")
     first_vpc = str(context.evidence_of("network.model_allowlist").get("first_vpc"))
     try:
-        found = await endpoints_in(context, first_vpc, service_id)
+        found = await model_endpoints(context, first_vpc, host, service_id)
     except CloudError as error:
         if error.code.startswith("Forbidden"):
             return Outcome.skipped(f"no permission to read PrivateLink ({error.auth_action or error.action}); grant "
                                    "AliyunPrivateLinkReadOnlyAccess to see this evidence")
         return outcome_of(error, f"ListVpcEndpoints in {context.region} (for the endpoint in {first_vpc})")
-    healthy = [e for e in found if e["status"] == "Active" and e["connection"] == "Connected"]
-    evidence = {"first_vpc": first_vpc, "endpoints": found}
-    if not healthy:
-        return Outcome.failed(f"no Active, Connected PrivateLink endpoint to {service_id} in {first_vpc}",
-                              "Re-save the model service's network settings, and check the endpoint's state in the "
-                              "PrivateLink console.", **evidence)
-    endpoint = healthy[0]
-    return Outcome.passed(f"{endpoint['endpoint_id']} is Active and Connected, ENI {', '.join(endpoint['eni_ips'])}",
+    candidates, targets = found["candidates"], found["targets"]
+    evidence: dict[str, Any] = {"first_vpc": first_vpc, "endpoints": candidates, "endpoints_in_vpc": found["in_vpc"],
+                                "assumption": ASSUMPTIONS}
+    if targets is not None:
+        evidence["record_points_to"] = sorted(targets[0] | targets[1])
+    healthy = [e for e in candidates if e["status"] == "Active" and e["connection"] == "Connected"]
+    confirmed = [e for e in candidates if e["record_points_here"]]
+    fix = f"Check the endpoint in the PrivateLink console; see {ASSUMPTIONS} to confirm which endpoint serves it."
+    if confirmed:
+        good = [e for e in confirmed if e in healthy]
+        if not good:
+            shown = ", ".join(f"{e['endpoint_id']} ({e['status']}, {e['connection']})" for e in confirmed)
+            return Outcome.failed(f"the endpoint {host}'s record points to is not Active and Connected: {shown}",
+                                  "Re-save the model service's network settings, and check the endpoint's state in the "
+                                  "PrivateLink console.", **evidence)
+        endpoint = good[0]
+        return Outcome.passed(f"{endpoint['endpoint_id']} is Active and Connected, ENI {', '.join(endpoint['eni_ips'])}"
+                              f", where {host}'s PrivateZone record points", **evidence)
+    if targets is not None:
+        what = (f"endpoint(s) named for {service_id} ({', '.join(e['endpoint_id'] for e in candidates)}) have "
+                f"addresses {', '.join(ip for e in candidates for ip in e['eni_ips']) or 'none'}"
+                if any(e["named_for_model"] for e in candidates) else
+                f"none of the {found['in_vpc']} endpoint(s) in {first_vpc} has them")
+        return Outcome.warned(f"cannot tell which endpoint serves {service_id}: its record points to "
+                              f"{', '.join(evidence['record_points_to'])}, and {what}", fix, **evidence)
+    if healthy:
+        endpoint = healthy[0]
+        return Outcome.passed(f"{endpoint['endpoint_id']} is Active and Connected, ENI {', '.join(endpoint['eni_ips'])}"
+                              " (identified by its service name only: no PrivateZone record to confirm it)",
+                              **evidence)
+    if candidates:
+        shown = ", ".join(f"{e['endpoint_id']} ({e['status']}, {e['connection']})" for e in candidates)
+        return Outcome.warned(f"the endpoint(s) named for {service_id} in {first_vpc} are not Active and Connected "
+                              f"({shown}), and no PrivateZone record confirms they serve it", fix, **evidence)
+    return Outcome.warned(f"cannot tell which endpoint serves {service_id}: none of the {found['in_vpc']} endpoint(s) "
+                          f"in {first_vpc} is named for it, and no PrivateZone record gives its address", fix,
                           **evidence)
 
 

@@ -20,7 +20,9 @@ RAM_ACTIONS = ("dataworks:ExecuteAdhocWorkflowInstance", "dataworks:GetWorkflowI
             "executeadhocworkflowinstance",
        proves="With --from resource-group: an ad hoc Shell task on the group ran the stdlib collector and its "
               "observations were read back from the task log.",
-       how="ExecuteAdhocWorkflowInstance, then GetWorkflowInstance / ListTaskInstances / GetTaskInstance with "
+       how="STS GetCallerIdentity for the task's Owner (unless in_network.owner is set), "
+           "ExecuteAdhocWorkflowInstance with BizDate yesterday at 00:00 in the region's time zone, then "
+           "GetWorkflowInstance / ListTaskInstances / GetTaskInstance with "
            "backoff, then GetTaskInstanceLog and the marked PREFLIGHT-OBSERVATIONS line.",
        failure_means="The task could not be submitted (RAM), did not get resources, failed (no python3?), timed "
                      "out, or its log lost the marked line.",
@@ -38,13 +40,18 @@ async def probe(context: Context) -> Outcome:
     if status == "Success":
         sent = "with the key" if record.get("key_sent") else "without the key (--send-key not given)"
         where = record.get("task_instance_id") or record.get("source")
-        return Outcome.passed(f"observed from {context.observation_origin} {sent} (task {where}, Python "
+        # What was submitted, as a real account checks it: the task's owner and its business date.
+        submitted = (f", owner {record['owner']}, business date {record.get('biz_date')} ({record.get('biz_date_ms')})"
+                     if record.get("owner") else "")
+        return Outcome.passed(f"observed from {context.observation_origin} {sent} (task {where}{submitted}, Python "
                               f"{record.get('python')}, {record.get('seconds', 0)} s)", **evidence)
     if status == "NotSubmitted":
+        owner = (f" The task was submitted as owner {record['owner']} ({record.get('owner_source')}); set "
+                 "in_network.owner if DataWorks refuses that id." if record.get("owner") else "")
         return Outcome.failed(f"the collector was not submitted: {record.get('problem')}",
                               "Grant the RAM actions " + ", ".join(RAM_ACTIONS) + " (AliyunDataWorksFullAccess), or "
                               "paste `preflight probe-script --target NAME` into a Shell node by hand and run "
-                              "`preflight ingest` on its log.", **evidence)
+                              f"`preflight ingest` on its log.{owner}", **evidence)
     if status == "Unfollowed":
         return Outcome.failed(f"the task was submitted but could not be followed: {record.get('problem')}",
                               "Grant the RAM actions " + ", ".join(RAM_ACTIONS) + "; the instance "

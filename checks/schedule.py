@@ -1,4 +1,4 @@
-"""Scheduling check: the nodes that call the model run on the checked resource group, on a schedule."""
+"""Scheduling check: the nodes that call the model are deployed on the checked resource group, on a schedule."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from preflight.registry import check
 if TYPE_CHECKING:
     from preflight.context import Context
 
+RAM_ACTIONS = ("dataworks:GetNode", "dataworks:GetTask")
+
 
 async def get_node(context: Context, node: str) -> dict[str, Any]:
     assert context.target.workspace is not None
@@ -20,8 +22,21 @@ async def get_node(context: Context, node: str) -> dict[str, Any]:
                       project_id=project_id(context.target.workspace, "dataworks:GetNode"))
 
 
+async def get_task(context: Context, task_id: int) -> dict[str, Any]:
+    """The deployed task in the production environment: what scheduled runs use."""
+    return await call(context, "dataworks", "GetTask", id=task_id, project_env="Prod")
+
+
+async def deployed(context: Context, node: str) -> dict[str, Any]:
+    """A node's draft (GetNode) and, once it is deployed, its scheduling task (GetTask): the facts to judge."""
+    facts = node_facts(await get_node(context, node))
+    if facts["task_id"] is not None:
+        facts.update(task_facts(await get_task(context, facts["task_id"])))
+    return facts
+
+
 def node_facts(answer: dict[str, Any]) -> dict[str, Any]:
-    """Resource group and trigger of a node, read from its FlowSpec."""
+    """Resource group and trigger of a node's draft, read from its FlowSpec, and its task id once deployed."""
     import json  # here: `preflight list` imports this module and needs no json
 
     node = answer.get("Node") or {}
@@ -29,22 +44,40 @@ def node_facts(answer: dict[str, Any]) -> dict[str, Any]:
         spec = json.loads(node.get("Spec") or "{}")
     except ValueError:
         spec = {}
-    nodes = (spec.get("spec") or {}).get("nodes") or [{}]
-    first = nodes[0] if isinstance(nodes[0], dict) else {}
+    nodes = (spec.get("spec") or {}).get("nodes") or [{}] if isinstance(spec, dict) else [{}]
+    first = nodes[0] if isinstance(nodes, list) and nodes and isinstance(nodes[0], dict) else {}
     trigger = first.get("trigger") or {}
+    task_id = node.get("TaskId")
     return {"id": str(node.get("Id")), "name": node.get("Name"),
-            "resource_group": (first.get("runtimeResource") or {}).get("resourceGroup"),
-            "trigger": trigger.get("type"), "cron": trigger.get("cron")}
+            "draft_resource_group": (first.get("runtimeResource") or {}).get("resourceGroup"),
+            "draft_trigger": trigger.get("type"), "task_id": task_id if isinstance(task_id, int) and task_id else None,
+            "deployed": False}
 
 
-@check("schedule.node_resource_group", "Scheduled nodes run on this resource group",
+def task_facts(answer: dict[str, Any]) -> dict[str, Any]:
+    """Resource group and trigger of the deployed task."""
+    task = answer.get("Task") or {}
+    trigger = task.get("Trigger") or {}
+    return {"deployed": True, "resource_group": (task.get("RuntimeResource") or {}).get("ResourceGroupId"),
+            "trigger": trigger.get("Type"), "cron": trigger.get("Cron")}
+
+
+def _named(facts: dict[str, Any]) -> str:
+    return f"{facts['name']} ({facts['id']})"
+
+
+@check("schedule.node_resource_group", "Scheduled nodes are deployed on this resource group",
        depends_on=("resource_group.ready", "workspace.exists"), plane="control", scope="target",
        tags=("control", "schedule", "optional"), timeout_s=30,
        docs="https://www.alibabacloud.com/help/en/dataworks/user-guide/configure-scheduling-resource-groups",
-       proves="Each node listed in `nodes` runs on the checked resource group and has a schedule.",
-       how="GetNode for each node id; reads runtimeResource and trigger from its FlowSpec.",
-       failure_means="A node on another group calls the model from a network that may not reach it.",
-       fix="Node > Scheduling > Resource Group: choose the checked group, then publish the node.")
+       proves="Each node listed in `nodes` is deployed, and its deployed task runs on the checked resource group "
+              "on a schedule.",
+       how="GetNode for each node id (the Data Studio draft and, once deployed, its TaskId), then GetTask in the "
+           "production environment: the deployed task's RuntimeResource and Trigger. Needs "
+           + " and ".join(RAM_ACTIONS) + ".",
+       failure_means="A node never deployed has no scheduled runs; a deployed task on another group calls the model "
+                     "from a network that may not reach it.",
+       fix="Node > Scheduling > Resource Group: choose the checked group, then deploy (publish) the node.")
 async def node_resource_group(context: Context) -> Outcome:
     target = context.target
     if not target.nodes:
@@ -52,23 +85,37 @@ async def node_resource_group(context: Context) -> Outcome:
     import asyncio
 
     try:
-        answers = await asyncio.gather(*(get_node(context, node) for node in target.nodes))
+        facts = list(await asyncio.gather(*(deployed(context, node) for node in target.nodes)))
     except CloudError as error:
-        return outcome_of(error, "GetNode")
-    facts = [node_facts(answer) for answer in answers]
-    elsewhere = [f for f in facts if f["resource_group"] != target.resource_group]
-    unscheduled = [f for f in facts if f["trigger"] != "Scheduler"]
-    evidence = {"resource_group": target.resource_group, "nodes": facts}
+        return outcome_of(error, error.action.split(":")[-1] or "GetNode")
+    group = target.resource_group
+    for node in facts:
+        if node["deployed"] and node["draft_resource_group"] != node["resource_group"]:
+            node["note"] = (f"the draft says {node['draft_resource_group']}, the deployed task runs on "
+                            f"{node['resource_group']}")
+    evidence = {"resource_group": group, "nodes": facts}
+    undeployed = [f for f in facts if not f["deployed"]]
+    elsewhere = [f for f in facts if f["deployed"] and f["resource_group"] != group]
+    unscheduled = [f for f in facts if f["deployed"] and f["trigger"] != "Scheduler"]
+    if undeployed:
+        names = ", ".join(f"{_named(f)} (the draft says {f['draft_resource_group']}, trigger {f['draft_trigger']})"
+                          for f in undeployed)
+        return Outcome.failed(f"{len(undeployed)} node(s) not deployed: scheduled runs will not happen until the "
+                              f"node is deployed: {names}",
+                              f"Open each node in Data Studio, check Scheduling > Resource Group is {group}, then "
+                              "deploy it (Save, Submit, Deploy).", **evidence)
     if elsewhere:
-        names = ", ".join(f"{f['name']} ({f['id']}) on {f['resource_group']}" for f in elsewhere)
-        return Outcome.failed(f"{len(elsewhere)} node(s) run on another resource group: {names}",
-                              f"Open each node > Scheduling > Resource Group, choose {target.resource_group}, and "
-                              "publish the node (scheduled runs use the published version).", **evidence)
+        names = ", ".join(f"{_named(f)} is deployed on {f['resource_group']}, not {group}" for f in elsewhere)
+        return Outcome.failed(f"{len(elsewhere)} deployed task(s) run on another resource group: {names}",
+                              f"Open each node > Scheduling > Resource Group, choose {group}, and deploy the node "
+                              "again (scheduled runs use the deployed version).", **evidence)
     if unscheduled:
-        names = ", ".join(f"{f['name']} ({f['id']})" for f in unscheduled)
-        return Outcome.failed(f"node(s) without a schedule: {names}", "Set a schedule and publish the node.",
-                              **evidence)
-    return Outcome.passed(f"{len(facts)} node(s) run on {target.resource_group} on a schedule", **evidence)
+        names = ", ".join(f"{_named(f)} (trigger {f['trigger']})" for f in unscheduled)
+        return Outcome.failed(f"deployed task(s) without a schedule: {names}",
+                              "Set a schedule (Scheduling > Time Property) and deploy the node again.", **evidence)
+    drafts = [f for f in facts if f.get("note")]
+    more = f"; {len(drafts)} draft(s) changed since: see the evidence" if drafts else ""
+    return Outcome.passed(f"{len(facts)} deployed node(s) run on {group} on a schedule{more}", **evidence)
 
 
 CHECKS = (node_resource_group,)

@@ -23,8 +23,8 @@ async def warm(context: Context) -> None:
 
     from checks.cloud import associated_projects, get_project, get_resource_group
     from checks.judges.url import DATAWORKS_DOMAIN
-    from checks.network import bindings, endpoints_in, region_endpoints, zone_for
-    from checks.schedule import get_node
+    from checks.network import bindings, endpoints_in, live, region_endpoints, zone_for
+    from checks.schedule import deployed
     from preflight.cloud import extra_installed
     from preflight.probe.local import Endpoint
 
@@ -36,7 +36,8 @@ async def warm(context: Context) -> None:
         questions.append(get_resource_group(context))
         if target.workspace:
             questions.append(associated_projects(context))
-            questions += [get_node(context, node) for node in target.nodes]
+            # Each node's draft, then its deployed task: the second question follows the first at once.
+            questions += [deployed(context, node) for node in target.nodes]
     services = []
     for service in target.services:
         host = Endpoint.of(service.endpoint).host
@@ -52,8 +53,9 @@ async def warm(context: Context) -> None:
             return
         # The region's endpoints need no answer first: asked alongside the group's bindings, not after them.
         found, _ = await asyncio.gather(bindings(context), region_endpoints(context))
-        if found:
-            first_vpc = str(found[0].get("VpcId"))
+        alive = live(found)
+        if alive:
+            first_vpc = str(alive[0].get("VpcId"))
             await asyncio.gather(*(endpoints_in(context, first_vpc, service_id) for service_id in services),
                                  return_exceptions=True)
 

@@ -94,6 +94,8 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
                         help="colour the console output (default auto: on a terminal, unless NO_COLOR is set)")
     parser.add_argument("--ca-bundle", metavar="FILE", help="trust this private CA for https endpoints (verification "
                         "stays on)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="print each cloud call's action, request fields and raw answer (redacted) to stderr")
 
 
 def _add_wait_options(parser: argparse.ArgumentParser) -> None:
@@ -488,9 +490,16 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
 
     # The command line as the report's header shows it: a secret typed into it is masked like any other.
     argv = tuple(REDACTOR.text(arg) for arg in ("preflight", *getattr(args, "command_line", ())))
+    verbose = getattr(args, "verbose", False)
+    if verbose:
+        from preflight.cloud import set_trace
+
+        set_trace(lambda line: print(line, file=sys.stderr, flush=True))
     try:
         report = asyncio.run(go())
     finally:
+        if verbose:
+            set_trace(None)
         _close_cloud_sessions()
         close = getattr(progress, "close", None)
         if close is not None:

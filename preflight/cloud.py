@@ -7,7 +7,7 @@ through `CloudSession.call`, answers are shared per run (`call`), and failures b
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,8 @@ PRODUCTS = {
     "pvtz": Product("pvtz", "alibabacloud_pvtz20180101", optional=True),
     "privatelink": Product("privatelink", "alibabacloud_privatelink20200415", optional=True),
     "vpc": Product("vpc", "alibabacloud_vpc20160428", optional=True),
+    # Who the credentials belong to: the in-network task's Owner when the config names none.
+    "sts": Product("sts", "alibabacloud_sts20150401"),
 }
 # Every action the tool calls, with the generated client's method for it; its request model is `<Action>Request`
 # and its RAM action `<product>:<Action>`. The client method carries the HTTP method and where each parameter goes.
@@ -46,6 +48,7 @@ ACTIONS: dict[tuple[str, str], str] = {
     ("dataworks", "ListResourceGroupAssociateProjects"): "list_resource_group_associate_projects",
     ("dataworks", "ListNetworks"): "list_networks",
     ("dataworks", "GetNode"): "get_node",
+    ("dataworks", "GetTask"): "get_task",
     ("dataworks", "ExecuteAdhocWorkflowInstance"): "execute_adhoc_workflow_instance",
     ("dataworks", "GetWorkflowInstance"): "get_workflow_instance",
     ("dataworks", "ListTaskInstances"): "list_task_instances",
@@ -57,6 +60,7 @@ ACTIONS: dict[tuple[str, str], str] = {
     ("privatelink", "ListVpcEndpoints"): "list_vpc_endpoints",
     ("privatelink", "ListVpcEndpointZones"): "list_vpc_endpoint_zones",
     ("vpc", "DescribeVSwitchAttributes"): "describe_vswitch_attributes",
+    ("sts", "GetCallerIdentity"): "get_caller_identity",  # no request model: the action takes no parameters
 }
 # What a full run imports, in the order it needs them: the credential chain and DataWorks sign the first call.
 RUN_IMPORTS = ("credentials", "dataworks", "pvtz", "privatelink")
@@ -65,7 +69,7 @@ CREDENTIAL_CODES = ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidTimeS
 MANAGED_POLICIES = {"dataworks": "AliyunDataWorksReadOnlyAccess (AliyunDataWorksFullAccess for "
                                  "ExecuteAdhocWorkflowInstance)",
                     "pvtz": "AliyunPvtzReadOnlyAccess", "privatelink": "AliyunPrivateLinkReadOnlyAccess",
-                    "vpc": "AliyunVPCReadOnlyAccess"}
+                    "vpc": "AliyunVPCReadOnlyAccess", "sts": "none (GetCallerIdentity needs no permission)"}
 # Read-only policies do not grant these; everything else the tool calls is a Get/List/Describe.
 WRITE_ACTIONS = frozenset({"dataworks:ExecuteAdhocWorkflowInstance"})
 # The credentials SDK names its providers; say in words where the key came from.
@@ -92,6 +96,8 @@ MAX_CALLS_IN_FLIGHT = 128
 # The import of each SDK part (RUN_IMPORTS' names), started once per process and awaited by the first call.
 _IMPORTS: dict[str, concurrent.futures.Future[ModuleType]] = {}
 _OPEN: list[CloudSession] = []  # sessions not closed yet; a run's follower and its checks share one
+_TRACE: Callable[[str], None] | None = None  # where `-v` prints each call (set_trace)
+TRACE_VALUE_CHARS = 200
 
 
 def _module_name(part: str) -> str:
@@ -286,7 +292,11 @@ class CloudSession:
         try:
             _sdk(product)
             if isinstance(request, Mapping):
-                request = getattr(_models(product), f"{action}Request")(**request)
+                model = getattr(_models(product), f"{action}Request", None)
+                # An action without parameters (STS GetCallerIdentity) has no request model to build.
+                if model is None and request:
+                    raise TypeError(f"{action} takes no parameters")
+                request = model(**request) if model is not None else None
         except Exception as exc:  # the SDK is not installed, or the tool built a request its model does not have
             raise CloudError(f"{action} could not be sent: {type(exc).__name__}: {shorten(str(exc), 300)}",
                              code=SDK_UNUSABLE, action=where) from None
@@ -297,16 +307,22 @@ class CloudSession:
                                  autoretry=False, max_attempts=0, max_idle_conns=MAX_CALLS_IN_FLIGHT)
         try:
             client = self.client(product, region)
-            response = getattr(client, f"{method}_with_options")(request, runtime)
+            send = getattr(client, f"{method}_with_options")
+            response = send(runtime) if request is None else send(request, runtime)
         except CloudError as exc:
             exc.action = exc.action or where
+            _trace(where, request, exc)
             raise
         except Exception as exc:
-            raise translate(exc, where) from None
+            error = translate(exc, where)
+            _trace(where, request, error)
+            raise error from None
         if response.body is None:  # the SDK could not build its model from the answer
             raise CloudError(f"{action} answered a body that does not fit the SDK's model of it",
                              code="InvalidResponse", action=where)
-        return dict(response.body.to_map())
+        answer = dict(response.body.to_map())
+        _trace(where, request, answer)
+        return answer
 
 
 def _resolve_credentials(cloud: CloudConfig) -> tuple[Any, Identity]:
@@ -396,14 +412,54 @@ def _client_class(product: str) -> type:
 
 
 def check_answer(product: str, action: str, body: Any) -> None:
-    """Raise CloudError for an answer that is not a JSON object or that says `Success: false`."""
+    """Raise CloudError for an answer that is not a JSON object or that says `Success: false`.
+
+    Such a body names its error `Code`/`Message`, or, in older DataWorks shapes, `ErrorCode`/`ErrorMessage`.
+    """
     where = f"{product}:{action}"
     if not isinstance(body, dict):
         raise CloudError(f"{action} answered a body that is not a JSON object", code="InvalidResponse", action=where)
     if body.get("Success") is False:
-        raise CloudError(f"{action} answered HTTP 200 with Success: false ({body.get('Code')}: "
-                         f"{body.get('Message')})", code=str(body.get("Code") or "SuccessFalse"),
-                         status_code=200, request_id=str(body.get("RequestId") or ""), action=where)
+        code = str(body.get("Code") or body.get("ErrorCode") or "SuccessFalse")
+        message = str(body.get("Message") or body.get("ErrorMessage") or "no message")
+        # The request id travels apart (request_id): a summary names it once, next to the code.
+        raise CloudError(f"{action} answered HTTP 200 with Success: false ({code}: {shorten(message, 300)})",
+                         code=code, status_code=200, request_id=str(body.get("RequestId") or ""), action=where)
+
+
+def set_trace(write: Callable[[str], None] | None) -> None:
+    """Hand every cloud call's action, request fields and answer (redacted) to `write`, or stop (`-v`)."""
+    global _TRACE
+    _TRACE = write
+
+
+def _trace(where: str, request: Any, answer: dict[str, Any] | CloudError) -> None:
+    """One line per call for `-v`: the raw answers a user with a real account checks the assumptions against."""
+    write = _TRACE
+    if write is None:
+        return
+    import json
+
+    from preflight.redact import REDACTOR
+
+    def short(value: Any) -> Any:  # a task's script would fill the screen; its start says what it is
+        if isinstance(value, str) and len(value) > TRACE_VALUE_CHARS:
+            return f"{value[:TRACE_VALUE_CHARS]}... ({len(value)} characters)"
+        if isinstance(value, dict):
+            return {key: short(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [short(item) for item in value]
+        return value
+
+    # Redacted before shortening: a secret cut in half would no longer be recognised.
+    fields = short(REDACTOR.value(request.to_map())) if request is not None and hasattr(request, "to_map") else {}
+    if isinstance(answer, CloudError):
+        said: Any = {"error": answer.code, "message": str(answer), "http_status": answer.status_code,
+                     "request_id": answer.request_id}
+    else:
+        said = short(REDACTOR.value(answer))
+    text = f"cloud {where} {json.dumps(fields, default=str)} -> {json.dumps(said, default=str)}"
+    write(REDACTOR.text(text))
 
 
 def _build_client(cloud: CloudConfig, product: str, region: str, credential: Any) -> Any:
@@ -490,4 +546,4 @@ async def call(context: Context, product: str, action: str, **fields: Any) -> di
 __all__ = ["ACTIONS", "MANAGED_POLICIES", "NOT_A_WORKSPACE_ID", "PRODUCTS", "RUN_IMPORTS", "CloudSession", "Identity",
            "Product", "call", "check_answer", "close_sessions", "describe_provider", "extra_installed",
            "is_credential_error", "managed_policy", "open_session", "project_id", "sdk_models", "session",
-           "start_import", "translate"]
+           "set_trace", "start_import", "translate"]

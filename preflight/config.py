@@ -211,8 +211,8 @@ CLOUD_FIELDS = (
           env=True),
     Field("connect_timeout_ms", "integer", "connect timeout of every API call", default=5000, minimum=1),
     Field("read_timeout_ms", "integer", "read timeout of every API call", default=10000, minimum=1),
-    Field("network_endpoints", "section", "endpoint overrides of the PrivateZone, PrivateLink and VPC APIs",
-          keys=("pvtz", "privatelink", "vpc"), env=True, nullable=False),
+    Field("network_endpoints", "section", "endpoint overrides of the PrivateZone, PrivateLink, VPC and STS APIs",
+          keys=("pvtz", "privatelink", "vpc", "sts"), env=True, nullable=False),
 )
 DNS_FIELDS = (
     Field("nameservers", "strings", "ask these resolvers (IP or IP:PORT); in a VPC: 100.100.2.136, 100.100.2.138",

@@ -28,8 +28,36 @@ LOG_LINE_CHARS = 300
 # says more than a bare timeout.
 LOG_GRACE_S = 3.0
 
+# The time zone whose midnight starts a business date in each DataWorks region (its scheduling clock); a `cn-*`
+# region not listed runs on China time, any other unlisted one on UTC.
+REGION_ZONES = {
+    "cn-hongkong": "Asia/Hong_Kong",
+    "ap-southeast-1": "Asia/Singapore",
+    "ap-southeast-3": "Asia/Kuala_Lumpur",
+    "ap-southeast-5": "Asia/Jakarta",
+    "ap-southeast-6": "Asia/Manila",
+    "ap-southeast-7": "Asia/Bangkok",
+    "ap-southeast-2": "Australia/Sydney",
+    "ap-northeast-1": "Asia/Tokyo",
+    "ap-northeast-2": "Asia/Seoul",
+    "ap-south-1": "Asia/Kolkata",
+    "me-east-1": "Asia/Dubai",
+    "me-central-1": "Asia/Riyadh",
+    "eu-central-1": "Europe/Berlin",
+    "eu-west-1": "Europe/London",
+    "us-west-1": "America/Los_Angeles",
+    "us-east-1": "America/New_York",
+}
+# Without a time zone database (a Windows Python without tzdata), each zone's standard offset from UTC, in hours.
+STANDARD_OFFSETS = {"Asia/Shanghai": 8, "Asia/Hong_Kong": 8, "Asia/Singapore": 8, "Asia/Kuala_Lumpur": 8,
+                    "Asia/Jakarta": 7, "Asia/Manila": 8, "Asia/Bangkok": 7, "Australia/Sydney": 10, "Asia/Tokyo": 9,
+                    "Asia/Seoul": 9, "Asia/Kolkata": 5.5, "Asia/Dubai": 4, "Asia/Riyadh": 3, "Europe/Berlin": 1,
+                    "Europe/London": 0, "America/Los_Angeles": -8, "America/New_York": -5, "UTC": 0}
+
 if TYPE_CHECKING:
     from types import ModuleType
+
+    from preflight.cloud import CloudSession
 
 Stage = Callable[[str, str], None]
 # A DataWorks call: the action and its SDK request model in, the answer's body out, or CloudError.
@@ -46,6 +74,80 @@ class Collected:
 
 class _OutOfTime(Exception):
     """The follower's deadline passed during a call."""
+
+
+@dataclass(frozen=True)
+class BusinessDate:
+    """The business date of a submission: `ms` is its 00:00 in the region's time zone, as the API takes it."""
+
+    date: dt.date
+    ms: int
+    zone: str
+
+
+def region_zone(region: str) -> str:
+    """The time zone of a DataWorks region (REGION_ZONES)."""
+    return REGION_ZONES.get(region) or ("Asia/Shanghai" if region.startswith("cn-") else "UTC")
+
+
+def business_date(region: str, now: dt.datetime | None = None) -> BusinessDate:
+    """Yesterday at 00:00 in the region's time zone: the business date of a task run today, as the console gives
+    it to an ad hoc run; ExecuteAdhocWorkflowInstance's BizDate and ListTaskInstances' Bizdate both carry it."""
+    name = region_zone(region)
+    zone: dt.tzinfo
+    try:
+        from zoneinfo import ZoneInfo
+
+        zone = ZoneInfo(name)
+    except Exception:  # no time zone database: the standard offset, off by an hour only in summer time
+        zone = dt.timezone(dt.timedelta(hours=STANDARD_OFFSETS.get(name, 0)), name)
+    local = (now or dt.datetime.now(dt.timezone.utc)).astimezone(zone)
+    day = local.date() - dt.timedelta(days=1)
+    midnight = dt.datetime(day.year, day.month, day.day, tzinfo=zone)
+    return BusinessDate(day, int(midnight.timestamp()) * 1000, name)
+
+
+IDENTITY_WORDS = {"RAMUser": "RAM user", "Account": "Alibaba Cloud account"}
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who the ad hoc task belongs to (DataWorks' Owner, an account id) and where the tool got it from."""
+
+    id: str
+    source: str
+
+
+async def task_owner(config: Config, session: CloudSession, region: str) -> Owner:
+    """`in_network.owner` when set, else the caller's own id: STS GetCallerIdentity's UserId (a RAM user's id, or
+    the account id for the root account), or RoleId for an assumed RAM role.
+
+    Raises ConfigError naming in_network.owner when neither can be had; a CloudError of credentials the API
+    refused is raised as it is, as the run's cloud.credentials check reports it.
+    """
+    from preflight.cloud import is_credential_error
+    from preflight.errors import ConfigError
+
+    if config.in_network.owner:
+        return Owner(config.in_network.owner, "in_network.owner")
+    hint = ("set in_network.owner to the account id of the task's owner (the id DataWorks shows for a workspace "
+            "member; for a RAM user its UID)")
+    try:
+        identity = await session.call("sts", "GetCallerIdentity", {}, region)
+    except CloudError as exc:
+        if is_credential_error(exc):
+            raise
+        raise ConfigError(f"in_network.owner is not set, and the caller's own id could not be read from STS "
+                          f"GetCallerIdentity ({exc.code}: {shorten(str(exc), 200)}): {hint}",
+                          field="in_network.owner") from None
+    kind = str(identity.get("IdentityType") or "")
+    if identity.get("UserId"):  # STS returns it for a RAM user (its own id) and the root account (the account id)
+        words = IDENTITY_WORDS.get(kind, kind or "caller")
+        return Owner(str(identity["UserId"]), f"STS GetCallerIdentity UserId ({words})")
+    if identity.get("RoleId"):
+        return Owner(str(identity["RoleId"]), "STS GetCallerIdentity RoleId (assumed RAM role)")
+    raise ConfigError(f"in_network.owner is not set, and STS GetCallerIdentity named no UserId or RoleId for "
+                      f"the caller (identity type {kind or 'unknown'}): {hint}", field="in_network.owner")
 
 
 def _tail(log: str) -> list[str]:
@@ -85,7 +187,15 @@ class Follower:
     """
 
     def __init__(self, config: Config, target: TargetConfig, call: ApiCall, *, send_key: bool, deadline: float,
-                 stage: Stage, backoff: tuple[float, float] = (0.1, 2.0)) -> None:
+                 stage: Stage, backoff: tuple[float, float] = (0.1, 2.0), owner: Owner | None = None) -> None:
+        """`owner` is the task's Owner; without one, `in_network.owner` (ConfigError when that is not set)."""
+        if owner is None:
+            if not config.in_network.owner:
+                from preflight.errors import ConfigError
+
+                raise ConfigError("the in-network task needs an owner: set in_network.owner", field="in_network.owner")
+            owner = Owner(config.in_network.owner, "in_network.owner")
+        self.owner = owner
         self.config = config
         self.target = target
         self.call = call
@@ -116,20 +226,20 @@ class Follower:
         assert self.target.workspace is not None
         return project_id(self.target.workspace, "dataworks:ExecuteAdhocWorkflowInstance")
 
-    def submission(self, models: ModuleType, script: str, budget: float, bizdate: str) -> Any:
-        """ExecuteAdhocWorkflowInstance's request: one Shell task on the target's resource group."""
+    def submission(self, models: ModuleType, script: str, budget: float, bizdate: BusinessDate) -> Any:
+        """ExecuteAdhocWorkflowInstance's request: one Shell task on the target's resource group, owned by the
+        owner at the top level and in the task (both required), BizDate as a millisecond timestamp."""
         target, settings = self.target, self.config.in_network
         task = models.ExecuteAdhocWorkflowInstanceRequestTasks(
             client_unique_code=f"preflight_{target.name}_{int(time.time() * 1000)}", name="dw_preflight_probe",
-            type=settings.task_type, owner=settings.owner or None,
+            type=settings.task_type, owner=self.owner.id,
             script=models.ExecuteAdhocWorkflowInstanceRequestTasksScript(content=script),
             runtime_resource=models.ExecuteAdhocWorkflowInstanceRequestTasksRuntimeResource(
                 resource_group_id=target.resource_group),
             timeout=int(budget))
-        # BizDate goes as the date string it has always been (the model types it as an int).
         return models.ExecuteAdhocWorkflowInstanceRequest(
-            project_id=self.project, name=f"dw_preflight_{target.name}", env_type="Prod", biz_date=bizdate,
-            owner=settings.owner or None, tasks=[task])
+            project_id=self.project, name=f"dw_preflight_{target.name}", env_type="Prod", biz_date=bizdate.ms,
+            owner=self.owner.id, tasks=[task])
 
     async def run(self) -> dict[str, Any]:
         """The probe record: instance ids, statuses, timings, and on success the decoded payload.
@@ -141,9 +251,11 @@ class Follower:
         budget = max(10.0, min(settings.timeout_s, self.deadline - started) - 5.0)
         plan = build_plan(self.config, target, send_key=self.send_key, budget_s=budget * 0.8)
         script = build_shell_script(plan, settings.python)
+        bizdate = business_date(self.config.region_of(target))
         record: dict[str, Any] = {"resource_group": target.resource_group, "task_type": settings.task_type,
-                                  "key_sent": self.send_key, "statuses": []}
-        bizdate = (dt.date.today() - dt.timedelta(days=1)).isoformat()
+                                  "key_sent": self.send_key, "owner": self.owner.id, "owner_source": self.owner.source,
+                                  "biz_date": bizdate.date.isoformat(), "biz_date_ms": bizdate.ms,
+                                  "biz_date_zone": bizdate.zone, "statuses": []}
         try:
             answer = await self._call("ExecuteAdhocWorkflowInstance",
                                       lambda models: self.submission(models, script, budget, bizdate))
@@ -164,7 +276,7 @@ class Follower:
         record["seconds"] = round(time.monotonic() - started, 1)
         return record
 
-    async def _poll(self, workflow_id: Any, bizdate: str, task_id: Any) -> tuple[Any, str]:
+    async def _poll(self, workflow_id: Any, bizdate: BusinessDate, task_id: Any) -> tuple[Any, str]:
         """One look at the instance: (task instance id or None, status)."""
         if task_id is not None:
             answer = await self._call("GetTaskInstance", lambda models: models.GetTaskInstanceRequest(id=task_id))
@@ -172,16 +284,16 @@ class Follower:
         workflow = await self._call("GetWorkflowInstance",
                                     lambda models: models.GetWorkflowInstanceRequest(id=workflow_id))
         workflow_status = str((workflow.get("WorkflowInstance") or {}).get("Status") or "NotRun")
-        # Bizdate as the same date string as the submission's BizDate.
+        # Task instances are listed by business date: the submission's own.
         listing = await self._call("ListTaskInstances", lambda models: models.ListTaskInstancesRequest(
-            project_id=self.project, bizdate=bizdate, workflow_instance_id=workflow_id))
+            project_id=self.project, bizdate=bizdate.ms, workflow_instance_id=workflow_id))
         instances = (listing.get("PagingInfo") or {}).get("TaskInstances") or []
         if instances and isinstance(instances[0], dict) and instances[0].get("Id") is not None:
             return instances[0]["Id"], str(instances[0].get("Status") or "Unknown")
         # A workflow that ended before its task appeared has no task log to read.
         return None, workflow_status
 
-    async def _follow(self, record: dict[str, Any], workflow_id: Any, bizdate: str) -> None:
+    async def _follow(self, record: dict[str, Any], workflow_id: Any, bizdate: BusinessDate) -> None:
         task_id, delay = None, self.backoff[0]
         while True:
             try:
@@ -260,11 +372,21 @@ async def collect(config: Config, targets: list[TargetConfig], *, send_key: bool
 
     session = open_session(config)
     collected = Collected()
+    owner: Owner | CloudError | None = None
+    if any(target.workspace and target.resource_group for target in targets):
+        try:  # one identity for every target: the run has one set of credentials
+            owner = await task_owner(config, session, config.region)
+        except CloudError as exc:
+            owner = exc
 
     async def one(target: TargetConfig) -> None:
         if not (target.workspace and target.resource_group):
             record: dict[str, Any] = {"status": "NotSubmitted",
                                       "problem": "the target needs a workspace and a resource_group"}
+        elif isinstance(owner, CloudError):
+            record = {"status": "NotSubmitted", "problem": f"the task's owner could not be read from STS "
+                      f"GetCallerIdentity: {owner}", "code": owner.code, "auth_action": owner.auth_action,
+                      "request_id": owner.request_id}
         else:
             collected.origins[target.name] = f"resource-group:{target.resource_group}"
 
@@ -275,7 +397,7 @@ async def collect(config: Config, targets: list[TargetConfig], *, send_key: bool
 
             try:
                 record = await Follower(config, target, call, send_key=send_key, deadline=deadline,
-                                        stage=stage).run()
+                                        stage=stage, owner=owner).run()
             except CloudError as exc:
                 record = {"status": "NotSubmitted", "problem": str(exc), "code": exc.code,
                           "auth_action": exc.auth_action, "request_id": exc.request_id}
@@ -315,4 +437,5 @@ def ingest(log: str, config: Config, source: str) -> Collected:
     return collected
 
 
-__all__ = ["Collected", "Follower", "collect", "ingest", "payload_observations"]
+__all__ = ["REGION_ZONES", "BusinessDate", "Collected", "Follower", "Owner", "business_date", "collect", "ingest",
+           "payload_observations", "region_zone", "task_owner"]

@@ -160,7 +160,8 @@ class Simulator:
             f"region: {world.region}",
             f"cloud: {{endpoint: '127.0.0.1:{self.cloud_port}', protocol: http, connect_timeout_ms: 2000,"
             f" read_timeout_ms: 5000, network_endpoints: {{pvtz: '127.0.0.1:{self.cloud_port}',"
-            f" privatelink: '127.0.0.1:{self.cloud_port}', vpc: '127.0.0.1:{self.cloud_port}'}}}}",
+            f" privatelink: '127.0.0.1:{self.cloud_port}', vpc: '127.0.0.1:{self.cloud_port}',"
+            f" sts: '127.0.0.1:{self.cloud_port}'}}}}",
             f"dns: {{nameservers: ['127.0.0.1:{self.dns_port}'], timeout_s: 2}}",
             "http: {connect_timeout_s: 2, read_timeout_s: 5, total_timeout_s: 10}",
         ]

@@ -268,7 +268,7 @@ class CloudApi:
         if action == "GetProject" and "get-project-success-false" in faults:
             raise _SuccessFalse()
         if action == "GetResourceGroup" and "get-resource-group-error-code" in faults:
-            raise _SuccessFalse("InternalError.System", "An internal error occurred; try again later.", legacy=True)
+            raise _SuccessFalse("InternalError.System", "The system is busy; try again later.", legacy=True)
 
     # --- DataWorks ---------------------------------------------------------------------------------
     def _group(self, group_id: str) -> None:
@@ -502,8 +502,11 @@ class CloudApi:
         extra = [{"RecordId": 100000 + index * 1000 + number, "Rr": f"ecs-host-{number:03d}", "Type": "A",
                   "Value": f"172.16.{index % 250}.{10 + number % 240}", "Status": "ENABLE", "Ttl": 60}
                  for number in range(self.world.zone_extra_records)]
-        return [*extra, {"RecordId": index + 1, "Rr": "@", "Type": "A", "Value": eni_ip(index, 0), "Status": "ENABLE",
-                         "Ttl": 60}]
+        # The model's name answers with the ENI address of its endpoint in each allowed VPC.
+        vpcs = max(1, len(self.world.models[index].allowed_vpcs))
+        own = [{"RecordId": index + 1 + 100000 * vpc_index, "Rr": "@", "Type": "A", "Value": eni_ip(index, vpc_index),
+                "Status": "ENABLE", "Ttl": 60} for vpc_index in range(vpcs)]
+        return [*extra, *own]
 
     def describe_zone_records(self, params: dict[str, str]) -> dict[str, Any]:
         """One page of the zone's records: PageSize 20 unless asked, at most 100 (the pvtz model's figures)."""

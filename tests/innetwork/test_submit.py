@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import itertools
 import json
 import re
@@ -12,13 +13,14 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from preflight.cli import main
 from preflight.config import Config, InNetworkConfig, parse_config
 from preflight.errors import CloudError
-from preflight.innetwork import Follower, collect
+from preflight.innetwork import Follower, Owner, business_date, collect
 from preflight.innetwork_log import encode_payload
 from preflight.redact import MASK, register_secrets
 from preflight.simulator import scenarios
@@ -100,12 +102,16 @@ class FakeDataWorks:
         return [action for _, action, _ in self.calls]
 
 
+CALLER = Owner("207000000000001", "STS GetCallerIdentity UserId (RAM user)")
+
+
 def follow(api: FakeDataWorks, *, send_key: bool = False, seconds: float = 20.0, stages: list[str] | None = None,
-           settings: Config | None = None) -> dict[str, Any]:
+           settings: Config | None = None, owner: Owner | None = CALLER) -> dict[str, Any]:
     cfg = settings or config()
     seen = stages if stages is not None else []
     follower = Follower(cfg, cfg.targets[0], api, send_key=send_key, deadline=time.monotonic() + seconds,
-                        stage=lambda subject, message: seen.append(f"{subject}: {message}"), backoff=(0.01, 0.05))
+                        stage=lambda subject, message: seen.append(f"{subject}: {message}"), backoff=(0.01, 0.05),
+                        owner=owner)
     return asyncio.run(follower.run())
 
 
@@ -119,8 +125,15 @@ def test_one_shell_task_is_submitted_to_the_group_and_followed_to_its_log() -> N
     record = follow(api, stages=stages)
     submitted = api.calls[0][2]
     assert api.calls[0][1] == "ExecuteAdhocWorkflowInstance"
-    assert submitted["ProjectId"] == 4242 and submitted["EnvType"] == "Prod" and "Owner" not in submitted
-    assert len(submitted["BizDate"]) == 10
+    assert submitted["ProjectId"] == 4242 and submitted["EnvType"] == "Prod"
+    assert submitted["Owner"] == CALLER.id
+    # BizDate: yesterday at 00:00 in the region's time zone (cn-beijing: China time), in milliseconds.
+    assert submitted["BizDate"] == business_date("cn-beijing").ms
+    midnight = dt.datetime.fromtimestamp(submitted["BizDate"] / 1000, ZoneInfo("Asia/Shanghai"))
+    assert (midnight.hour, midnight.minute) == (0, 0)
+    assert midnight.date() == dt.datetime.now(ZoneInfo("Asia/Shanghai")).date() - dt.timedelta(days=1)
+    listed = [params for _, action, params in api.calls if action == "ListTaskInstances"]
+    assert listed and all(params["Bizdate"] == submitted["BizDate"] for params in listed)
     from alibabacloud_dataworks_public20240518 import models
 
     (typed,) = api.requests[0].tasks  # the task is the SDK's sub-model, which the client encodes as JSON
@@ -130,7 +143,7 @@ def test_one_shell_task_is_submitted_to_the_group_and_followed_to_its_log() -> N
     assert task["Type"] == "DIDE_SHELL" and task["RuntimeResource"] == {"ResourceGroupId": "Serverless_res_group_1_2"}
     assert task["Script"]["Content"].startswith("#!/bin/sh") and "python3 -" not in task["Script"]["Content"]
     assert "PY=python3" in task["Script"]["Content"] and 10 <= task["Timeout"] <= 20
-    assert task["ClientUniqueCode"].startswith("preflight_prod_") and "Owner" not in task
+    assert task["ClientUniqueCode"].startswith("preflight_prod_") and task["Owner"] == CALLER.id
     assert KEY not in json.dumps(submitted["Tasks"])
     assert {"GetWorkflowInstance", "ListTaskInstances", "GetTaskInstance"} <= set(api.actions())
     assert api.actions()[-1] == "GetTaskInstanceLog"
@@ -138,6 +151,8 @@ def test_one_shell_task_is_submitted_to_the_group_and_followed_to_its_log() -> N
     assert record["status"] == "Success" and record["payload"] == PAYLOAD
     assert record["statuses"] == ["NotRun", "WaitResource", "Running", "Success"]
     assert record["workflow_instance_id"] == 9001 and record["task_instance_id"] == 9002
+    assert (record["owner"], record["owner_source"]) == (CALLER.id, CALLER.source)
+    assert (record["biz_date"], record["biz_date_ms"]) == (midnight.date().isoformat(), submitted["BizDate"])
     assert [stage.split(": ", 1)[1].split(" (")[0] for stage in stages] == [
         "collector submitted to Serverless_res_group_1_2", "submitted, not started yet",
         "waiting for resources of the group", "running", "success", "log read"]
@@ -145,7 +160,8 @@ def test_one_shell_task_is_submitted_to_the_group_and_followed_to_its_log() -> N
 
 def test_the_owner_task_type_and_key_go_where_they_are_configured() -> None:
     api = FakeDataWorks(["Success"], node_log(encode_payload(PAYLOAD)))
-    follow(api, send_key=True, settings=config(owner="207947397706614299", task_type="SHELL", python="python3.8"))
+    follow(api, send_key=True, settings=config(owner="207947397706614299", task_type="SHELL", python="python3.8"),
+           owner=None)
     submitted = api.calls[0][2]
     (task,) = submitted["Tasks"]
     assert submitted["Owner"] == task["Owner"] == "207947397706614299"
