@@ -17,6 +17,7 @@ from preflight.text import shorten
 KINDS = ("completion", "chat", "embedding")
 AUTH_MODES = ("raw", "bearer")
 PROTOCOLS = ("https", "http")
+REGION_PATTERN = r"[a-z]{2,}(-[a-z0-9]+)+"
 MAX_CONFIG_BYTES = 1 << 20
 MAX_NODES = 20_000
 MAX_DEPTH = 64
@@ -85,6 +86,15 @@ class CloudConfig:
     connect_timeout_ms: int = 5000
     read_timeout_ms: int = 10000
     network_endpoints: Mapping[str, str] = field(default_factory=dict)
+    # A region's DataWorks endpoint, over `endpoint` (which may hold `{region}`) for targets in that region.
+    endpoints: Mapping[str, str] = field(default_factory=dict)
+    # Client-side calls per second: "default" and "product:Action" keys (preflight.pacing's DEFAULT_RATE if unset).
+    rate_limits: Mapping[str, float] = field(default_factory=dict)
+
+    def endpoint_for(self, region: str) -> str | None:
+        """The DataWorks endpoint of a region: its entry in `endpoints`, else `endpoint` with `{region}` filled."""
+        chosen = self.endpoints.get(region, self.endpoint)
+        return chosen.replace("{region}", region) if chosen else None
 
 
 @dataclass(frozen=True)
@@ -452,7 +462,7 @@ def parse_config(text: str, path: str = "<config>", environ: Mapping[str, str] |
         raise reader.error(root, "region", "is required (for example cn-beijing)")
     region = reader.string(top["region"][1], "region", required=True, env=True)
     assert region is not None
-    if not re.fullmatch(r"[a-z]{2,}(-[a-z0-9]+)+", region):
+    if not re.fullmatch(REGION_PATTERN, region):
         raise reader.error(top["region"][1], "region", "expected a region id like cn-beijing")
     if "targets" not in top:
         raise reader.error(root, "targets", "is required: list at least one target")
@@ -472,7 +482,7 @@ def parse_config(text: str, path: str = "<config>", environ: Mapping[str, str] |
         targets=targets,
         cloud=reader.section(top.get("cloud", (None, None))[1], "cloud",
                              ("endpoint", "protocol", "profile", "connect_timeout_ms", "read_timeout_ms",
-                              "network_endpoints"),
+                              "network_endpoints", "endpoints", "rate_limits"),
                              lambda m: _cloud(reader, m), CloudConfig()),
         dns=reader.section(top.get("dns", (None, None))[1], "dns", ("nameservers", "resolve", "timeout_s"),
                            lambda m: _dns(reader, m), DnsConfig()),
@@ -507,7 +517,44 @@ def _cloud(reader: _Reader, m: dict[str, tuple[Any, Any]]) -> CloudConfig:
         read_timeout_ms=reader.integer(m["read_timeout_ms"][1], "cloud.read_timeout_ms", minimum=1)
         if "read_timeout_ms" in m else 10000,
         network_endpoints=endpoints,
+        endpoints=_region_endpoints(reader, m["endpoints"][1]) if "endpoints" in m else {},
+        rate_limits=_rate_limits(reader, m["rate_limits"][1]) if "rate_limits" in m else {},
     )
+
+
+def _region_endpoints(reader: _Reader, node: Any) -> dict[str, str]:
+    import yaml
+
+    if not isinstance(node, yaml.MappingNode):
+        raise reader.error(node, "cloud.endpoints", f"expected a mapping of region to endpoint, got {_kind(node)}")
+    regions = tuple(str(key.value) for key, _ in node.value if isinstance(key, yaml.ScalarNode))
+    found: dict[str, str] = {}
+    for region, (key_node, value_node) in reader.mapping(node, "cloud.endpoints", regions).items():
+        if not re.fullmatch(REGION_PATTERN, region):
+            raise reader.error(key_node, f"cloud.endpoints.{region}", "expected a region id like cn-beijing")
+        value = reader.string(value_node, f"cloud.endpoints.{region}", required=True, env=True)
+        assert value is not None
+        found[region] = value
+    return found
+
+
+def _rate_limits(reader: _Reader, node: Any) -> dict[str, float]:
+    """`default` and `product:Action` keys of actions the tool calls, each a positive number of calls a second."""
+    import yaml
+
+    from preflight.cloud import ACTIONS
+
+    if not isinstance(node, yaml.MappingNode):
+        raise reader.error(node, "cloud.rate_limits", f"expected a mapping of action to calls per second, got "
+                                                      f"{_kind(node)}")
+    known = ("default", *sorted(f"{product}:{action}" for product, action in ACTIONS))
+    limits: dict[str, float] = {}
+    for key, (_, value_node) in reader.mapping(node, "cloud.rate_limits", known).items():
+        rate = reader.number(value_node, f"cloud.rate_limits.{key}")
+        if rate <= 0:
+            raise reader.error(value_node, f"cloud.rate_limits.{key}", "expected a positive number of calls a second")
+        limits[key] = rate
+    return limits
 
 
 def _dns(reader: _Reader, m: dict[str, tuple[Any, Any]]) -> DnsConfig:
