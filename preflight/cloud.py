@@ -410,12 +410,10 @@ def _build_client(cloud: CloudConfig, product: str, region: str, credential: Any
     from alibabacloud_tea_openapi.utils_models import Config as SdkConfig
 
     _lock_session_cache()
-    # cloud.endpoints names a region's DataWorks endpoint; `{region}` lets one config name them all, e.g.
+    # cloud.endpoints names a region's endpoints; `{region}` lets one config name them all, e.g.
     # dataworks-vpc.{region}.aliyuncs.com. Without an override the generated client picks the region's endpoint
     # from its own map.
-    override = cloud.network_endpoints.get(product) if product != "dataworks" else None
-    endpoint = cloud.endpoint_for(region) if product == "dataworks" else (
-        override.replace("{region}", region) if override else None)
+    endpoint = cloud.endpoint_for(region, product)
     return _client_class(product)(SdkConfig(
         access_key_id=credential.access_key_id, access_key_secret=credential.access_key_secret,
         security_token=credential.security_token or None, region_id=region, endpoint=endpoint,

@@ -86,14 +86,17 @@ class CloudConfig:
     connect_timeout_ms: int = 5000
     read_timeout_ms: int = 10000
     network_endpoints: Mapping[str, str] = field(default_factory=dict)
-    # A region's DataWorks endpoint, over `endpoint` (which may hold `{region}`) for targets in that region.
-    endpoints: Mapping[str, str] = field(default_factory=dict)
+    # Per region, each product's endpoint there (`cn-shanghai: HOST` names DataWorks'; a mapping names any of
+    # dataworks, pvtz, privatelink, vpc), over `endpoint` and `network_endpoints` for targets in that region.
+    endpoints: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     # Client-side calls per second: "default" and "product:Action" keys (preflight.pacing's DEFAULT_RATE if unset).
     rate_limits: Mapping[str, float] = field(default_factory=dict)
 
-    def endpoint_for(self, region: str) -> str | None:
-        """The DataWorks endpoint of a region: its entry in `endpoints`, else `endpoint` with `{region}` filled."""
-        chosen = self.endpoints.get(region, self.endpoint)
+    def endpoint_for(self, region: str, product: str = "dataworks") -> str | None:
+        """A product's endpoint in a region: the region's entry, else `endpoint` (DataWorks) or `network_endpoints`,
+        with `{region}` filled in; None lets the generated client pick from its own map."""
+        general = self.endpoint if product == "dataworks" else self.network_endpoints.get(product)
+        chosen = self.endpoints.get(region, {}).get(product, general)
         return chosen.replace("{region}", region) if chosen else None
 
 
@@ -522,19 +525,24 @@ def _cloud(reader: _Reader, m: dict[str, tuple[Any, Any]]) -> CloudConfig:
     )
 
 
-def _region_endpoints(reader: _Reader, node: Any) -> dict[str, str]:
+def _region_endpoints(reader: _Reader, node: Any) -> dict[str, dict[str, str]]:
     import yaml
 
     if not isinstance(node, yaml.MappingNode):
         raise reader.error(node, "cloud.endpoints", f"expected a mapping of region to endpoint, got {_kind(node)}")
     regions = tuple(str(key.value) for key, _ in node.value if isinstance(key, yaml.ScalarNode))
-    found: dict[str, str] = {}
+    found: dict[str, dict[str, str]] = {}
     for region, (key_node, value_node) in reader.mapping(node, "cloud.endpoints", regions).items():
+        where = f"cloud.endpoints.{region}"
         if not re.fullmatch(REGION_PATTERN, region):
-            raise reader.error(key_node, f"cloud.endpoints.{region}", "expected a region id like cn-beijing")
-        value = reader.string(value_node, f"cloud.endpoints.{region}", required=True, env=True)
-        assert value is not None
-        found[region] = value
+            raise reader.error(key_node, where, "expected a region id like cn-beijing")
+        if isinstance(value_node, yaml.MappingNode):
+            inner = reader.mapping(value_node, where, ("dataworks", "pvtz", "privatelink", "vpc"))
+            products = {product: reader.string(node, f"{where}.{product}", required=True, env=True)
+                        for product, (_, node) in inner.items()}
+        else:
+            products = {"dataworks": reader.string(value_node, where, required=True, env=True)}
+        found[region] = {product: value for product, value in products.items() if value is not None}
     return found
 
 

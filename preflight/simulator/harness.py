@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from preflight.simulator.scenarios import Scenario, SimModel
 
+CLOUD_PRODUCTS = ("dataworks", "pvtz", "privatelink", "vpc")  # each region's cloud API serves them all
+
 if TYPE_CHECKING:
     from preflight.simulator.openapi import CloudApi
 
@@ -160,14 +162,12 @@ class Simulator:
             f"region: {world.region}",
             f"cloud: {{endpoint: '127.0.0.1:{self.cloud_port}', protocol: http, connect_timeout_ms: 2000,"
             f" read_timeout_ms: 5000, network_endpoints: {{pvtz: '127.0.0.1:{self.cloud_port}',"
-            f" privatelink: '127.0.0.1:{self.cloud_port}', vpc: '127.0.0.1:{self.cloud_port}'}}}}",
+            f" privatelink: '127.0.0.1:{self.cloud_port}', vpc: '127.0.0.1:{self.cloud_port}'}}"
+            f"{self._region_endpoints()}}}",
             f"dns: {{nameservers: ['127.0.0.1:{self.dns_port}'], timeout_s: 2}}",
             "http: {connect_timeout_s: 2, read_timeout_s: 5, total_timeout_s: 10}",
+            "targets:",
         ]
-        others = [f"{region} 127.0.0.1:{port}" for region, port in self.cloud_ports.items() if region != world.region]
-        if others:  # the config has one cloud endpoint; a client that knows region endpoints finds the rest here
-            lines.append(f"# the other regions' cloud APIs: {', '.join(others)}")
-        lines.append("targets:")
         groups = world.resource_group_ids
         for number in range(world.targets):
             group = groups[number % len(groups)]
@@ -187,6 +187,15 @@ class Simulator:
                 lines += self._service_lines(index, model)
         return "\n".join(lines) + "\n"
 
+    def _region_endpoints(self) -> str:
+        """`, endpoints: {...}` naming every other region's cloud APIs, or nothing with one region."""
+        others = []
+        for region, port in self.cloud_ports.items():
+            if region != self.world.region:
+                products = ", ".join(f"{product}: '127.0.0.1:{port}'" for product in CLOUD_PRODUCTS)
+                others.append(f"{region}: {{{products}}}")
+        return f", endpoints: {{{', '.join(others)}}}" if others else ""
+
     def _service_lines(self, index: int, model: SimModel) -> list[str]:
         name = SERVICE_NAMES[model.kind] if len(self.world.models) <= 3 else model.service_id
         expect = "{dimensions: 1024}" if model.kind == "embedding" else "{max_ttft_ms: 1000}"
@@ -200,4 +209,4 @@ class Simulator:
         ]
 
 
-__all__ = ["KEY_ENV", "SERVICE_NAMES", "Simulator"]
+__all__ = ["CLOUD_PRODUCTS", "KEY_ENV", "SERVICE_NAMES", "Simulator"]
