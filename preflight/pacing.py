@@ -55,7 +55,8 @@ def backoff_s(attempt: int, rng: Callable[[], float] = random.random) -> float:
 
 @dataclass
 class Bucket:
-    """One key's token bucket; `reserve` hands out send times in order, so waiters never poll."""
+    """One key's token bucket. Callers queue on its lock in order and only the first waits for a token, so calls
+    leave at the rate by the clock, even when the event loop wakes a sleeper late."""
 
     ceiling: float  # the configured rate
     burst: float = 1.0
@@ -64,6 +65,9 @@ class Bucket:
     stamp: float | None = None
     decreased_at: float = float("-inf")
     throttles: int = 0
+    waiting: int = 0  # callers queued for a token
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.rate = self.rate or self.ceiling
@@ -77,16 +81,18 @@ class Bucket:
             self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
         self.stamp = now
 
-    def reserve(self, now: float) -> float:
-        """Take the next token: the seconds to wait before sending (0 when one is there)."""
+    def take(self, now: float) -> float:
+        """Take a token if one is there (0), else the seconds until one is, taking none."""
         self._refill(now)
-        self.tokens -= 1.0
-        return 0.0 if self.tokens >= -1e-9 else -self.tokens / self.rate
+        if self.tokens >= 1.0 - 1e-9:
+            self.tokens = max(0.0, self.tokens - 1.0)
+            return 0.0
+        return (1.0 - self.tokens) / self.rate
 
-    def wait_s(self, now: float) -> float:
-        """The seconds until a token would be there, taking none."""
+    def queue_s(self, now: float) -> float:
+        """How long a caller queueing now would wait for its token, behind those already waiting."""
         self._refill(now)
-        return 0.0 if self.tokens >= 1.0 - 1e-9 else (1.0 - self.tokens) / self.rate
+        return max(0.0, (self.waiting + 1.0 - self.tokens) / self.rate)
 
     def throttled(self, now: float) -> None:
         """The API refused a call for its rate: slow down, once per hold (throttles in flight are one signal)."""
@@ -131,12 +137,9 @@ class Pacer:
         throttled_by: CloudError | None = None
         attempts = {"throttling": 0, "transient": 0}
         while True:
-            wait = bucket.reserve(self.clock())
-            if self.clock() + wait + DEADLINE_MARGIN_S > deadline:
-                bucket.tokens += 1.0  # not sent: give the reservation back
+            if self.clock() + bucket.queue_s(self.clock()) + DEADLINE_MARGIN_S > deadline or \
+                    not await self._token(bucket, deadline):
                 raise self._out_of_time(product, action, region, bucket, started, throttled_by)
-            if wait > 0:
-                await self.sleep(wait)
             try:
                 return await send()
             except CloudError as error:
@@ -160,6 +163,23 @@ class Pacer:
                         raise self._throttled(error, started, "the check's deadline") from None
                     raise
                 await self.sleep(pause)
+
+    async def _token(self, bucket: Bucket, deadline: float) -> bool:
+        """Wait for the bucket's next token in line (no thread is held meanwhile); False, taking none, when it
+        would come too late (the rate dropped while this caller queued)."""
+        loop = asyncio.get_running_loop()
+        if bucket.loop is not loop:  # a session outlives one event loop (asyncio.run per command): a lock does not
+            bucket.lock, bucket.loop = asyncio.Lock(), loop
+        bucket.waiting += 1
+        try:
+            async with bucket.lock:
+                while (wait := bucket.take(self.clock())) > 0:
+                    if self.clock() + wait + DEADLINE_MARGIN_S > deadline:
+                        return False
+                    await self.sleep(wait)
+                return True
+        finally:
+            bucket.waiting -= 1
 
     def _throttled(self, error: CloudError, started: float, limit: str) -> CloudError:
         """A throttling error that says how long the call was held, and what to do about it."""

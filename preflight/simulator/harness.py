@@ -79,9 +79,9 @@ class Simulator:
     def stats(self) -> dict[str, Any]:
         """What the servers received: model requests per path, cloud calls per action (and those throttled; over
         all regions, and per region), DNS queries, and the cloud requests that departed from the SDKs' contract
-        (deviations answered anyway, refusals answered 400)."""
+        (deviations answered anyway, refusals answered 400), and each ad hoc task's seconds from submission to end."""
         found: dict[str, Any] = {"model": {}, "cloud": {}, "dns": {}, "throttled": {}, "cloud_by_region": {},
-                                 "deviations": self.deviations(), "refusals": self.refusals()}
+                                 "task_seconds": [], "deviations": self.deviations(), "refusals": self.refusals()}
         for server in self._servers:
             name = type(server).__name__
             if name == "ModelService":
@@ -93,6 +93,10 @@ class Simulator:
                     found["cloud"][action] = found["cloud"].get(action, 0) + count
                 for action, count in throttled.items():
                     found["throttled"][action] = found["throttled"].get(action, 0) + count
+                # How long each ad hoc task took from submission to its end: what following it cannot beat.
+                found.setdefault("task_seconds", []).extend(
+                    round(run.finished - run.created, 3) for run in server.workflows.tasks.values()  # type: ignore[attr-defined]
+                    if run.finished is not None)
             elif name == "DnsServer":
                 found["dns"] = {"queries": server.queries}  # type: ignore[attr-defined]
         return found

@@ -61,23 +61,26 @@ def answers(clock: FakeClock, *outcomes: CloudError | None) -> tuple[Callable[[]
     return send, sent
 
 
-def test_a_bucket_spaces_reservations_at_its_rate() -> None:
+def test_a_bucket_hands_out_tokens_at_its_rate() -> None:
     bucket = Bucket(10.0)
-    waits = [bucket.reserve(0.0) for _ in range(4)]
-    assert waits == pytest.approx([0.0, 0.1, 0.2, 0.3])
-    assert bucket.reserve(10.0) == 0.0  # a quiet spell refills it, up to its burst only
-    assert bucket.reserve(10.0) == pytest.approx(0.1)
+    assert bucket.take(0.0) == 0.0 and bucket.take(0.0) == pytest.approx(0.1)
+    assert bucket.take(0.05) == pytest.approx(0.05) and bucket.take(0.1) == 0.0
+    bucket.waiting = 3
+    assert bucket.queue_s(0.1) == pytest.approx(0.4)  # behind three waiters
+    bucket.waiting = 0
+    assert bucket.take(10.0) == 0.0  # a quiet spell refills it, up to its burst only
+    assert bucket.take(10.0) == pytest.approx(0.1)
 
 
 def test_a_throttle_halves_the_rate_once_per_hold_and_it_recovers_linearly() -> None:
     bucket = Bucket(20.0)
-    bucket.reserve(0.0)
+    bucket.take(0.0)
     bucket.throttled(0.0)
     bucket.throttled(0.1)  # a call sent before the decrease: the same signal
     assert bucket.rate == pytest.approx(20.0 * DECREASE + 0.1 * 20.0 / RECOVERY_S) and bucket.throttles == 2
-    bucket.wait_s(RECOVERY_S / 4)
+    bucket.queue_s(RECOVERY_S / 4)
     assert bucket.rate == pytest.approx(10.0 + 20.0 / 4)
-    bucket.wait_s(RECOVERY_S * 2)
+    bucket.queue_s(RECOVERY_S * 2)
     assert bucket.rate == 20.0
 
 
@@ -114,7 +117,7 @@ def test_calls_of_one_key_are_paced_without_polling() -> None:
 
     asyncio.run(main())
     assert [round(stamp - 100.0, 3) for stamp in sent] == [0.0, 0.25, 0.5, 0.75, 1.0]
-    assert len(clock.slept) == 4  # one sleep per waiting call, none to poll
+    assert len(clock.slept) == 4  # one sleep per token waited for, none to poll
 
 
 def test_a_throttled_call_waits_at_least_retry_after_then_succeeds() -> None:
@@ -155,7 +158,7 @@ def test_a_token_that_comes_after_the_deadline_is_not_waited_for() -> None:
     with pytest.raises(CloudError) as caught:
         asyncio.run(paced.call("dataworks", "GetProject", "cn-beijing", send, deadline=clock.now + 0.5))
     assert len(sent) == 1 and caught.value.code == "Throttling.Client" and "cloud.rate_limits" in str(caught.value)
-    # The token not used is given back: a call with time enough gets it at the bucket's pace.
+    # No token was taken: a call with time enough gets one at the bucket's pace.
     asyncio.run(paced.call("dataworks", "GetProject", "cn-beijing", send, deadline=clock.now + 5))
     assert sent[1] - sent[0] == pytest.approx(1.0)
 
