@@ -195,10 +195,14 @@ class Pacer:
         if throttled is not None:
             return self._throttled(throttled, started, "the check's deadline")
         held = self.clock() - started
-        return CloudError(f"held back {held:.0f} s by the client's pacing of {product}:{action} in {region} at "
-                          f"{bucket.rate:g} calls/s, up to the check's deadline; raise the limit "
-                          "(cloud.rate_limits) or run fewer targets at once", code="Throttling.Client",
-                          action=f"{product}:{action}")
+        if bucket.throttles:
+            cause = (f"throttled by the account's flow control for {held:.0f} s ({product}:{action} in {region} "
+                     f"paced down to {bucket.rate:.2g} calls/s after {bucket.throttles} throttling answers)")
+        else:
+            cause = (f"held back {held:.0f} s by the client's pacing of {product}:{action} in {region} at "
+                     f"{bucket.rate:.2g} calls/s (cloud.rate_limits)")
+        return CloudError(f"{cause}, up to the check's deadline; raise the limit or run fewer targets at once",
+                          code="Throttling.Client", action=f"{product}:{action}")
 
 
 __all__ = ["DEFAULT_RATE", "Bucket", "Pacer", "backoff_s", "is_idempotent", "is_throttling", "is_transient"]
