@@ -14,6 +14,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 # Measure what an installed tool costs: with its bytecode cache, as pip leaves it.
@@ -222,6 +223,13 @@ def critical_path(latency_s: float, dns_latency_s: float) -> tuple[float, list[s
     return max(finish.values(), key=lambda pair: pair[0])
 
 
+def unlimited(config: Path) -> None:
+    """Tell the client what the simulator allows when it limits nothing: an account with a high limit, so the
+    client's default pacing does not stand in for a limit that is not there (the fleet bench measures that)."""
+    text = config.read_text()
+    config.write_text(text.replace("cloud: {", "cloud: {rate_limits: {default: 1000}, ", 1))
+
+
 def bench_critical_path(bench: Bench, sizes: list[tuple[int, int, int]], latency_ms: float, dns_latency_ms: float,
                         repeats: int, sdk_import_s: float) -> dict[int, dict[str, dict[str, int]]]:
     """Wall of whole `preflight run` processes against the floor I + CP: the SDK import, then the graph's longest
@@ -240,6 +248,7 @@ def bench_critical_path(bench: Bench, sizes: list[tuple[int, int, int]], latency
                                   "--dns-latency-ms", str(dns_latency_ms))
             try:
                 env = simulator.environ()
+                unlimited(simulator.config)
                 argv = [*PREFLIGHT, "run", "-c", str(simulator.config), "--report-dir", str(Path(directory) / "r"),
                         "--format", "json"]
                 runs = [run_child(argv, env) for _ in range(repeats)]
@@ -306,6 +315,121 @@ def bench_endless_stream(bench: Bench) -> None:
         bench.add(Row("endless stream: peak RSS growth", f"{growth:.1f} MB", "<= 50 MB", growth <= 50))
 
 
+def run_measured(argv: list[str], env: dict[str, str], timeout: float = 600) -> tuple[float, int, float, float, str]:
+    """Like run_child, with the child's CPU seconds (user + system, from wait4): wall, code, peak RSS MB, CPU, out."""
+    with tempfile.TemporaryFile() as out:
+        start = time.perf_counter()
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
+        if not _exited_within(process.pid, timeout):
+            process.kill()
+        _pid, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        out.seek(0)
+        return (wall, os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime,
+                out.read().decode("utf-8", "replace"))
+
+
+FLEET_RATE = 20.0  # calls per second per action and region, the simulator's flow control and the client's default
+POLLING = ("GetWorkflowInstance", "ListTaskInstances", "GetTaskInstance", "GetTaskInstanceLog")
+
+
+def rate_floor(stats: dict[str, Any], actions: tuple[str, ...] | None = None) -> tuple[float, str]:
+    """F: the largest, over actions and regions, of the calls the simulator received / the rate, and which."""
+    worst, which = 0.0, "-"
+    for region, calls in stats["cloud_by_region"].items():
+        for action, count in calls.items():
+            if (actions is None or action in actions) and count / FLEET_RATE > worst:
+                worst, which = count / FLEET_RATE, f"{action} in {region}: {count} calls"
+    return worst, which
+
+
+def naive_calls(report: dict[str, Any]) -> int:
+    """The cloud calls a client without shared answers would make: every check that ran asks its own questions."""
+    return sum(sum(wait == "api" for wait in CHECK_WAITS.get(result["check"], ())) for result in report["results"]
+               if result["status"] in ("pass", "fail", "warn"))
+
+
+def backoff_lag(task_s: float, first: float = 1.0, cap: float = 8.0) -> float:
+    """How long after a task's end a follower polling at 1, 2, 4 ... s (capped) first sees it: the schedule's part
+    of the polling floor."""
+    polled, step = 0.0, first
+    while polled < task_s:
+        polled += step
+        step = min(cap, step * 2)
+    return polled - task_s
+
+
+def bench_fleet(bench: Bench, quick: bool, sdk_import_s: float) -> None:
+    """A fleet over regions and resource groups under the simulator's flow control, and the same in-network."""
+    services, groups, regions = (100, 20, 5) if quick else (500, 100, 5)
+    latency_ms = 50.0
+    print(f"\nFleet: {services} services, {groups} resource groups (one target each) over {regions} regions, "
+          f"{latency_ms:g} ms per request, the simulator allowing {FLEET_RATE:g} calls/s per action and region")
+    with tempfile.TemporaryDirectory() as directory:
+        simulator = Simulator(Path(directory), "--services", str(services), "--targets", str(groups),
+                              "--resource-groups", str(groups), "--regions", str(regions), "--latency-ms",
+                              str(latency_ms), "--dns-latency-ms", "5", "--rate-limit", str(FLEET_RATE))
+        try:
+            argv = [*PREFLIGHT, "run", "-c", str(simulator.config), "--no-reports", "--format", "json"]
+            wall, code, rss_mb, cpu_s, out = run_measured(argv, simulator.environ())
+        finally:
+            stats = simulator.stop()
+        report = json.loads(out) if out.startswith("{") else {"results": []}
+        bad = [f"{r['target']} {r['check']}: {r['summary'][:80]}" for r in report["results"]
+               if r["status"] in ("fail", "error")]
+        floor_s, which = rate_floor(stats)
+        limit = 1.3 * (sdk_import_s + floor_s)
+        print(f"  F = {floor_s * 1000:.0f} ms ({which}); I = {sdk_import_s * 1000:.0f} ms; "
+              f"throttled by the simulator: {sum(stats['throttled'].values())} calls")
+        bench.add(Row(f"fleet {services}: fail/error results", str(len(bad)), "0", code in (0, 1) and not bad,
+                      f"(exit {code}) {bad[0] if bad else ''}"))
+        bench.add(Row(f"fleet {services}: wall / (I + F)", f"{wall / (sdk_import_s + floor_s):.2f}x", "<= 1.3x",
+                      wall <= limit, f"({wall * 1000:.0f} ms)"))
+        made, naive = sum(stats["cloud"].values()), naive_calls(report)
+        print(f"  cloud calls per run: {made} (a naive client, every check asking for itself: {naive}); "
+              f"CPU {cpu_s:.1f} s, {cpu_s / services * 1000:.1f} ms per service")
+        if not quick:
+            bench.add(Row(f"fleet {services}: peak RSS", f"{rss_mb:.0f} MB", "<= 300 MB", rss_mb <= 300))
+        bench_fleet_in_network(bench, Path(directory), services, groups, regions, latency_ms)
+
+
+def bench_fleet_in_network(bench: Bench, directory: Path, services: int, groups: int, regions: int,
+                           latency_ms: float) -> None:
+    """The same fleet with --from resource-group: one collector per group, followed with a doubling backoff."""
+    in_groups = 20 if services >= 100 else groups
+    simulator = Simulator(directory, "--services", str(services), "--targets", str(services // 5),
+                          "--resource-groups", str(in_groups), "--regions", str(regions), "--latency-ms",
+                          str(latency_ms), "--dns-latency-ms", "5", "--rate-limit", str(FLEET_RATE))
+    try:
+        argv = [*PREFLIGHT, "run", "-c", str(simulator.config), "--no-reports", "--format", "json", "--from",
+                "resource-group", "--only", "resource_group.probe"]
+        _wall, code, _rss, _cpu, out = run_measured(argv, simulator.environ())
+    finally:
+        stats = simulator.stop()
+    report = json.loads(out) if out.startswith("{") else {"results": []}
+    probes = [r for r in report["results"] if r["check"] == "resource_group.probe"]
+    records = [r["evidence"] for r in probes]
+    seconds = [float(record.get("seconds") or 0) for record in records]
+    found: Any = stats.get("task_seconds")
+    tasks = [float(task) for task in found or [0.0]]
+    task_s = max(tasks)
+    poll_floor, which = rate_floor(stats, POLLING)
+    floor_s = poll_floor + max(backoff_lag(task) for task in tasks)
+    collect_s = max(seconds, default=0.0)
+    ok = code == 0 and all(r["status"] == "pass" for r in probes)
+    print(f"  in-network over {in_groups} groups: {len(tasks)} ad hoc instances for {len(probes)} targets; "
+          f"task run time {task_s * 1000:.0f} ms; polling floor {floor_s * 1000:.0f} ms ({which}, plus the "
+          "backoff schedule's lag past the task's end)")
+    bench.add(Row(f"in-network {in_groups} groups: probes pass", f"{sum(r['status'] == 'pass' for r in probes)}"
+                  f"/{len(probes)}", "all", ok, probes[0]["summary"][:70] if probes and not ok else ""))
+    bench.add(Row(f"in-network {in_groups} groups: instances", str(len(tasks)), f"{in_groups}", len(tasks) ==
+                  in_groups))
+    bound = task_s + 1.5 * floor_s
+    bench.add(Row(f"in-network {in_groups} groups: collect / (T + 1.5 P)",
+                  f"{collect_s / bound:.2f}x" if bound else "-", "<= 1.0x", ok and collect_s <= bound,
+                  f"({collect_s * 1000:.0f} ms)"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and sizes, under 60 s")
@@ -322,6 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     stats = bench_critical_path(bench, sizes, args.latency_ms, args.dns_latency_ms, 1 if args.quick else 5,
                                 sdk_import_s)
     bench_requests(bench, stats, sizes)
+    bench_fleet(bench, args.quick, sdk_import_s)
     bench_endless_stream(bench)
     print(f"\nspeed gauge at the end: {loop_ms():.0f} ms (at the start: {gauge:.0f} ms)")
     missed = [row for row in bench.rows if not row.ok]

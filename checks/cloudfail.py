@@ -34,10 +34,11 @@ def outcome_of(error: CloudError, what: str) -> Outcome:
         return Outcome.failed(f"{what}: the API refused the credentials ({code}){request}",
                               "Check ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET or the profile in ~/.aliyun/config.json.",
                               **evidence)
-    if code.startswith("Throttling"):
-        return Outcome.failed(f"{what}: throttled ({code}) even after one retry{request}",
-                              "Too many API calls for this account: retry later, or run fewer targets at once "
-                              "(--concurrency).", **evidence)
+    if code.startswith("Throttling") or error.status_code == 429:
+        # Not a verdict about the resource: the question was not answered.
+        return Outcome.failed(f"{what}: not answered: {error}{request}",
+                              "Too many API calls for this account: raise its flow-control limit or lower "
+                              "cloud.rate_limits to what it allows, or run fewer targets at once.", **evidence)
     if code == "Timeout":
         return Outcome.failed(f"{what}: the API did not answer in time: {error}",
                               "Check the network path to the API endpoint (cloud.endpoint, proxies), or raise "

@@ -238,6 +238,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                               help="with --services: spread over N targets")
         simulate.add_argument("--resource-groups", type=int, default=1, metavar="N",
                               help="with --services: and over N resource groups")
+        simulate.add_argument("--regions", type=int, default=1, metavar="N",
+                              help="with --services: spread the targets over N regions, each region's OpenAPI on "
+                                   "its own port (cloud.endpoints)")
+        simulate.add_argument("--rate-limit", type=float, default=None, metavar="N",
+                              help="answer Throttling.User (HTTP 429) past N calls per second per action and region, "
+                                   "with a small burst, as the gateway's flow control does (default: the scenario's)")
         simulate.add_argument("--stats-out", metavar="FILE",
                               help="on exit, write the requests the simulator received (per path, action, DNS)")
     return parser
@@ -613,15 +619,21 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
         from preflight.simulator.scenarios import scaled_world
 
-        world = scaled_world(args.services, targets=args.targets, resource_groups=args.resource_groups)
+        world = scaled_world(args.services, targets=args.targets, resource_groups=args.resource_groups,
+                             regions=args.regions)
         scenario = dataclasses.replace(scenario, name=f"{scenario.name} x{args.services}", world=world)
+    elif args.regions != 1:
+        raise UsageError("--regions: only with --services (a scaled world spreads its targets over regions)")
+    if args.rate_limit is not None and not 0 < args.rate_limit < float("inf"):
+        raise UsageError(f"--rate-limit: expected a positive number of calls per second, got {args.rate_limit:g}")
     ports = {"--openapi-port": args.openapi_port, "--model-port": args.model_port, "--dns-port": args.dns_port}
     for option, port in ports.items():
         if not 0 <= port <= 65535:
             raise UsageError(f"{option}: expected a port from 0 (any free one) to 65535, got {port}")
     stop = threading.Event()
     simulator = Simulator(scenario, latency_ms=args.latency_ms, dns_latency_ms=args.dns_latency_ms,
-                          openapi_port=args.openapi_port, model_port=args.model_port, dns_port=args.dns_port)
+                          openapi_port=args.openapi_port, model_port=args.model_port, dns_port=args.dns_port,
+                          rate_limit=args.rate_limit)
     try:
         simulator.start()
     except OSError as exc:

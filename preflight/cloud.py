@@ -1,7 +1,8 @@
 """Calls to the Alibaba Cloud OpenAPIs through the generated SDK clients and their typed request models.
 
 One client per product and region, called from the run's thread pool (the SDK is synchronous); every call passes
-through `CloudSession.call`, answers are shared per run (`call`), and failures become CloudError.
+through `CloudSession.call`, paced per product, region and action (preflight.pacing), answers are shared per run
+(`call`), and failures become CloudError.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from preflight.errors import SDK_UNUSABLE, CloudError
+from preflight.pacing import Pacer
 from preflight.text import shorten
 
 if TYPE_CHECKING:
@@ -88,7 +90,6 @@ PROVIDER_SOURCES = {
     "static_ak": "static AccessKey",
     "static_sts": "static STS token",
 }
-MAX_RETRY_AFTER_S = 2.0
 NOT_A_WORKSPACE_ID = "NotAWorkspaceId"  # the code of a question not asked: the config's workspace is no number
 # Cloud calls a run keeps in flight at once (the session's threads), and connections kept per endpoint.
 MAX_CALLS_IN_FLIGHT = 128
@@ -232,25 +233,25 @@ class CloudSession:
         self._lock = threading.Lock()
         self._credentials: tuple[Any, Identity] | None = None
         self._pool = concurrent.futures.ThreadPoolExecutor(MAX_CALLS_IN_FLIGHT, thread_name_prefix="preflight-cloud")
+        self.pacer = Pacer(cloud.rate_limits)
 
-    async def call(self, product: str, action: str, request: Any, region: str) -> dict[str, Any]:
-        """Every cloud call of a run goes through here, with one retry after throttling.
+    async def call(self, product: str, action: str, request: Any, region: str, *,
+                   deadline: float = float("inf")) -> dict[str, Any]:
+        """Every cloud call of a run goes through here, paced and retried by the session's Pacer.
 
         `request` is the action's SDK request model, or a mapping of its fields (`{"id": 42}`), built into one
         once the SDK is imported. The answer is the typed response's body as a dict (wire names, as the API
-        documents them).
+        documents them). `deadline` (a `time.monotonic` instant) bounds the waits for a token and the retries.
         """
         import asyncio
 
         loop = asyncio.get_running_loop()
-        for attempt in (1, 2):
-            try:
-                return await loop.run_in_executor(self._pool, self._invoke, product, action, request, region)
-            except CloudError as error:
-                if attempt == 2 or not error.code.startswith("Throttling"):
-                    raise
-                await asyncio.sleep(min(MAX_RETRY_AFTER_S, max(0.05, error.retry_after_s or 0.2)))
-        raise AssertionError("unreachable")
+
+        async def send() -> dict[str, Any]:
+            # The wait for a token happened in asyncio: a thread of the pool is taken only to send.
+            return await loop.run_in_executor(self._pool, self._invoke, product, action, request, region)
+
+        return await self.pacer.call(product, action, region, send, deadline=deadline)
 
     async def identity(self) -> Identity:
         """Where the credentials came from; raises the CloudError of a chain that yielded none."""
@@ -466,10 +467,10 @@ def _build_client(cloud: CloudConfig, product: str, region: str, credential: Any
     from alibabacloud_tea_openapi.utils_models import Config as SdkConfig
 
     _lock_session_cache()
-    override = cloud.network_endpoints.get(product) if product != "dataworks" else cloud.endpoint
-    # `{region}` lets one config name a per-region endpoint, e.g. dataworks-vpc.{region}.aliyuncs.com. Without an
-    # override the generated client picks the region's endpoint from its own map.
-    endpoint = override.replace("{region}", region) if override else None
+    # cloud.endpoints names a region's endpoints; `{region}` lets one config name them all, e.g.
+    # dataworks-vpc.{region}.aliyuncs.com. Without an override the generated client picks the region's endpoint
+    # from its own map.
+    endpoint = cloud.endpoint_for(region, product)
     return _client_class(product)(SdkConfig(
         access_key_id=credential.access_key_id, access_key_secret=credential.access_key_secret,
         security_token=credential.security_token or None, region_id=region, endpoint=endpoint,
@@ -538,7 +539,7 @@ async def call(context: Context, product: str, action: str, **fields: Any) -> di
 
     async def ask() -> dict[str, Any]:
         context.resources.count(f"{product}:{action}")
-        return await cloud.call(product, action, fields, region)
+        return await cloud.call(product, action, fields, region, deadline=context.deadline)
 
     return await context.resources.shared(key, ask)
 

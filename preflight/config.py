@@ -18,6 +18,7 @@ from preflight.text import shorten
 KINDS = ("completion", "chat", "embedding")
 AUTH_MODES = ("raw", "bearer")
 PROTOCOLS = ("https", "http")
+REGION_PATTERN = r"[a-z]{2,}(-[a-z0-9]+)+"
 MAX_CONFIG_BYTES = 1 << 20
 MAX_NODES = 20_000
 MAX_DEPTH = 64
@@ -25,7 +26,6 @@ TOO_DEEP = f"the document nests too deeply to be a config (more than {MAX_DEPTH}
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _ENV_ANYWHERE = re.compile(r"\$\{([^}]*)\}")
 _ENV_UNBRACED = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")  # $NAME: a shell's spelling, taken literally here
-REGION_PATTERN = r"[a-z]{2,}(-[a-z0-9]+)+"
 TARGET_NAME_PATTERN = r"[A-Za-z0-9_.-]{1,64}"
 RESOLVE_KEY_PATTERN = r"[A-Za-z0-9.-]+:\d{1,5}"
 MAX_WAIVER_DAYS = 90
@@ -90,6 +90,18 @@ class CloudConfig:
     connect_timeout_ms: int = 5000
     read_timeout_ms: int = 10000
     network_endpoints: Mapping[str, str] = field(default_factory=dict)
+    # Per region, each product's endpoint there (`cn-shanghai: HOST` names DataWorks'; a mapping names any of
+    # dataworks, pvtz, privatelink, vpc), over `endpoint` and `network_endpoints` for targets in that region.
+    endpoints: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # Client-side calls per second: "default" and "product:Action" keys (preflight.pacing's DEFAULT_RATE if unset).
+    rate_limits: Mapping[str, float] = field(default_factory=dict)
+
+    def endpoint_for(self, region: str, product: str = "dataworks") -> str | None:
+        """A product's endpoint in a region: the region's entry, else `endpoint` (DataWorks) or `network_endpoints`,
+        with `{region}` filled in; None lets the generated client pick from its own map."""
+        general = self.endpoint if product == "dataworks" else self.network_endpoints.get(product)
+        chosen = self.endpoints.get(region, {}).get(product, general)
+        return chosen.replace("{region}", region) if chosen else None
 
 
 @dataclass(frozen=True)
@@ -185,6 +197,8 @@ class Field:
     keys: tuple[str, ...] = ()  # a `section` whose keys are fixed but whose values are all `string`s
     const: Any = None  # the one value allowed (version: 1)
     nullable: bool = True  # an optional field written `null` (or left empty) keeps its default
+    value_type: str = "string"  # a `map`'s values: `string` or `number` (positive)
+    value_keys: tuple[str, ...] = ()  # a `map` whose values may also be a mapping of these keys to text
 
     @property
     def accepts_null(self) -> bool:
@@ -213,6 +227,11 @@ CLOUD_FIELDS = (
     Field("read_timeout_ms", "integer", "read timeout of every API call", default=10000, minimum=1),
     Field("network_endpoints", "section", "endpoint overrides of the PrivateZone, PrivateLink, VPC and STS APIs",
           keys=("pvtz", "privatelink", "vpc", "sts"), env=True, nullable=False),
+    Field("endpoints", "map", "per-region API endpoints: {cn-beijing: HOST} for DataWorks, or {cn-beijing: "
+          "{dataworks: HOST, pvtz: HOST, privatelink: HOST, vpc: HOST}}", pattern=REGION_PATTERN, env=True,
+          value_keys=("dataworks", "pvtz", "privatelink", "vpc")),
+    Field("rate_limits", "map", "calls per second the client allows itself: `default` and `product:Action` keys, "
+          "e.g. dataworks:ListNetworks", value_type="number"),
 )
 DNS_FIELDS = (
     Field("nameservers", "strings", "ask these resolvers (IP or IP:PORT); in a VPC: 100.100.2.136, 100.100.2.138",
@@ -700,7 +719,49 @@ def _cloud(reader: _Reader, m: dict[str, tuple[Any, Any]]) -> CloudConfig:
 
     return CloudConfig(endpoint=get("endpoint"), protocol=get("protocol"), profile=get("profile"),
                        connect_timeout_ms=get("connect_timeout_ms"), read_timeout_ms=get("read_timeout_ms"),
-                       network_endpoints=endpoints)
+                       network_endpoints=endpoints,
+                       endpoints=_region_endpoints(reader, m["endpoints"][1]) if "endpoints" in m else {},
+                       rate_limits=_rate_limits(reader, m["rate_limits"][1]) if "rate_limits" in m else {})
+
+
+def _region_endpoints(reader: _Reader, node: Any) -> dict[str, dict[str, str]]:
+    import yaml
+
+    if not isinstance(node, yaml.MappingNode):
+        raise reader.error(node, "cloud.endpoints", f"expected a mapping of region to endpoint, got {_kind(node)}")
+    regions = tuple(str(key.value) for key, _ in node.value if isinstance(key, yaml.ScalarNode))
+    found: dict[str, dict[str, str]] = {}
+    for region, (key_node, value_node) in reader.mapping(node, "cloud.endpoints", regions).items():
+        where = f"cloud.endpoints.{region}"
+        if not re.fullmatch(REGION_PATTERN, region):
+            raise reader.error(key_node, where, "expected a region id like cn-beijing")
+        if isinstance(value_node, yaml.MappingNode):
+            inner = reader.mapping(value_node, where, ("dataworks", "pvtz", "privatelink", "vpc"))
+            products = {product: reader.string(node, f"{where}.{product}", required=True, env=True)
+                        for product, (_, node) in inner.items()}
+        else:
+            products = {"dataworks": reader.string(value_node, where, required=True, env=True)}
+        found[region] = {product: value for product, value in products.items() if value is not None}
+    return found
+
+
+def _rate_limits(reader: _Reader, node: Any) -> dict[str, float]:
+    """`default` and `product:Action` keys of actions the tool calls, each a positive number of calls a second."""
+    import yaml
+
+    from preflight.cloud import ACTIONS
+
+    if not isinstance(node, yaml.MappingNode):
+        raise reader.error(node, "cloud.rate_limits", f"expected a mapping of action to calls per second, got "
+                                                      f"{_kind(node)}")
+    known = ("default", *sorted(f"{product}:{action}" for product, action in ACTIONS))
+    limits: dict[str, float] = {}
+    for key, (_, value_node) in reader.mapping(node, "cloud.rate_limits", known).items():
+        rate = reader.number(value_node, f"cloud.rate_limits.{key}")
+        if rate <= 0:
+            raise reader.error(value_node, f"cloud.rate_limits.{key}", "expected a positive number of calls a second")
+        limits[key] = rate
+    return limits
 
 
 def _dns(reader: _Reader, m: dict[str, tuple[Any, Any]]) -> DnsConfig:

@@ -63,7 +63,13 @@ def field_schema(spec: Field) -> dict[str, Any]:
     elif spec.type == "strings":
         body = {"type": "array", "items": {"type": TEXT}}
     elif spec.type == "map":
-        body = {"type": "object", "additionalProperties": {"type": TEXT}}
+        value: dict[str, Any] = ({"anyOf": [{"type": "number", "exclusiveMinimum": 0},
+                                            {"type": "string", "pattern": ENV_REFERENCE}]}
+                                 if spec.value_type == "number" else {"type": TEXT})
+        if spec.value_keys:
+            value = {"anyOf": [value, {"type": "object", "additionalProperties": False,
+                                       "properties": {key: {"type": TEXT} for key in spec.value_keys}}]}
+        body = {"type": "object", "additionalProperties": value}
         if spec.pattern is not None:
             body["propertyNames"] = {"pattern": f"^{spec.pattern}$"}
     else:

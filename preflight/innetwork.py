@@ -27,6 +27,8 @@ LOG_LINE_CHARS = 300
 # After the deadline, one short attempt to read what the task printed so far: a timeout with its log tail
 # says more than a bare timeout.
 LOG_GRACE_S = 3.0
+# Polling a submitted instance waits 1, 2, 4 ... s up to the cap between looks.
+POLL_BACKOFF_S = (1.0, 8.0)
 
 # The time zone whose midnight starts a business date in each DataWorks region (its scheduling clock); a `cn-*`
 # region not listed runs on China time, any other unlisted one on UTC.
@@ -180,15 +182,19 @@ def payload_observations(payload: Mapping[str, Any], config: Config, target: Tar
 
 
 class Follower:
-    """Submits one target's collector and follows it to the end, with backoff and a deadline.
+    """Submits one resource group's collector and follows it to the end, with backoff and a deadline.
 
-    `call(action, request)` is a cloud API call (the run's CloudSession) that raises CloudError; targets are
-    followed concurrently. Requests are the SDK's typed models, built once its import has finished.
+    `call(action, request)` is a cloud API call (the run's CloudSession) that raises CloudError; groups are
+    followed concurrently. Requests are the SDK's typed models, built once its import has finished. `target`
+    names the submission; the collector observes `members` too (other targets on the same group), so a group
+    runs one instance however many targets share it.
     """
 
     def __init__(self, config: Config, target: TargetConfig, call: ApiCall, *, send_key: bool, deadline: float,
-                 stage: Stage, backoff: tuple[float, float] = (0.1, 2.0), owner: Owner | None = None) -> None:
-        """`owner` is the task's Owner; without one, `in_network.owner` (ConfigError when that is not set)."""
+                 stage: Stage, backoff: tuple[float, float] = POLL_BACKOFF_S, owner: Owner | None = None,
+                 members: tuple[TargetConfig, ...] = ()) -> None:
+        """`owner` is the task's Owner; without one, `in_network.owner` (ConfigError when that is not set).
+        `members` are the targets whose services the one collector on this resource group observes."""
         if owner is None:
             if not config.in_network.owner:
                 from preflight.errors import ConfigError
@@ -198,6 +204,7 @@ class Follower:
         self.owner = owner
         self.config = config
         self.target = target
+        self.members = members or (target,)
         self.call = call
         self.send_key = send_key
         self.deadline = deadline
@@ -249,7 +256,7 @@ class Follower:
         target, settings = self.target, self.config.in_network
         started = time.monotonic()
         budget = max(10.0, min(settings.timeout_s, self.deadline - started) - 5.0)
-        plan = build_plan(self.config, target, send_key=self.send_key, budget_s=budget * 0.8)
+        plan = group_plan(self.config, self.members, send_key=self.send_key, budget_s=budget * 0.8)
         script = build_shell_script(plan, settings.python)
         bizdate = business_date(self.config.region_of(target))
         record: dict[str, Any] = {"resource_group": target.resource_group, "task_type": settings.task_type,
@@ -317,7 +324,7 @@ class Follower:
                     record["log_tail"] = _tail(await self._read_log(task_id, quiet=True))
                 return
             await asyncio.sleep(delay)
-            delay = min(self.backoff[1], delay * 1.6)
+            delay = min(self.backoff[1], delay * 2)  # 1, 2, 4 ... s: many groups stay under the poll's limit
         record["status"] = status
         if task_id is None:
             record["log_tail"] = []
@@ -328,7 +335,8 @@ class Follower:
             return
         try:
             payload = decode_payload(log, source=f"the log of task instance {task_id}")
-            payload_observations(payload, self.config, self.target)
+            for member in self.members:
+                payload_observations(payload, self.config, member)
         except LogFormatError as exc:
             record.update({"status": "LogUnreadable", "problem": str(exc), "log_tail": _tail(log)})
             return
@@ -362,11 +370,27 @@ class Follower:
         return log
 
 
+def group_plan(config: Config, members: tuple[TargetConfig, ...], *, send_key: bool, budget_s: float
+               ) -> dict[str, Any]:
+    """One collector's plan for every target on a resource group: the first's plan, observing them all."""
+    plans = [build_plan(config, member, send_key=send_key, budget_s=budget_s) for member in members]
+    return {**plans[0], "targets": [observed for plan in plans for observed in plan["targets"]]}
+
+
+def resource_groups(config: Config, targets: list[TargetConfig]) -> list[tuple[TargetConfig, ...]]:
+    """Targets grouped by the (region, workspace, resource group) their collector runs on, in config order."""
+    groups: dict[tuple[str, str | None, str | None], list[TargetConfig]] = {}
+    for target in targets:
+        groups.setdefault((config.region_of(target), target.workspace, target.resource_group), []).append(target)
+    return [tuple(members) for members in groups.values()]
+
+
 async def collect(config: Config, targets: list[TargetConfig], *, send_key: bool, deadline: float,
                   stage: Stage) -> Collected:
-    """Run the collector in every target's resource group at once and shape what came back for the runner.
+    """Run the collector once in every resource group at once (for all the targets on it) and shape what came
+    back for the runner.
 
-    The calls go through the run's cloud session, which the checks use afterwards.
+    The calls go through the run's cloud session, paced like the checks' calls, which use it afterwards.
     """
     from preflight.cloud import open_session
 
@@ -379,7 +403,8 @@ async def collect(config: Config, targets: list[TargetConfig], *, send_key: bool
         except CloudError as exc:
             owner = exc
 
-    async def one(target: TargetConfig) -> None:
+    async def one(members: tuple[TargetConfig, ...]) -> None:
+        target = members[0]
         if not (target.workspace and target.resource_group):
             record: dict[str, Any] = {"status": "NotSubmitted",
                                       "problem": "the target needs a workspace and a resource_group"}
@@ -388,26 +413,30 @@ async def collect(config: Config, targets: list[TargetConfig], *, send_key: bool
                       f"GetCallerIdentity: {owner}", "code": owner.code, "auth_action": owner.auth_action,
                       "request_id": owner.request_id}
         else:
-            collected.origins[target.name] = f"resource-group:{target.resource_group}"
-
             region = config.region_of(target)
 
             async def call(action: str, request: Any) -> dict[str, Any]:
-                return await session.call("dataworks", action, request, region)
+                return await session.call("dataworks", action, request, region, deadline=deadline + LOG_GRACE_S)
 
             try:
                 record = await Follower(config, target, call, send_key=send_key, deadline=deadline,
-                                        stage=stage, owner=owner).run()
+                                        stage=stage, owner=owner, members=members).run()
             except CloudError as exc:
                 record = {"status": "NotSubmitted", "problem": str(exc), "code": exc.code,
                           "auth_action": exc.auth_action, "request_id": exc.request_id}
         payload = record.pop("payload", None)
         if payload is not None:
             record["python"] = payload.get("python")
-            collected.observations.update(payload_observations(payload, config, target))
-        collected.observations[(target.name, "")] = {"probe": record}
+        if len(members) > 1:
+            record["shared_with"] = [member.name for member in members]
+        for member in members:
+            if member.workspace and member.resource_group:
+                collected.origins[member.name] = f"resource-group:{member.resource_group}"
+            if payload is not None:
+                collected.observations.update(payload_observations(payload, config, member))
+            collected.observations[(member.name, "")] = {"probe": dict(record)}
 
-    await asyncio.gather(*(one(target) for target in targets))
+    await asyncio.gather(*(one(members) for members in resource_groups(config, targets)))
     return collected
 
 
@@ -437,5 +466,5 @@ def ingest(log: str, config: Config, source: str) -> Collected:
     return collected
 
 
-__all__ = ["REGION_ZONES", "BusinessDate", "Collected", "Follower", "Owner", "business_date", "collect", "ingest",
-           "payload_observations", "region_zone", "task_owner"]
+__all__ = ["POLL_BACKOFF_S", "REGION_ZONES", "BusinessDate", "Collected", "Follower", "Owner", "business_date",
+           "collect", "group_plan", "ingest", "payload_observations", "region_zone", "resource_groups", "task_owner"]

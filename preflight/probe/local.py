@@ -85,8 +85,10 @@ class EndpointTransport(httpx.AsyncBaseTransport):
         self._pools: dict[tuple[str, str, int | None, str], httpx.AsyncHTTPTransport] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        name = str(request.extensions.get("sni_hostname") or request.headers.get("host") or "")
-        key = (request.url.scheme, request.url.host, request.url.port, name)
+        # A plain-http request has no TLS name: its Host keys the pool, so services that share an address (a proxy,
+        # the simulator) do not queue behind one pool's connection limit, each scanning the others' requests.
+        sni = str(request.extensions.get("sni_hostname") or request.headers.get("host") or "")
+        key = (request.url.scheme, request.url.host, request.url.port, sni)
         pool = self._pools.get(key)
         if pool is None:
             verify = await self._tls_context() if request.url.scheme == "https" else _NO_TLS

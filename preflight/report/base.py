@@ -79,4 +79,46 @@ def affected(cause: RootCause) -> str:
     return f"{count_of(cause.results)}: {', '.join(cause.subjects)}"
 
 
-__all__ = ["ReportError", "ReportFormat", "RootCause", "affected", "count_of", "root_causes", "waiver_note"]
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """The targets of one region, workspace and resource group, and how their results came out."""
+
+    region: str
+    workspace: str
+    resource_group: str
+    targets: tuple[str, ...]
+    counts: dict[str, int]
+
+    @property
+    def label(self) -> str:
+        return f"{self.region} / {self.workspace} / {self.resource_group}"
+
+    @property
+    def tally(self) -> str:
+        """`3 targets: 40 pass, 2 fail`."""
+        counts = ", ".join(f"{count} {status}" for status, count in self.counts.items() if count)
+        return f"{len(self.targets)} target{'' if len(self.targets) == 1 else 's'}: {counts or 'no results'}"
+
+
+def placements(run: RunReport) -> list[Placement]:
+    """The run's results by region, workspace and resource group, in config order; empty when the run has only one
+    of them (a fleet's report groups, a single target's does not)."""
+    places: dict[tuple[str, str, str], list[str]] = {}
+    for target in run.targets:
+        region, workspace, group = (str(target.get(name) or "-") for name in ("region", "workspace", "resource_group"))
+        places.setdefault((region, workspace, group), []).append(str(target.get("name")))
+    if len(places) < 2:
+        return []
+    statuses: dict[str, dict[str, int]] = {}
+    for result in run.results:
+        tally = statuses.setdefault(result.target, {})
+        tally[result.status.value] = tally.get(result.status.value, 0) + 1
+    found = []
+    for (region, workspace, group), names in places.items():
+        counts = {status.value: sum(statuses.get(name, {}).get(status.value, 0) for name in names) for status in Status}
+        found.append(Placement(region, workspace, group, tuple(names), counts))
+    return found
+
+
+__all__ = ["Placement", "ReportError", "ReportFormat", "RootCause", "affected", "count_of", "placements",
+           "root_causes", "waiver_note"]

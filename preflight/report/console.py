@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from preflight.model import CheckResult, RunReport, Status
 from preflight.redact import redact
-from preflight.report.base import affected, count_of, root_causes, waiver_note
+from preflight.report.base import affected, count_of, placements, root_causes, waiver_note
 
 if TYPE_CHECKING:
     from preflight.registry import Check
@@ -152,6 +152,10 @@ def _closing(report: RunReport) -> list[str]:
     summary = report.summary
     lines = ["", f"{summary.status.upper()}: {_counts(dict(summary.counts)) or 'no checks ran'} in "
                  f"{report.duration_ms / 1000:.2f} s" + (f"; {report.tokens} tokens spent" if report.tokens else "")]
+    places = placements(report)
+    if places:
+        lines.append("By region / workspace / resource group:")
+        lines.extend(terminal_text(f"  {place.label}: {place.tally}") for place in places)
     lines.extend(f"note: {terminal_text(note)}" for note in report.notes)
     causes = root_causes(report)
     if causes:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from html import escape as _escape
 
 from preflight.model import CheckResult, RunReport
-from preflight.report.base import ReportFormat, RootCause, count_of, root_causes, waiver_note
+from preflight.report.base import ReportFormat, RootCause, count_of, placements, root_causes, waiver_note
 from preflight.report.json import fields
 
 COLOURS = {"pass": "#2e7d32", "warn": "#ef8c00", "fail": "#c62828", "skip": "#757575", "error": "#6a1b9a",
@@ -166,6 +166,13 @@ class HtmlFormat(ReportFormat):
             count = "" if len(causes) == 1 else f": {len(causes)} root causes"
             body.append(f'<section class="fix"><h2>Fix first{count}</h2>' + "".join(_cause(c) for c in causes)
                         + "</section>")
+        places = placements(run)
+        if places:
+            rows = "".join(f"<tr><td>{escape(place.label)}</td><td>{escape(place.tally)}</td>"
+                           f"<td>{escape(', '.join(place.targets))}</td></tr>" for place in places)
+            body.append("<section><h2>By region, workspace and resource group</h2><table><tr><th>region / "
+                        f"workspace / resource group</th><th>results</th><th>targets</th></tr>{rows}</table>"
+                        "</section>")
         groups = run.by_subject()
         for target in dict.fromkeys(r.target for r in run.results):
             body.append(f"<section><h2>Target {escape(target)}</h2>")

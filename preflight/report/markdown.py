@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from preflight.model import CheckResult, RunReport
-from preflight.report.base import ReportFormat, affected, root_causes, waiver_note
+from preflight.report.base import ReportFormat, affected, placements, root_causes, waiver_note
 
 ICONS = {"pass": "✅ pass", "warn": "⚠️ warn", "fail": "❌ fail", "skip": "⏭️ skip", "error": "💥 error",
          "waived": "🏷️ waived"}
@@ -61,6 +61,13 @@ class MarkdownFormat(ReportFormat):
                 lines += [first.remediation, ""]
             if first.docs:
                 lines += [f"Docs: {first.docs}", ""]
+        places = placements(run)
+        if places:
+            lines += ["## By region, workspace and resource group", "", "| region / workspace / resource group | "
+                      "results | targets |", "|---|---|---|"]
+            lines += [f"| {_cell(place.label)} | {_cell(place.tally)} | {_cell(', '.join(place.targets))} |"
+                      for place in places]
+            lines.append("")
         for subject, results in run.by_subject().items():
             lines += [f"## {subject}", "", "| status | check | summary | fix | origin |", "|---|---|---|---|---|"]
             lines += [_row(result) for result in results]

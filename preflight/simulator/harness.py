@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from preflight.simulator.scenarios import Scenario, SimModel
 
+CLOUD_PRODUCTS = ("dataworks", "pvtz", "privatelink", "vpc")  # each region's cloud API serves them all
+
 if TYPE_CHECKING:
     from preflight.simulator.openapi import CloudApi
 
@@ -77,9 +79,9 @@ class Simulator:
     def stats(self) -> dict[str, Any]:
         """What the servers received: model requests per path, cloud calls per action (and those throttled; over
         all regions, and per region), DNS queries, and the cloud requests that departed from the SDKs' contract
-        (deviations answered anyway, refusals answered 400)."""
+        (deviations answered anyway, refusals answered 400), and each ad hoc task's seconds from submission to end."""
         found: dict[str, Any] = {"model": {}, "cloud": {}, "dns": {}, "throttled": {}, "cloud_by_region": {},
-                                 "deviations": self.deviations(), "refusals": self.refusals()}
+                                 "task_seconds": [], "deviations": self.deviations(), "refusals": self.refusals()}
         for server in self._servers:
             name = type(server).__name__
             if name == "ModelService":
@@ -91,6 +93,10 @@ class Simulator:
                     found["cloud"][action] = found["cloud"].get(action, 0) + count
                 for action, count in throttled.items():
                     found["throttled"][action] = found["throttled"].get(action, 0) + count
+                # How long each ad hoc task took from submission to its end: what following it cannot beat.
+                found.setdefault("task_seconds", []).extend(
+                    round(run.finished - run.created, 3) for run in server.workflows.tasks.values()  # type: ignore[attr-defined]
+                    if run.finished is not None)
             elif name == "DnsServer":
                 found["dns"] = {"queries": server.queries}  # type: ignore[attr-defined]
         return found
@@ -161,14 +167,11 @@ class Simulator:
             f"cloud: {{endpoint: '127.0.0.1:{self.cloud_port}', protocol: http, connect_timeout_ms: 2000,"
             f" read_timeout_ms: 5000, network_endpoints: {{pvtz: '127.0.0.1:{self.cloud_port}',"
             f" privatelink: '127.0.0.1:{self.cloud_port}', vpc: '127.0.0.1:{self.cloud_port}',"
-            f" sts: '127.0.0.1:{self.cloud_port}'}}}}",
+            f" sts: '127.0.0.1:{self.cloud_port}'}}{self._region_endpoints()}}}",
             f"dns: {{nameservers: ['127.0.0.1:{self.dns_port}'], timeout_s: 2}}",
             "http: {connect_timeout_s: 2, read_timeout_s: 5, total_timeout_s: 10}",
+            "targets:",
         ]
-        others = [f"{region} 127.0.0.1:{port}" for region, port in self.cloud_ports.items() if region != world.region]
-        if others:  # the config has one cloud endpoint; a client that knows region endpoints finds the rest here
-            lines.append(f"# the other regions' cloud APIs: {', '.join(others)}")
-        lines.append("targets:")
         groups = world.resource_group_ids
         for number in range(world.targets):
             group = groups[number % len(groups)]
@@ -188,6 +191,15 @@ class Simulator:
                 lines += self._service_lines(index, model)
         return "\n".join(lines) + "\n"
 
+    def _region_endpoints(self) -> str:
+        """`, endpoints: {...}` naming every other region's cloud APIs, or nothing with one region."""
+        others = []
+        for region, port in self.cloud_ports.items():
+            if region != self.world.region:
+                products = ", ".join(f"{product}: '127.0.0.1:{port}'" for product in CLOUD_PRODUCTS)
+                others.append(f"{region}: {{{products}}}")
+        return f", endpoints: {{{', '.join(others)}}}" if others else ""
+
     def _service_lines(self, index: int, model: SimModel) -> list[str]:
         name = SERVICE_NAMES[model.kind] if len(self.world.models) <= 3 else model.service_id
         expect = "{dimensions: 1024}" if model.kind == "embedding" else "{max_ttft_ms: 1000}"
@@ -201,4 +213,4 @@ class Simulator:
         ]
 
 
-__all__ = ["KEY_ENV", "SERVICE_NAMES", "Simulator"]
+__all__ = ["CLOUD_PRODUCTS", "KEY_ENV", "SERVICE_NAMES", "Simulator"]

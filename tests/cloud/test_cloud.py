@@ -16,6 +16,7 @@ import pytest
 
 from preflight.cli import main
 from preflight.config import parse_config
+from preflight.pacing import THROTTLING_ATTEMPTS
 from preflight.simulator.harness import Simulator
 from preflight.simulator.scenarios import (
     ACCESS_KEY_ID,
@@ -126,8 +127,8 @@ def test_no_credentials_at_all_is_a_clear_failure(healthy: Simulator, tmp_path: 
     assert result["status"] == "fail" and "no credentials" in result["summary"]
 
 
-def test_throttling_is_retried_once(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_throttling_is_retried_up_to_the_cap_and_fails_saying_so(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     with Simulator(get_scenario("cloud-throttled")) as simulator:
         for name, value in simulator.environ().items():
             monkeypatch.setenv(name, value)
@@ -140,9 +141,11 @@ def test_throttling_is_retried_once(tmp_path: Path, capsys: pytest.CaptureFixtur
     captured = capsys.readouterr()
     assert code == 1, captured.err
     report = json.loads(captured.out)
-    assert calls.get("ListNetworks") == 2, (calls, [(r["check"], r["summary"]) for r in report["results"]])
+    assert calls.get("ListNetworks") == THROTTLING_ATTEMPTS, (calls, [(r["check"], r["summary"])
+                                                                      for r in report["results"]])
     (result,) = [r for r in report["results"] if r["check"] == "network.first_vpc"]
-    assert "throttled" in result["summary"] and result["evidence"]["request_id"]
+    assert "throttled by the account's flow control (Throttling.User)" in result["summary"]
+    assert "run fewer targets at once" in result["summary"] and result["evidence"]["request_id"]
 
 
 def test_without_the_network_extra_the_optional_checks_skip(healthy: Simulator, tmp_path: Path) -> None:

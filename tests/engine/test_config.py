@@ -224,3 +224,34 @@ def test_an_unbraced_reference_is_a_warning_that_shows_the_braced_spelling() -> 
                                f"preflight.yaml:8: targets[0].resource_group: {expected}${{DW_GROUP}}")
     plain = parse_config(VALID.replace("api_key: ${DW_QWEN_KEY}", "api_key: DW-ms-$x-literal"), "p.yaml", ENV)
     assert len(plain.warnings) == 1 and "written in the file" in plain.warnings[0]  # not a reference: no hint
+
+
+def test_rate_limits_and_region_endpoints_load() -> None:
+    text = VALID.replace("cloud: {endpoint: null, protocol: https, profile: null}",
+                         "cloud:\n  endpoint: dataworks.{region}.aliyuncs.com\n"
+                         "  rate_limits: {default: 5, 'dataworks:ListNetworks': 2.5}\n"
+                         "  endpoints:\n    cn-shanghai: dw.sh.example\n"
+                         "    cn-hangzhou: {dataworks: dw.hz.example, pvtz: pvtz.hz.example}")
+    cloud = parse_config(text, "preflight.yaml", ENV).cloud
+    assert cloud.rate_limits == {"default": 5.0, "dataworks:ListNetworks": 2.5}
+    assert cloud.endpoint_for("cn-shanghai") == "dw.sh.example"
+    assert cloud.endpoint_for("cn-beijing") == "dataworks.cn-beijing.aliyuncs.com"
+    assert cloud.endpoint_for("cn-hangzhou", "pvtz") == "pvtz.hz.example"
+    assert cloud.endpoint_for("cn-hangzhou", "vpc") is None  # the generated client's own map
+
+
+@pytest.mark.parametrize(("cloud", "expected"), [
+    ("{rate_limits: {default: 0}}", "preflight.yaml:3: cloud.rate_limits.default: expected a positive number"),
+    ("{rate_limits: {default: fast}}", "preflight.yaml:3: cloud.rate_limits.default: expected a number, got the "
+                                       "text 'fast'"),
+    ("{rate_limits: {'dataworks:ListNetwork': 2}}", "preflight.yaml:3: cloud.rate_limits.dataworks:ListNetwork: "
+                                                    "unknown field; did you mean 'dataworks:ListNetworks'?"),
+    ("{rate_limits: 5}", "preflight.yaml:3: cloud.rate_limits: expected a mapping of action to calls per second"),
+    ("{endpoints: {shanghai: x}}", "preflight.yaml:3: cloud.endpoints.shanghai: expected a region id like "
+                                   "cn-beijing"),
+    ("{endpoints: {cn-shanghai: {dataworks: x, ecs: y}}}", "preflight.yaml:3: cloud.endpoints.cn-shanghai.ecs: "
+                                                           "unknown field"),
+])
+def test_rate_limits_and_region_endpoints_name_line_and_field(cloud: str, expected: str) -> None:
+    text = VALID.replace("cloud: {endpoint: null, protocol: https, profile: null}", f"cloud: {cloud}")
+    assert error_of(text).startswith(expected)

@@ -112,3 +112,45 @@ def test_every_option_has_help_and_scenario_names_every_scenario(command: str) -
         assert action.help, f"{command} {action.option_strings} has no help"
     scenario = next(action for action in sub._actions if action.dest == "scenario")
     assert all(name in str(scenario.help) for name in SCENARIOS)
+
+
+def test_simulate_serves_regions_with_their_endpoints_and_answers_429_past_the_rate_limit(tmp_path: Path) -> None:
+    from alibabacloud_dataworks_public20240518 import models
+    from alibabacloud_dataworks_public20240518.client import Client
+    from alibabacloud_tea_openapi.exceptions import ClientException
+    from alibabacloud_tea_openapi.utils_models import Config
+
+    from preflight.config import parse_config
+
+    config_file = tmp_path / "sim.yaml"
+    process = subprocess.Popen([sys.executable, "-m", "preflight", "simulate", "--services", "4", "--targets", "2",
+                                "--regions", "2", "--rate-limit", "1", "--config-out", str(config_file)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    try:
+        text = "\n".join(read_banner(process))
+        env_file = Path(re.search(r"^# environment \(API keys, AccessKey pair\): (\S+)", text, re.M).group(1))
+        environ = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+        config = parse_config(config_file.read_text(), "sim.yaml", environ)
+        assert [config.region_of(target) for target in config.targets] == ["cn-beijing", "cn-hangzhou"]
+        endpoint = config.cloud.endpoint_for("cn-hangzhou")
+        assert endpoint is not None and endpoint != config.cloud.endpoint_for("cn-beijing")
+        client = Client(Config(access_key_id=environ["ALIBABA_CLOUD_ACCESS_KEY_ID"],
+                               access_key_secret=environ["ALIBABA_CLOUD_ACCESS_KEY_SECRET"], endpoint=endpoint,
+                               protocol="http", region_id="cn-hangzhou"))
+        request = models.GetResourceGroupRequest(id=config.targets[1].resource_group)
+        assert client.get_resource_group(request).body.resource_group
+        with pytest.raises(ClientException) as caught:
+            client.get_resource_group(request)
+        assert (caught.value.code, caught.value.status_code) == ("Throttling.User", 429)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, errors = process.communicate(timeout=15)
+    assert process.returncode == 0, errors
+
+
+def test_bad_rate_limits_and_regions_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--rate-limit", "0"]) == 2
+    assert "--rate-limit: expected a positive number of calls per second, got 0" in capsys.readouterr().err
+    assert main(["simulate", "--regions", "3"]) == 2
+    assert "--regions: only with --services" in capsys.readouterr().err

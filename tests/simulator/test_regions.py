@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from preflight.config import parse_config
-from preflight.simulator.harness import Simulator
+from preflight.simulator.harness import CLOUD_PRODUCTS, Simulator
 from preflight.simulator.scenarios import (
     ACCESS_KEY_ID,
     ACCESS_KEY_SECRET,
@@ -28,7 +28,7 @@ def config(port: int, region: str) -> Any:
 def test_one_region_is_one_cloud_api() -> None:
     with Simulator(get_scenario("healthy")) as simulator:
         assert simulator.cloud_ports == {REGION: simulator.cloud_port}
-        assert "other regions" not in simulator.config_text()
+        assert ", endpoints: {" not in simulator.config_text()
 
 
 def test_each_region_answers_for_its_own_services_and_counts_its_own_calls() -> None:
@@ -62,4 +62,7 @@ def test_each_region_answers_for_its_own_services_and_counts_its_own_calls() -> 
         assert [parsed.region_of(target) for target in parsed.targets] == [REGION, "cn-hangzhou", REGION]
         hosts = [service.endpoint for service in parsed.targets[1].services]
         assert all(".cn-hangzhou.dataworks-model.aliyuncs.com:" in host for host in hosts)
-        assert f"cn-hangzhou 127.0.0.1:{simulator.cloud_ports['cn-hangzhou']}" in simulator.config_text()
+        port = simulator.cloud_ports["cn-hangzhou"]
+        assert {product: parsed.cloud.endpoint_for("cn-hangzhou", product) for product in CLOUD_PRODUCTS} == \
+            dict.fromkeys(CLOUD_PRODUCTS, f"127.0.0.1:{port}")
+        assert parsed.cloud.endpoint_for(REGION) == f"127.0.0.1:{simulator.cloud_port}"
