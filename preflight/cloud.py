@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from preflight.errors import SDK_UNUSABLE, CloudError
-from preflight.pacing import Pacer
 from preflight.text import shorten
 
 if TYPE_CHECKING:
@@ -233,6 +232,8 @@ class CloudSession:
         self._lock = threading.Lock()
         self._credentials: tuple[Any, Identity] | None = None
         self._pool = concurrent.futures.ThreadPoolExecutor(MAX_CALLS_IN_FLIGHT, thread_name_prefix="preflight-cloud")
+        from preflight.pacing import Pacer  # here: `preflight list` imports this module and needs no asyncio
+
         self.pacer = Pacer(cloud.rate_limits)
 
     async def call(self, product: str, action: str, request: Any, region: str, *,
