@@ -13,7 +13,7 @@ from dataclasses import replace
 from preflight.config import parse_config
 from preflight.innetwork import POLL_BACKOFF_S, Follower, group_plan, resource_groups
 from preflight.innetwork_log import encode_payload
-from tests.innetwork.test_submit import FakeDataWorks, node_log
+from tests.innetwork.test_submit import CALLER, FakeDataWorks, node_log
 
 CONFIG = """
 version: 1
@@ -43,7 +43,7 @@ def test_one_submission_follows_a_group_and_brings_back_every_member() -> None:
                "targets": {"a": {"s1": {"dns": {}}}, "b": {"s2": {"dns": {}}, "s3": {"dns": {}}}}}
     api = FakeDataWorks(["Running", "Success"], node_log(encode_payload(payload)))
     follower = Follower(config, members[0], api, send_key=False, deadline=time.monotonic() + 20,
-                        stage=lambda *_: None, backoff=(0.01, 0.05), members=members)
+                        stage=lambda *_: None, backoff=(0.01, 0.05), members=members, owner=CALLER)
     record = asyncio.run(follower.run())
     assert record["status"] == "Success" and api.actions().count("ExecuteAdhocWorkflowInstance") == 1
     script = api.calls[0][2]["Tasks"][0]["Script"]["Content"]
@@ -56,7 +56,7 @@ def test_polling_backs_off_doubling_up_to_its_cap() -> None:
     config = replace(parse_config(CONFIG, "fleet.yaml", {}))
     api = FakeDataWorks(["Running"] * 7 + ["Failure"], node_log("boom"))
     follower = Follower(config, config.targets[2], api, send_key=False, deadline=time.monotonic() + 30,
-                        stage=lambda *_: None, backoff=(0.05, 0.2))
+                        stage=lambda *_: None, backoff=(0.05, 0.2), owner=CALLER)
     asyncio.run(follower.run())
     polls = [stamp for stamp, action, _ in api.calls if action in ("ListTaskInstances", "GetTaskInstance")]
     gaps = [later - earlier for earlier, later in itertools.pairwise(polls)]

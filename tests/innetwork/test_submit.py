@@ -274,7 +274,8 @@ def test_with_the_key_it_rides_in_the_stored_script_and_never_in_the_task_log(he
     assert all(key in script for key in keys)
     assert found.observations[("demo", "qwen")]["models"]["status"] == 200
     assert found.origins == {"demo": f"resource-group:{healthy.world.resource_group_id}"}
-    assert any(stage.startswith("log read") for stage in stages) and "running" in stages
+    # Polled at 1, 2, 4 ... s (issue 21), the simulator's short task is seen submitted and then done.
+    assert any(stage.startswith("log read") for stage in stages) and "success" in stages
 
 
 def test_without_the_key_key_checks_that_cannot_reach_the_endpoint_from_here_skip_honestly(
