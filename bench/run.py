@@ -48,21 +48,9 @@ class Bench:
 
 def run_child(argv: list[str], env: dict[str, str] | None = None, timeout: float = 300, cwd: Path = ROOT
               ) -> tuple[float, int, int, str]:
-    """Run a process; return wall seconds, exit code, peak RSS in KiB and stdout.
-
-    The wait wakes when the process exits (a pidfd, Linux 5.3 and later), not at the next tick of a polling loop,
-    which would be a visible share of `python -c pass`.
-    """
-    with tempfile.TemporaryFile() as out:
-        start = time.perf_counter()
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL, env=env, cwd=cwd)
-        if not _exited_within(process.pid, timeout):
-            process.kill()
-        _pid, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        return wall, process.returncode, usage.ru_maxrss, out.read().decode("utf-8", "replace")
+    """Run a process; return wall seconds, exit code, peak RSS in KiB and stdout."""
+    wall, code, rss_mb, _cpu, out = run_measured(argv, env, timeout, cwd)
+    return wall, code, round(rss_mb * 1024), out
 
 
 def _exited_within(pid: int, timeout: float) -> bool:
@@ -315,11 +303,17 @@ def bench_endless_stream(bench: Bench) -> None:
         bench.add(Row("endless stream: peak RSS growth", f"{growth:.1f} MB", "<= 50 MB", growth <= 50))
 
 
-def run_measured(argv: list[str], env: dict[str, str], timeout: float = 600) -> tuple[float, int, float, float, str]:
-    """Like run_child, with the child's CPU seconds (user + system, from wait4): wall, code, peak RSS MB, CPU, out."""
+def run_measured(argv: list[str], env: dict[str, str] | None, timeout: float = 600, cwd: Path = ROOT
+                 ) -> tuple[float, int, float, float, str]:
+    """Run a process; return wall seconds, exit code, peak RSS in MB, CPU seconds (user + system, from wait4) and
+    stdout.
+
+    The wait wakes when the process exits (a pidfd, Linux 5.3 and later), not at the next tick of a polling loop,
+    which would be a visible share of `python -c pass`.
+    """
     with tempfile.TemporaryFile() as out:
         start = time.perf_counter()
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL, env=env, cwd=ROOT)
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL, env=env, cwd=cwd)
         if not _exited_within(process.pid, timeout):
             process.kill()
         _pid, status, usage = os.wait4(process.pid, 0)
