@@ -24,7 +24,7 @@ from preflight.redact import REDACTOR
 from preflight.registry import Check, Registry
 
 DEFAULT_CONCURRENCY = 256
-MAX_SDK_THREADS = 128
+MAX_RESOLVER_THREADS = 128
 DEFAULT_RUN_TIMEOUT_S = 300.0
 
 
@@ -294,8 +294,9 @@ class Runner:
 
     async def run(self) -> RunReport:
         loop = asyncio.get_running_loop()
-        # SDK calls block; give them enough threads for many targets instead of cpu_count + 4.
-        threads = min(MAX_SDK_THREADS, max(8, self.options.concurrency))
+        # The system resolver (loop.getaddrinfo) blocks a default-executor thread per name: give many services
+        # enough of them instead of cpu_count + 4. Cloud calls have their session's own pool.
+        threads = min(MAX_RESOLVER_THREADS, max(8, self.options.concurrency))
         loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=threads,
                                                                         thread_name_prefix="preflight"))
         started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
