@@ -4,6 +4,7 @@ the model's own record and endpoint, both error shapes, and `-v`'s raw answers."
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -167,17 +168,23 @@ def test_no_zone_in_the_account_is_a_warning_not_a_failure(monkeypatch: pytest.M
 # --- the model's endpoint, by more than its service name -------------------------------------------------
 
 
-def test_an_endpoint_is_found_by_its_address_when_its_service_name_is_another(
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def rename_endpoints(monkeypatch: pytest.MonkeyPatch, service_name: Callable[[dict[str, Any]], str]) -> None:
+    """Make the simulator's PrivateLink endpoints carry another service name than the model's."""
     real = CloudApi.list_vpc_endpoints
 
     def renamed(self: CloudApi, params: dict[str, str]) -> dict[str, Any]:
         answer = real(self, params)
         for endpoint in answer["Endpoints"]:
-            endpoint["ServiceName"] = f"com.aliyuncs.privatelink.cn-beijing.epsrv-{endpoint['EndpointId']}"
+            endpoint["ServiceName"] = service_name(endpoint)
         return answer
 
     monkeypatch.setattr(CloudApi, "list_vpc_endpoints", renamed)
+
+
+def test_an_endpoint_is_found_by_its_address_when_its_service_name_is_another(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    rename_endpoints(monkeypatch,
+                     lambda endpoint: f"com.aliyuncs.privatelink.cn-beijing.epsrv-{endpoint['EndpointId']}")
     code, results = demo(monkeypatch, capsys, W, "network.privatelink")
     assert code == 0
     for result in results["network.privatelink"]:
@@ -253,16 +260,8 @@ def test_verbose_prints_every_call_and_its_raw_answer_redacted(monkeypatch: pyte
 
 def test_no_zone_and_no_endpoint_named_for_the_model_leaves_the_allowlist_unverified(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    real = CloudApi.list_vpc_endpoints
-
-    def renamed(self: CloudApi, params: dict[str, str]) -> dict[str, Any]:
-        answer = real(self, params)
-        for endpoint in answer["Endpoints"]:
-            endpoint["ServiceName"] = "com.aliyuncs.privatelink.cn-beijing.epsrv-unknown"
-        return answer
-
     monkeypatch.setattr(CloudApi, "describe_zone_vpc_tree", lambda self, params: {"Zones": {"Zone": []}})
-    monkeypatch.setattr(CloudApi, "list_vpc_endpoints", renamed)
+    rename_endpoints(monkeypatch, lambda endpoint: "com.aliyuncs.privatelink.cn-beijing.epsrv-unknown")
     code, results = demo(monkeypatch, capsys, W, "network.model_allowlist")
     assert code == 0
     for result in results["network.model_allowlist"]:
