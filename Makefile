@@ -52,7 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 catalogue: $(STAMP)
-	$(BIN)/python -c "from preflight.catalogue import sync_readme; sync_readme('README.md')"
+	$(BIN)/python -c "from preflight.cli.catalogue import sync_readme; sync_readme('README.md')"
 
 clean:
 	rm -rf $(VENV) reports/*.json reports/*.xml reports/*.md reports/*.html

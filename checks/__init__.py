@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from preflight.registry import Check
+from preflight.engine.registry import Check
 
 # The order of the chain a model call depends on; the registry keeps it where dependencies allow.
 _MODULES = ("checks.config", "checks.cloud", "checks.network", "checks.schedule", "checks.probe", "checks.endpoint",

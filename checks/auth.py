@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 from checks.judges.model import judge_key_format, judge_key_valid, judge_listed
 from checks.judges.url import is_dataworks_host
 from checks.observe import observed
-from preflight.model import Outcome
-from preflight.registry import check
+from preflight.engine.model import Outcome
+from preflight.engine.registry import check
 
 if TYPE_CHECKING:
-    from preflight.context import Context
+    from preflight.engine.context import Context
 
 DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/model-service"
 

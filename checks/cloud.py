@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from checks.cloudfail import outcome_of
-from preflight.cloud import NOT_A_WORKSPACE_ID, call, is_credential_error, project_id, session
+from preflight.cloud.session import NOT_A_WORKSPACE_ID, call, is_credential_error, project_id, session
+from preflight.engine.model import Outcome
+from preflight.engine.registry import check
 from preflight.errors import SDK_UNUSABLE, CloudError
-from preflight.model import Outcome
-from preflight.registry import check
 
 if TYPE_CHECKING:
-    from preflight.context import Context
+    from preflight.engine.context import Context
 
 DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/serverless-resource-groups"
 # Codes of calls that got no API answer at all: they prove nothing about the key.

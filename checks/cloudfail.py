@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from preflight.cloud import is_credential_error, managed_policy
+from preflight.cloud.session import is_credential_error, managed_policy
+from preflight.engine.model import Outcome, Status
 from preflight.errors import SDK_UNUSABLE, CloudError
-from preflight.model import Outcome, Status
 
 
 def error_evidence(error: CloudError) -> dict[str, Any]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from preflight.model import Outcome
-from preflight.registry import check
+from preflight.engine.model import Outcome
+from preflight.engine.registry import check
 
 if TYPE_CHECKING:
-    from preflight.context import Context
+    from preflight.engine.context import Context
 
 
 def unbraced_reference(value: str | None) -> str | None:

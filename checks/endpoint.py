@@ -9,11 +9,11 @@ from checks.judges.http import judge_http
 from checks.judges.tcp import judge_tcp
 from checks.judges.url import judge_url
 from checks.observe import observed
-from preflight.model import Outcome
-from preflight.registry import check
+from preflight.engine.model import Outcome
+from preflight.engine.registry import check
 
 if TYPE_CHECKING:
-    from preflight.context import Context
+    from preflight.engine.context import Context
 
 DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/model-service"
 

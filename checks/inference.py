@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING
 
 from checks.judges.model import judge_chat, judge_completion, judge_embedding, judge_stream
 from checks.observe import observed
-from preflight.model import Outcome
-from preflight.registry import check
+from preflight.engine.model import Outcome
+from preflight.engine.registry import check
 
 if TYPE_CHECKING:
-    from preflight.context import Context
+    from preflight.engine.context import Context
 
 DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/model-service"
 KINDS = {"inference.completion": ("completion",), "inference.stream": ("completion",),

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from checks.cloudfail import error_evidence, outcome_of
-from preflight.cloud import call, extra_installed
+from preflight.cloud.session import call, extra_installed
+from preflight.engine.model import Outcome
+from preflight.engine.registry import check
 from preflight.errors import CloudError
-from preflight.model import Outcome
-from preflight.registry import check
 
 if TYPE_CHECKING:
-    from preflight.context import Context
+    from preflight.engine.context import Context
 
 DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/model-service"
 ASSUMPTIONS = "docs/cloud-assumptions.md"

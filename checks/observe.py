@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from preflight.model import Outcome
+from preflight.engine.model import Outcome
 
 if TYPE_CHECKING:
-    from preflight.context import Context, Observation
+    from preflight.engine.context import Context, Observation
 
 KEYED = ("models", "completion", "stream", "chat", "embedding")
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from preflight.model import Outcome
-from preflight.registry import check
+from preflight.engine.model import Outcome
+from preflight.engine.registry import check
 
 if TYPE_CHECKING:
-    from preflight.context import Context
+    from preflight.engine.context import Context
 
 RAM_ACTIONS = ("dataworks:ExecuteAdhocWorkflowInstance", "dataworks:GetWorkflowInstance",
                "dataworks:ListTaskInstances", "dataworks:GetTaskInstance", "dataworks:GetTaskInstanceLog")
@@ -63,7 +63,7 @@ async def probe(context: Context) -> Outcome:
                               "The group may be out of resources; raise in_network.timeout_s or --timeout, or look "
                               "at the instance in Operation Center.", **evidence)
     if status == "LogUnreadable":
-        from preflight.model import Status
+        from preflight.engine.model import Status
 
         return Outcome(Status.ERROR, f"the task ran but its log cannot be read: {record.get('problem')}", evidence,
                        "Download the full log from Operation Center and run `preflight ingest LOGFILE`.")

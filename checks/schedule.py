@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from checks.cloudfail import outcome_of
-from preflight.cloud import call, project_id
+from preflight.cloud.session import call, project_id
+from preflight.engine.model import Outcome
+from preflight.engine.registry import check
 from preflight.errors import CloudError
-from preflight.model import Outcome
-from preflight.registry import check
 
 if TYPE_CHECKING:
-    from preflight.context import Context
+    from preflight.engine.context import Context
 
 RAM_ACTIONS = ("dataworks:GetNode", "dataworks:GetTask")
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from preflight.errors import CloudError
 
 if TYPE_CHECKING:
-    from preflight.context import Context
+    from preflight.engine.context import Context
 
 
 async def warm(context: Context) -> None:
@@ -25,7 +25,7 @@ async def warm(context: Context) -> None:
     from checks.judges.url import DATAWORKS_DOMAIN
     from checks.network import bindings, endpoints_in, live, region_endpoints, zone_for
     from checks.schedule import deployed
-    from preflight.cloud import extra_installed
+    from preflight.cloud.session import extra_installed
     from preflight.probe.local import Endpoint
 
     target = context.target

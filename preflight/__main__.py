@@ -1,5 +1,5 @@
 """Run the command line with `python -m preflight`."""
 
-from preflight.entry import console
+from preflight.cli import console
 
 console()

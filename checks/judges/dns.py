@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from checks.judges.url import is_dataworks_host
-from preflight.model import Outcome
+from preflight.engine.model import Outcome
 
 if TYPE_CHECKING:
     import ipaddress

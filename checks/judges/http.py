@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from preflight.model import Outcome
-from preflight.text import shorten
+from preflight.engine.model import Outcome
+from preflight.engine.text import shorten
 
 
 def exchange_evidence(observation: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from checks.judges.http import detail_of, exchange_evidence, transport_problem
-from preflight.model import Outcome
-from preflight.text import shorten
+from preflight.engine.model import Outcome
+from preflight.engine.text import shorten
 
 KEY_CONSOLE = "DataWorks > Model Service > API keys"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from preflight.model import Outcome
+from preflight.engine.model import Outcome
 
 TCP_FIXES = {
     "refused": "The address answers but nothing listens on the port: the model service may be stopped or still "

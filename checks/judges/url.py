@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from preflight.model import Outcome
+from preflight.engine.model import Outcome
 
 DATAWORKS_DOMAIN = re.compile(r"^(?P<id>[a-z0-9][a-z0-9-]*)\.(?P<region>[a-z]{2,}(?:-[a-z0-9]+)+)"
                               r"\.dataworks-model\.aliyuncs\.com$")

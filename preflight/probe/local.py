@@ -28,12 +28,12 @@ import dns.rcode
 import dns.resolver
 import httpx
 
-from preflight.aio import within
+from preflight.engine.aio import within
 from preflight.probe import observations as obs
 
 if TYPE_CHECKING:
     from preflight.config import Config, ServiceConfig
-    from preflight.context import Context, Observation
+    from preflight.engine.context import Context, Observation
 
 _UNREACHABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL}
 PIECE = 64 * 1024  # the most a decompression step hands over at once

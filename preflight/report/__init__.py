@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from preflight.model import RunReport
+from preflight.engine.model import RunReport
 from preflight.report.base import ReportError, ReportFormat
 
 FORMAT_NAMES = ("json", "junit", "markdown", "html")
@@ -30,7 +30,7 @@ def write_reports(run: RunReport, directory: Path) -> list[Path]:
 
 
 def _write(report_format: ReportFormat, run: RunReport, directory: Path) -> Path:
-    from preflight.redact import redact
+    from preflight.engine.redact import redact
 
     path = directory / report_format.filename
     temporary = path.with_suffix(path.suffix + ".tmp")

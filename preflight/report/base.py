@@ -5,8 +5,8 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 
+from preflight.engine.model import CheckResult, RunReport, Status
 from preflight.errors import PreflightError
-from preflight.model import CheckResult, RunReport, Status
 
 
 class ReportError(PreflightError):

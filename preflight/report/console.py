@@ -6,12 +6,12 @@ import re
 import threading
 from typing import TYPE_CHECKING, Any, TextIO
 
-from preflight.model import CheckResult, RunReport, Status
-from preflight.redact import redact
+from preflight.engine.model import CheckResult, RunReport, Status
+from preflight.engine.redact import redact
 from preflight.report.base import affected, count_of, placements, root_causes, waiver_note
 
 if TYPE_CHECKING:
-    from preflight.registry import Check
+    from preflight.engine.registry import Check
 
 MARKS = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skip": "SKIP", "error": "ERR!", "waived": "WAIV"}
 STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "bright_black", "error": "bold magenta",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from html import escape as _escape
 
-from preflight.model import CheckResult, RunReport
+from preflight.engine.model import CheckResult, RunReport
 from preflight.report.base import ReportFormat, RootCause, count_of, placements, root_causes, waiver_note
 from preflight.report.json import fields
 

@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from preflight.model import CheckResult, RunReport
+from preflight.engine.model import CheckResult, RunReport
 from preflight.report.base import ReportFormat
 
 SCHEMA = "preflight-report/1"

@@ -7,7 +7,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 
-from preflight.model import CheckResult, RunReport, Status
+from preflight.engine.model import CheckResult, RunReport, Status
 from preflight.report.base import ReportFormat, waiver_note
 from preflight.report.json import plain
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from preflight.model import CheckResult, RunReport
+from preflight.engine.model import CheckResult, RunReport
 from preflight.report.base import ReportFormat, affected, placements, root_causes, waiver_note
 
 ICONS = {"pass": "✅ pass", "warn": "⚠️ warn", "fail": "❌ fail", "skip": "⏭️ skip", "error": "💥 error",

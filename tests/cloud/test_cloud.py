@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 
 import pytest
 
-from preflight.cli import main
+from preflight.cli.main import main
+from preflight.cloud.pacing import THROTTLING_ATTEMPTS
 from preflight.config import parse_config
-from preflight.pacing import THROTTLING_ATTEMPTS
 from preflight.simulator.harness import Simulator
 from preflight.simulator.scenarios import (
     ACCESS_KEY_ID,
@@ -245,8 +245,8 @@ def test_a_timed_out_get_project_leaves_credentials_proven_by_get_resource_group
 @pytest.mark.parametrize("argv", [["list"], ["--version"]])
 def test_listing_checks_and_the_version_import_no_sdk_httpx_or_rich(tmp_path: Path, argv: list[str]) -> None:
     # `--version` as the console script answers it; `list` through main(), since the console script ends in os._exit.
-    run = ("from preflight.entry import console\nconsole()\n" if argv == ["--version"]
-           else "from preflight.cli import main\nmain(sys.argv[1:])\n")
+    run = ("from preflight.cli import console\nconsole()\n" if argv == ["--version"]
+           else "from preflight.cli.main import main\nmain(sys.argv[1:])\n")
     script = (f"import sys\nsys.argv = ['preflight', *{argv!r}]\n{run}"
               "loaded = sorted(m.split('.')[0] for m in sys.modules\n"
               "                if m.startswith(('alibabacloud', 'darabonba', 'Tea', 'httpx', 'rich', 'requests')))\n"
@@ -261,9 +261,9 @@ def test_listing_checks_and_the_version_import_no_sdk_httpx_or_rich(tmp_path: Pa
 def test_a_run_starts_the_sdk_import_before_it_reads_its_config(tmp_path: Path) -> None:
     """`run` and `demo` start importing the generated clients on a background thread at once; a command line that
     narrows the run (`--only`, `--endpoint`) leaves it to the run, which starts it only if it asks the cloud."""
-    script = ("import sys\nfrom preflight.cli import main\n"
+    script = ("import sys\nfrom preflight.cli.main import main\n"
               "code = main(sys.argv[1:])\n"
-              "from preflight import cloud\n"
+              "from preflight.cloud import session as cloud\n"
               "cloud._IMPORTS.get('dataworks') and cloud._IMPORTS['dataworks'].result(timeout=60)\n"
               "print('STARTED', sorted(cloud._IMPORTS), code, 'alibabacloud_dataworks_public20240518.client' in "
               "sys.modules)\n")
@@ -289,7 +289,7 @@ def test_concurrent_first_calls_build_the_sdks_session_once(healthy: Simulator,
     import darabonba.core
     from requests import Session
 
-    from preflight.cloud import CloudSession
+    from preflight.cloud.session import CloudSession
 
     for name, value in healthy.environ().items():
         monkeypatch.setenv(name, value)
@@ -425,7 +425,7 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A CloudSession pointed at a Recorder on loopback, for every product."""
     import threading
 
-    from preflight.cloud import CloudSession
+    from preflight.cloud.session import CloudSession
 
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID)
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
@@ -487,7 +487,7 @@ def test_every_action_of_the_table_has_its_generated_method_and_request_model() 
     import importlib
     import inspect
 
-    from preflight.cloud import ACTIONS, PRODUCTS
+    from preflight.cloud.session import ACTIONS, PRODUCTS
 
     for (product, action), method in ACTIONS.items():
         package = PRODUCTS[product].package

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 
 from checks.cloudfail import outcome_of
-from preflight.cloud import CloudSession, describe_provider, is_credential_error, managed_policy, translate
+from preflight.cloud.pacing import THROTTLING_ATTEMPTS, TRANSIENT_ATTEMPTS
+from preflight.cloud.session import CloudSession, describe_provider, is_credential_error, managed_policy, translate
 from preflight.config import Config, parse_config
+from preflight.engine.model import Status
+from preflight.engine.redact import redact
 from preflight.errors import SDK_UNUSABLE, CloudError
-from preflight.model import Status
-from preflight.pacing import THROTTLING_ATTEMPTS, TRANSIENT_ATTEMPTS
-from preflight.redact import redact
 from preflight.simulator.openapi import CloudApi
 from preflight.simulator.scenarios import (
     ACCESS_KEY_ID,
@@ -244,7 +244,7 @@ def test_a_request_its_model_does_not_take_is_never_sent_and_is_the_tools_error(
 def test_a_workspace_that_is_no_number_is_not_asked_and_fails_clearly(apis: list[Api],
                                                                       capsys: pytest.CaptureFixture[str],
                                                                       tmp_path: Path) -> None:
-    from preflight.cli import main
+    from preflight.cli.main import main
 
     api = start(apis)
     path = tmp_path / "named.yaml"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from preflight.cli import main
+from preflight.cli.main import main
 from preflight.simulator.harness import Simulator
 from preflight.simulator.scenarios import get_scenario, scaled_world
 

@@ -7,8 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from preflight.errors import CloudError
-from preflight.pacing import (
+from preflight.cloud.pacing import (
     BACKOFF_CAP_S,
     DECREASE,
     DEFAULT_RATE,
@@ -19,6 +18,7 @@ from preflight.pacing import (
     Pacer,
     backoff_s,
 )
+from preflight.errors import CloudError
 
 
 class FakeClock:

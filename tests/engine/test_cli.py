@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from preflight import __version__
-from preflight.cli import main
+from preflight.cli.main import main
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -76,8 +76,8 @@ def test_unset_api_key_env_for_a_single_endpoint(capsys: pytest.CaptureFixture[s
 
 
 def test_readme_catalogue_matches_the_registry() -> None:
-    from preflight.catalogue import README_BEGIN, README_END, as_markdown
-    from preflight.registry import load_registry
+    from preflight.cli.catalogue import README_BEGIN, README_END, as_markdown
+    from preflight.engine.registry import load_registry
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     start, end = readme.index(README_BEGIN), readme.index(README_END) + len(README_END)
@@ -125,7 +125,7 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path: Path) -> Non
 
 
 def test_the_parser_builds_the_options_of_the_command_given_only() -> None:
-    from preflight.cli import build_parser
+    from preflight.cli.main import build_parser
     from preflight.errors import UsageError
 
     full, listing = build_parser(), build_parser("list")
@@ -152,18 +152,18 @@ def test_list_starts_without_the_network_stack_rich_the_sdks_or_the_redaction_pa
     import subprocess
     import sys
 
-    from preflight.cli import SECRET_VARIABLES
-    from preflight.redact import SECRET_ENVIRONMENT
+    from preflight.cli.main import SECRET_VARIABLES
+    from preflight.engine.redact import SECRET_ENVIRONMENT
 
     assert tuple(name for name, _ in SECRET_ENVIRONMENT) == SECRET_VARIABLES
     script = ("import io, sys, contextlib\n"
-              "from preflight.cli import main\n"
+              "from preflight.cli.main import main\n"
               "with contextlib.redirect_stdout(io.StringIO()):\n"
               "    code = main(['list'])\n"
-              "redactor = 'preflight.redact' in sys.modules\n"
+              "redactor = 'preflight.engine.redact' in sys.modules\n"
               "heavy = [m for m in ('httpx', 'rich', 'alibabacloud_dataworks_public20240518', 'Tea', 'yaml',\n"
-              "                     'subprocess', 'preflight.runner', 'preflight.report') if m in sys.modules]\n"
-              "from preflight import redact\n"
+              "                     'subprocess', 'preflight.engine.runner', 'preflight.report') if m in sys.modules]\n"
+              "from preflight.engine import redact\n"
               "print(code, heavy, redactor, redact._patterns.cache_info().currsize, redact.redact(sys.argv[1]))\n")
     environ = {name: value for name, value in os.environ.items() if name not in SECRET_VARIABLES}
     if secret:
@@ -180,9 +180,9 @@ def test_version_is_answered_before_the_command_line_is_imported() -> None:
 
     script = ("import sys\n"
               "sys.argv = ['preflight', '--version']\n"
-              "from preflight.entry import console\n"
+              "from preflight.cli import console\n"
               "console()\n"
-              "print('argparse' in sys.modules, 'preflight.cli' in sys.modules)\n")
+              "print('argparse' in sys.modules, 'preflight.cli.main' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.splitlines() == [f"preflight {__version__}", "False False"]
     import os
@@ -201,7 +201,7 @@ def test_version_is_answered_before_the_command_line_is_imported() -> None:
 def test_help_is_wrapped_to_the_terminal_width(monkeypatch: pytest.MonkeyPatch, columns: str) -> None:
     import shutil
 
-    from preflight.cli import build_parser
+    from preflight.cli.main import build_parser
 
     monkeypatch.setenv("COLUMNS", columns)
     if not columns.isdigit() or columns == "0":  # not a width: as shutil says (the terminal's, or 80)

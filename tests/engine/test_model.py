@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from preflight.model import CheckResult, Outcome, RunReport, Status, Timings
-from preflight.registry import check
+from preflight.engine.model import CheckResult, Outcome, RunReport, Status, Timings
+from preflight.engine.registry import check
 
 
 async def _probe(context: object) -> Outcome:

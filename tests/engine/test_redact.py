@@ -11,7 +11,7 @@ import hypothesis
 import pytest
 from hypothesis import strategies as st
 
-from preflight.redact import MASK, Redactor, mask_access_key_id
+from preflight.engine.redact import MASK, Redactor, mask_access_key_id
 
 
 def test_registered_values_are_masked_also_when_url_encoded() -> None:
@@ -108,7 +108,7 @@ def test_scan_counts_what_it_masked_by_kind() -> None:
 
 
 def test_environment_secrets_are_registered() -> None:
-    from preflight.redact import REDACTOR, register_environment
+    from preflight.engine.redact import REDACTOR, register_environment
 
     register_environment({"ALIBABA_CLOUD_ACCESS_KEY_SECRET": "EnvAccessKeySecret000111",
                           "ALIBABA_CLOUD_SECURITY_TOKEN": "EnvStsToken0000999", "HOME": "/root"})
@@ -150,7 +150,7 @@ def test_placeholders_in_prose_stay_but_truncated_secrets_do_not(given: str, exp
 def _mask_by_definition(text: str) -> tuple[str, list[str]]:
     """What one alternation of the shapes does under re.sub: at each position the first shape that matches
     there wins, and scanning goes on after it; elsewhere one character is kept and the scan moves on."""
-    from preflight.redact import _SHAPES, _patterns
+    from preflight.engine.redact import _SHAPES, _patterns
 
     pieces, kinds, position = [], [], 0
     while position < len(text):
@@ -181,7 +181,7 @@ FRAGMENTS = ["Authorization: ", "authorization=", "AUTHORIZATION", '"Authorizati
 def test_the_fast_scan_masks_exactly_what_the_alternation_does(text: str) -> None:
     from collections import Counter
 
-    from preflight.redact import _mask_shapes
+    from preflight.engine.redact import _mask_shapes
 
     found: Counter[str] = Counter()
     expected, kinds = _mask_by_definition(text)
@@ -230,7 +230,7 @@ def test_a_text_full_of_query_triggers_is_masked_the_same_by_a_regex_search(text
     search instead of from each trigger; both ways must mask the same."""
     from collections import Counter
 
-    import preflight.redact as redact
+    import preflight.engine.redact as redact
 
     expected, kinds = _mask_by_definition(text)
     saved = redact._SEARCH_FROM
@@ -257,7 +257,7 @@ def test_a_long_text_finds_the_same_registered_secrets_as_a_search_for_each(text
         redactor.add(secret, "api_key")
     from collections import Counter
 
-    from preflight.redact import _mask_shapes
+    from preflight.engine.redact import _mask_shapes
 
     expected = long_text
     for secret in sorted(redactor._secrets, key=len, reverse=True):  # each registered value, longest first

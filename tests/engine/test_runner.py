@@ -7,12 +7,12 @@ import asyncio
 import pytest
 
 from preflight.config import parse_config
-from preflight.context import Context
+from preflight.engine.context import Context
+from preflight.engine.model import Outcome, Status
+from preflight.engine.redact import REDACTOR
+from preflight.engine.registry import Check, Registry, check
+from preflight.engine.runner import RunOptions, Selection, run
 from preflight.errors import RegistryError
-from preflight.model import Outcome, Status
-from preflight.redact import REDACTOR
-from preflight.registry import Check, Registry, check
-from preflight.runner import RunOptions, Selection, run
 
 CONFIG = parse_config("""\
 region: cn-beijing
@@ -155,7 +155,7 @@ def test_the_reports_platform_is_found_without_a_subprocess(monkeypatch: pytest.
     import subprocess
     import sys
 
-    from preflight.runner import platform_name, tool_info
+    from preflight.engine.runner import platform_name, tool_info
 
     expected = platform.platform(terse=True)  # before forbidding subprocesses: this one may run one
 
@@ -173,7 +173,7 @@ def test_the_reports_platform_is_found_without_a_subprocess(monkeypatch: pytest.
 
 
 def test_a_shared_answer_or_failure_reaches_every_asker_and_one_cancelled_asker_stops_nobody() -> None:
-    from preflight.context import Resources
+    from preflight.engine.context import Resources
 
     asked: list[str] = []
 
@@ -208,7 +208,7 @@ def test_a_shared_answer_or_failure_reaches_every_asker_and_one_cancelled_asker_
 
 def test_a_check_starts_only_once_its_dependencies_have_settled() -> None:
     """Tasks are made as dependencies settle: before its last dependency, a check has no task at all."""
-    from preflight.runner import Runner
+    from preflight.engine.runner import Runner
 
     events: list[tuple[str, str, str | None]] = []
     tasks_seen: dict[str, int] = {}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from preflight.cli import main
+from preflight.cli.main import main
 from preflight.simulator.scenarios import SCENARIOS
 
 
@@ -104,7 +104,7 @@ def test_a_port_in_use_is_a_usage_error_naming_the_option(capsys: pytest.Capture
 
 @pytest.mark.parametrize("command", ["simulate", "demo"])
 def test_every_option_has_help_and_scenario_names_every_scenario(command: str) -> None:
-    from preflight.cli import build_parser
+    from preflight.cli.main import build_parser
 
     parser = build_parser(command)
     sub = next(action for action in parser._actions if action.dest == "command").choices[command]  # type: ignore[union-attr]

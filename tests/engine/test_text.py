@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from preflight.text import ELLIPSIS, shorten
+from preflight.engine.text import ELLIPSIS, shorten
 
 MESSAGE = ("Credentials: the provider chain was unable to load credentials from any of the providers in the chain: "
            "EnvironmentVariableCredentialsProvider, ProfileCredentialsProvider")

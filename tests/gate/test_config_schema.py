@@ -12,9 +12,9 @@ import jsonschema
 import pytest
 import yaml
 
-from preflight.cli import main
+from preflight.cli.main import main
 from preflight.config import parse_config
-from preflight.config_schema import config_schema, schema_text
+from preflight.config.schema import config_schema, schema_text
 from preflight.errors import ConfigError
 
 ROOT = Path(__file__).parents[2]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from preflight.cli import main
-from preflight.diff import diff_reports, load_report, render_console, render_markdown
+from preflight.cli.diff import diff_reports, load_report, render_console, render_markdown
+from preflight.cli.main import main
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from preflight.cli import main
+from preflight.cli.main import main
 from preflight.config import load_config
 from preflight.simulator import scenarios
 from preflight.simulator.harness import Simulator
@@ -68,7 +68,7 @@ def test_the_written_config_validates_against_the_schema(account: Simulator, cap
     import jsonschema
     import yaml
 
-    from preflight.config_schema import config_schema
+    from preflight.config.schema import config_schema
 
     assert init(account, "-o", "-") == 0
     jsonschema.validate(yaml.safe_load(capsys.readouterr().out), config_schema())

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from preflight.cli import main
+from preflight.cli.main import main
+from preflight.cli.wait import parse_duration, round_line
 from preflight.errors import UsageError
 from preflight.simulator import scenarios
-from preflight.wait import parse_duration, round_line
 
 WARMING = scenarios.SCENARIOS["warming-up"]
 
@@ -109,7 +109,7 @@ def test_a_bad_wait_exits_2_naming_the_option(capsys: pytest.CaptureFixture[str]
 
 
 def test_a_round_line_names_at_most_five_then_counts() -> None:
-    from preflight.model import CheckResult, Status
+    from preflight.engine.model import CheckResult, Status
 
     results = [CheckResult(f"c.x{i}", "t", "prod", f"s{i}", Status.FAIL, "no") for i in range(7)]
     line = round_line(3, results)
@@ -127,8 +127,8 @@ def test_checks_declare_whether_waiting_can_help(capsys: pytest.CaptureFixture[s
 
 
 def test_an_undeclared_check_may_wait_when_it_asks_something() -> None:
-    from preflight.model import Outcome
-    from preflight.registry import check
+    from preflight.engine.model import Outcome
+    from preflight.engine.registry import check
 
     async def probe(context: object) -> Outcome:
         return Outcome.passed("ok")

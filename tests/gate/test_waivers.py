@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from preflight.cli import main
+from preflight.cli.main import main
 from preflight.config import parse_config
 from preflight.errors import ConfigError
 from preflight.simulator.harness import Simulator
@@ -112,9 +112,9 @@ def test_a_waived_warning_passes_strict(world: Simulator, tmp_path: Path, capsys
 
 
 def test_a_waiver_never_hides_an_error() -> None:
+    from preflight.cli.waivers import apply_waivers
     from preflight.config import Waiver
-    from preflight.model import CheckResult, RunReport, Status
-    from preflight.waivers import apply_waivers
+    from preflight.engine.model import CheckResult, RunReport, Status
 
     crash = CheckResult("auth.key_valid", "t", "prod", "qwen", Status.ERROR, "the check raised KeyError")
     run_report = RunReport(tool={}, started_at="", duration_ms=0, results=(crash,))
@@ -123,9 +123,9 @@ def test_a_waiver_never_hides_an_error() -> None:
 
 
 def test_a_waiver_is_live_through_its_until_day() -> None:
+    from preflight.cli.waivers import apply_waivers
     from preflight.config import Waiver
-    from preflight.model import CheckResult, RunReport, Status
-    from preflight.waivers import apply_waivers
+    from preflight.engine.model import CheckResult, RunReport, Status
 
     failed = CheckResult("network.privatelink", "t", "prod", "qwen", Status.FAIL, "no endpoint")
     run_report = RunReport(tool={}, started_at="", duration_ms=0, results=(failed,))

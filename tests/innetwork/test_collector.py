@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from preflight.cli import main
+from preflight.cli.main import main
 from preflight.config import parse_config
-from preflight.innetwork_log import decode_payload
+from preflight.probe.logs import decode_payload
 from preflight.probe.script import build_collector_source, build_plan, build_shell_script
 from preflight.simulator.harness import Simulator
 from preflight.simulator.scenarios import SCENARIOS, get_scenario

@@ -11,8 +11,8 @@ import time
 from dataclasses import replace
 
 from preflight.config import parse_config
-from preflight.innetwork import POLL_BACKOFF_S, Follower, group_plan, resource_groups
-from preflight.innetwork_log import encode_payload
+from preflight.probe.logs import encode_payload
+from preflight.probe.submit import POLL_BACKOFF_S, Follower, group_plan, resource_groups
 from tests.innetwork.test_submit import CALLER, FakeDataWorks, node_log
 
 CONFIG = """

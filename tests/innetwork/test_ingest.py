@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from preflight.cli import main
+from preflight.cli.main import main
 from preflight.config import parse_config
-from preflight.innetwork_log import MARKER
+from preflight.probe.logs import MARKER
 from preflight.probe.script import build_plan, build_shell_script
 from preflight.simulator.harness import Simulator
 from preflight.simulator.scenarios import get_scenario

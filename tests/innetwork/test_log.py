@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from preflight.errors import LogFormatError
-from preflight.innetwork_log import MARKER, decode_payload, encode_payload
+from preflight.probe.logs import MARKER, decode_payload, encode_payload
 
 PAYLOAD = {"version": 1, "targets": {"prod": {"qwen": {"dns": {"answers": ["10.0.0.5"]}}}}}
 

@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from preflight.cli import main
+from preflight.cli.main import main
 from preflight.config import InNetworkConfig, parse_config
 from preflight.errors import CloudError, ConfigError
-from preflight.innetwork import REGION_ZONES, business_date, region_zone, task_owner
+from preflight.probe.submit import REGION_ZONES, business_date, region_zone, task_owner
 from preflight.simulator.harness import Simulator
 from preflight.simulator.scenarios import CALLER_USER_ID, get_scenario
 

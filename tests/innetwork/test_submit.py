@@ -17,12 +17,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from preflight.cli import main
+from preflight.cli.main import main
 from preflight.config import Config, InNetworkConfig, parse_config
+from preflight.engine.redact import MASK, register_secrets
 from preflight.errors import CloudError
-from preflight.innetwork import Follower, Owner, business_date, collect
-from preflight.innetwork_log import encode_payload
-from preflight.redact import MASK, register_secrets
+from preflight.probe.logs import encode_payload
+from preflight.probe.submit import Follower, Owner, business_date, collect
 from preflight.simulator import scenarios
 from preflight.simulator.harness import Simulator
 from preflight.simulator.scenarios import Scenario, get_scenario
@@ -247,7 +247,7 @@ def healthy() -> Iterator[Simulator]:
 
 
 def test_with_the_key_it_rides_in_the_stored_script_and_never_in_the_task_log(healthy: Simulator) -> None:
-    from preflight.cloud import close_sessions, open_session
+    from preflight.cloud.session import close_sessions, open_session
 
     env = healthy.environ()
     cfg = parse_config(healthy.config_text(), "sim.yaml", env)
@@ -332,7 +332,7 @@ def test_the_follower_and_the_checks_share_one_cloud_session(monkeypatch: pytest
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     """--from resource-group submits and follows through the run's session; the checks then use the same
     credentials, clients and threads, and the command closes it at the end."""
-    from preflight import cloud
+    from preflight.cloud import session as cloud
 
     sessions: list[cloud.CloudSession] = []
     real_init = cloud.CloudSession.__init__

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from preflight.cli import main
+from preflight.cli.main import main
 from preflight.simulator import scenarios
 from preflight.simulator.scenarios import Scenario
 

@@ -8,7 +8,7 @@ import pytest
 
 from checks.judges.dns import judge_dns
 from checks.judges.tcp import judge_tcp
-from preflight.model import Status
+from preflight.engine.model import Status
 
 HOST = "ms-abc.cn-beijing.dataworks-model.aliyuncs.com"
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from preflight.cli import main
+from preflight.cli.main import main
 
 KEY = "sk-foreign-secret-0123456789"
 MODEL = "m"

@@ -18,7 +18,7 @@ from checks.judges.model import (
 )
 from checks.judges.tcp import judge_tcp
 from checks.judges.url import judge_url
-from preflight.model import Status
+from preflight.engine.model import Status
 from preflight.probe import observations as obs
 
 HOST = "ms-abc.cn-beijing.dataworks-model.aliyuncs.com"
@@ -336,7 +336,7 @@ def test_a_completion_without_usage_is_estimated_too() -> None:
 
 
 def test_the_budget_says_when_its_count_is_estimated() -> None:
-    from preflight.context import TokenBudget
+    from preflight.engine.context import TokenBudget
 
     budget = TokenBudget(10)
     budget.spend(4)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from preflight.cli import main
+from preflight.cli.main import main
 from preflight.simulator.model_service import ModelService
 from preflight.simulator.scenarios import World
 

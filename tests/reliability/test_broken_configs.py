@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from preflight.cli import main
+from preflight.cli.main import main
 from preflight.config import read_config_text
 from preflight.errors import ConfigError
 

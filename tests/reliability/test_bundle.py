@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from preflight.bundle import resolver_configuration
-from preflight.cli import main
+from preflight.cli.bundle import resolver_configuration
+from preflight.cli.main import main
 
 LITERAL_KEY = "plainLiteralKey-0f9e8d7c6b5a"
 FLOW_KEY = "DW-ms-flowstyle-key-5566"

@@ -193,8 +193,8 @@ def test_the_bundle_has_no_secret_and_says_what_was_masked(
 
 
 def test_the_in_process_console_rendering_masks_too() -> None:
-    from preflight.model import CheckResult, RunReport, Status
-    from preflight.redact import REDACTOR
+    from preflight.engine.model import CheckResult, RunReport, Status
+    from preflight.engine.redact import REDACTOR
     from preflight.report.console import LiveConsole, render_final
 
     REDACTOR.add(ACCESS_KEY_SECRET_CANARY, "access_key_secret")
@@ -210,8 +210,8 @@ def test_the_in_process_console_rendering_masks_too() -> None:
 
 def test_the_cli_registers_environment_secrets_before_any_command(monkeypatch: pytest.MonkeyPatch,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    from preflight.cli import main
-    from preflight.redact import MASK, redact
+    from preflight.cli.main import main
+    from preflight.engine.redact import MASK, redact
 
     secret, token = "CanaryCliStartSecret0001", "CanaryCliStartToken0002"
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", secret)

@@ -11,7 +11,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from preflight.cli import main
+from preflight.cli.main import main
 from preflight.config import Config, parse_config
 from preflight.errors import ConfigError
 

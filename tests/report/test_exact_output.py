@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from preflight.model import CheckResult, RunReport, Status, Timings
+from preflight.engine.model import CheckResult, RunReport, Status, Timings
 from preflight.report.console import LiveConsole, render_final
 from preflight.report.markdown import MarkdownFormat
 

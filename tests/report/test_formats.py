@@ -12,8 +12,8 @@ from pathlib import Path
 import jsonschema
 from junitparser import JUnitXml
 
-from preflight.model import CheckResult, RunReport, Status, Timings
-from preflight.redact import REDACTOR
+from preflight.engine.model import CheckResult, RunReport, Status, Timings
+from preflight.engine.redact import REDACTOR
 from preflight.report import write_reports
 from preflight.report.console import render_final
 from preflight.report.html import HtmlFormat
@@ -260,7 +260,7 @@ def test_json_report_carries_argv_targets_and_queue_time_and_validates() -> None
 
 
 def test_a_demo_run_records_its_command_line_masked_in_every_format(tmp_path: Path) -> None:
-    from preflight.cli import main
+    from preflight.cli.main import main
 
     secret = "DW-typed0into0the0command0line0x"
     reports = tmp_path / secret

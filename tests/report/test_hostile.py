@@ -13,8 +13,8 @@ import jsonschema
 import pytest
 from junitparser import JUnitXml
 
-from preflight.model import CheckResult, RunReport, Status, Timings
-from preflight.redact import REDACTOR
+from preflight.engine.model import CheckResult, RunReport, Status, Timings
+from preflight.engine.redact import REDACTOR
 from preflight.report import ReportError, write_reports
 
 CANARY = "hostile-canary-Zq81xVb2Lm0Tt"

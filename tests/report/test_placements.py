@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from preflight.model import CheckResult, RunReport, Status, Timings
+from preflight.engine.model import CheckResult, RunReport, Status, Timings
 from preflight.report.base import placements
 from preflight.report.console import render_final
 from preflight.report.html import HtmlFormat

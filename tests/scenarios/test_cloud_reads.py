@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 import checks.network as network
-from preflight.cli import main
-from preflight.cloud import check_answer
+from preflight.cli.main import main
+from preflight.cloud.session import check_answer
 from preflight.errors import CloudError
 from preflight.simulator import scenarios
 from preflight.simulator.harness import Simulator

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from preflight.cli import main
+from preflight.cli.main import main
 from preflight.simulator.openapi import eni_ip
 from preflight.simulator.scenarios import OLD_VPC, OTHER_GROUP, RESOURCE_GROUP_ID, SCENARIOS, Scenario
 

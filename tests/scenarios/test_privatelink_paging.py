@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import checks.network as network
-from preflight.cli import main
+from preflight.cli.main import main
 from preflight.simulator.harness import Simulator
 from preflight.simulator.scenarios import FIRST_VPC, SECOND_VPC, get_scenario, scaled_world
 

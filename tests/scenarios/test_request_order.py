@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from preflight.cli import main
+from preflight.cli.main import main
 from preflight.simulator.harness import Simulator
 from preflight.simulator.scenarios import get_scenario
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from preflight.cli import main
+from preflight.cli.main import main
 from preflight.simulator.contract import Contract, Operation
 from preflight.simulator.harness import Simulator
 from preflight.simulator.scenarios import (

@@ -1,7 +1,7 @@
 """A third-party check pack used by the tests: one check that passes, one that crashes."""
 
-from preflight.model import Outcome
-from preflight.registry import Check, check
+from preflight.engine.model import Outcome
+from preflight.engine.registry import Check, check
 
 
 @check("tiny.ok", "Tiny pack check that passes", depends_on=("config.valid",), scope="target", tags=("tiny",))

@@ -9,13 +9,13 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from preflight.engine.model import Outcome
 from preflight.errors import RegistryError
-from preflight.model import Outcome
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
 
-    from preflight.context import Context
+    from preflight.engine.context import Context
 
 ENTRY_POINT_GROUP = "preflight.checks"
 PLANES = ("-", "control", "network", "data")

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from preflight import __version__
+from preflight.engine.redact import MASK, REDACTOR, SHAPE_KINDS, register_secrets
 from preflight.errors import PreflightError, UsageError
-from preflight.redact import MASK, REDACTOR, SHAPE_KINDS, register_secrets
 
 PACKAGES = ("dw-preflight", "alibabacloud-dataworks-public20240518", "alibabacloud-tea-openapi",
             "alibabacloud-credentials", "alibabacloud-pvtz20180101", "alibabacloud-privatelink20200415",

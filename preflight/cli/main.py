@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -11,12 +10,13 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
 from preflight import __version__
+from preflight.cli.exits import reader_gone
 from preflight.errors import EXIT_BROKEN, EXIT_FAILED, EXIT_OK, EXIT_READER_GONE, EXIT_USAGE, PreflightError
 
 if TYPE_CHECKING:
     from preflight.config import Config
-    from preflight.model import RunReport
-    from preflight.registry import Registry
+    from preflight.engine.model import RunReport
+    from preflight.engine.registry import Registry
 
 # The names of redact.SECRET_ENVIRONMENT, without importing the redactor to learn them (a test holds them equal).
 SECRET_VARIABLES = ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ALIBABA_CLOUD_SECURITY_TOKEN")
@@ -274,8 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _close_cloud_sessions() -> None:
     """Close the cloud sessions a command left open (a run that ended early, or the in-network follower's)."""
-    if "preflight.cloud" in sys.modules:  # without importing it: most commands never need it
-        sys.modules["preflight.cloud"].close_sessions()
+    if "preflight.cloud.session" in sys.modules:  # without importing it: most commands never need it
+        sys.modules["preflight.cloud.session"].close_sessions()
 
 
 def _cloud_likely(args_list: list[str]) -> bool:
@@ -290,7 +290,7 @@ def _main(args_list: list[str]) -> int:
     if _cloud_likely(args_list):
         # Before anything else: the generated clients import on a background thread while this thread parses the
         # command line, reads the config and starts the checks that need no cloud.
-        from preflight.cloud import start_import
+        from preflight.cloud.session import start_import
 
         start_import()
     try:
@@ -307,12 +307,12 @@ def _main(args_list: list[str]) -> int:
         # With none set there is nothing to register, and a command that never masks anything (`list`) does
         # without the redactor's import.
         if any(os.environ.get(name) for name in SECRET_VARIABLES):
-            from preflight.redact import register_environment
+            from preflight.engine.redact import register_environment
 
             register_environment(os.environ)
         return handler(args)
     except PreflightError as exc:
-        from preflight.redact import redact
+        from preflight.engine.redact import redact
 
         print(f"preflight: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
@@ -320,25 +320,13 @@ def _main(args_list: list[str]) -> int:
         print("preflight: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        return _reader_gone()
+        return reader_gone()
     except Exception as exc:  # the last line of defence: one readable line, never a traceback
-        from preflight.redact import redact
+        from preflight.engine.redact import redact
 
         print(f"preflight: internal error: {type(exc).__name__}: {redact(str(exc))}\n"
               "This is a bug in dw-preflight; please report it with `preflight bundle`.", file=sys.stderr)
         return EXIT_BROKEN
-
-
-def _reader_gone() -> int:
-    """Standard output's reader went away: stop quietly, as Unix tools do, instead of reporting a crash.
-
-    Not by restoring SIGPIPE's default action: that would also kill the process when a server resets a socket.
-    """
-    # Later writes, and the flush at exit, go nowhere instead of failing again. A stdout a caller replaced may
-    # have no descriptor to redirect.
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return EXIT_READER_GONE
 
 
 def console() -> None:
@@ -347,20 +335,20 @@ def console() -> None:
     try:  # piped output is buffered: a reader that left shows up only now
         sys.stdout.flush()
     except BrokenPipeError:
-        code = _reader_gone()
+        code = reader_gone()
     sys.exit(code)
 
 
 # --- commands ----------------------------------------------------------------------------------------
 
 def _registry() -> Registry:
-    from preflight.registry import load_registry
+    from preflight.engine.registry import load_registry
 
     return load_registry()
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from preflight import catalogue
+    from preflight.cli import catalogue
 
     registry = _registry()
     if args.format == "json":
@@ -373,7 +361,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from preflight import catalogue
+    from preflight.cli import catalogue
 
     print(catalogue.explain(_registry().get(args.check_id)), end="")
     return EXIT_OK
@@ -406,8 +394,8 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
     import time
     from pathlib import Path
 
-    from preflight.redact import REDACTOR, register_environment, register_secrets
-    from preflight.runner import Runner, RunOptions, Selection
+    from preflight.engine.redact import REDACTOR, register_environment, register_secrets
+    from preflight.engine.runner import Runner, RunOptions, Selection
 
     out = stdout or sys.stdout
     if args.ca_bundle:
@@ -432,7 +420,7 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
         raise UsageError("--concurrency and --timeout must be positive")
     if any(target.workspace or target.resource_group for target in config.targets) and (
             selection.only is None or any(registry.get(c).plane == "control" for c in selection.only)):
-        from preflight.cloud import start_import
+        from preflight.cloud.session import start_import
 
         start_import()  # unless main() started it already, on a guess from the command line
     progress = _progress(args, config, registry, selection)
@@ -445,8 +433,8 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
 
     wait_s = None
     if getattr(args, "wait", None) is not None:
+        from preflight.cli.wait import parse_duration
         from preflight.errors import UsageError
-        from preflight.wait import parse_duration
 
         wait_s = parse_duration(args.wait)
         if args.interval <= 0:
@@ -455,7 +443,7 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
     async def one_round(carried: Mapping[Any, Any], round_progress: Any) -> RunReport:
         found = collected
         if from_group:
-            from preflight.innetwork import collect
+            from preflight.probe.submit import collect
 
             targets = [t for t in config.targets if selection.targets is None or t.name in selection.targets]
             stage = getattr(round_progress, "stage", None) or _stage_to_stderr
@@ -468,7 +456,7 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
                              carried=carried)
         report = await Runner(config, registry, selection, options, round_progress).run()
         if config.waivers:
-            from preflight.waivers import apply_waivers
+            from preflight.cli.waivers import apply_waivers
 
             report = apply_waivers(report, config.waivers)
         return report
@@ -476,7 +464,7 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
     async def go() -> RunReport:
         if wait_s is None:
             return await one_round({}, progress)
-        from preflight.wait import wait_until_ready
+        from preflight.cli.wait import wait_until_ready
 
         rounds = [0]
 
@@ -498,7 +486,7 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
     argv = tuple(REDACTOR.text(arg) for arg in ("preflight", *getattr(args, "command_line", ())))
     verbose = getattr(args, "verbose", False)
     if verbose:
-        from preflight.cloud import set_trace
+        from preflight.cloud.session import set_trace
 
         set_trace(lambda line: print(line, file=sys.stderr, flush=True))
     try:
@@ -515,7 +503,7 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
 
 def _stage_to_stderr(subject: str, message: str) -> None:
     if os.environ.get("PREFLIGHT_QUIET_STAGES") is None:
-        from preflight.redact import redact
+        from preflight.engine.redact import redact
 
         print(redact(f"{subject}: {message}"), file=sys.stderr)
 
@@ -536,8 +524,8 @@ def _progress(args: argparse.Namespace, config: Config, registry: Registry, sele
 def _finish(report: RunReport, args: argparse.Namespace, out: TextIO) -> int:
     from pathlib import Path
 
-    from preflight.model import Status
-    from preflight.redact import redact
+    from preflight.engine.model import Status
+    from preflight.engine.redact import redact
 
     if not args.no_reports:
         from preflight.report import write_reports
@@ -733,7 +721,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     from preflight.config import load_config
     from preflight.errors import UsageError
-    from preflight.innetwork import ingest
+    from preflight.probe.submit import ingest
 
     config = load_config(args.config, os.environ)
     path = Path(args.logfile)
@@ -749,7 +737,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from preflight.diff import diff_reports, load_report, render_console, render_markdown
+    from preflight.cli.diff import diff_reports, load_report, render_console, render_markdown
 
     old, new = load_report(args.old), load_report(args.new)
     result = diff_reports(old, new, old_name=args.old, new_name=args.new, ttft_threshold_ms=args.ttft_threshold_ms)
@@ -762,9 +750,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     import re
     from pathlib import Path
 
+    from preflight.cli.init import discover, environment_for, render
     from preflight.config import REGION_PATTERN, CloudConfig, parse_config
     from preflight.errors import UsageError
-    from preflight.init_config import discover, environment_for, render
 
     if not re.fullmatch(REGION_PATTERN, args.region):
         raise UsageError(f"--region: expected a region id like cn-beijing, got '{args.region}'")
@@ -776,7 +764,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         cloud = CloudConfig(endpoint=args.cloud_endpoint, protocol=args.cloud_protocol,
                             network_endpoints={product: args.cloud_endpoint for product in ("pvtz", "privatelink",
                                                                                             "vpc")})
-    from preflight.cloud import close_sessions
+    from preflight.cloud.session import close_sessions
 
     try:
         discovery = asyncio.run(discover(args.workspace, args.region, cloud, args.resource_group))
@@ -795,7 +783,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from preflight.config_schema import schema_text
+    from preflight.config.schema import schema_text
 
     text = schema_text()
     if args.check:
@@ -817,7 +805,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
-    from preflight.bundle import bundle_command
+    from preflight.cli.bundle import bundle_command
 
     print(bundle_command(args.output, args.report_dir, args.config))
     return EXIT_OK

@@ -1,7 +1,7 @@
 """The `preflight` command's entry point: `--version` is answered before the command line is imported.
 
 The command line module imports argparse and the exception tree; a version check needs neither. Everything else
-goes to preflight.cli.
+goes to preflight.cli.main.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ def console() -> None:
         try:
             print(f"preflight {__version__}", flush=True)
         except BrokenPipeError:  # as the command line answers a reader that went away
-            from preflight.cli import _reader_gone
+            from preflight.cli.exits import reader_gone
 
-            sys.exit(_reader_gone())
+            sys.exit(reader_gone())
         return
-    from preflight.cli import console as command_line
+    from preflight.cli.main import console as command_line
 
     command_line()
 

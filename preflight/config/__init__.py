@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from preflight.engine.text import shorten
 from preflight.errors import ConfigError
-from preflight.text import shorten
 
 KINDS = ("completion", "chat", "embedding")
 AUTH_MODES = ("raw", "bearer")
@@ -93,7 +93,7 @@ class CloudConfig:
     # Per region, each product's endpoint there (`cn-shanghai: HOST` names DataWorks'; a mapping names any of
     # dataworks, pvtz, privatelink, vpc), over `endpoint` and `network_endpoints` for targets in that region.
     endpoints: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    # Client-side calls per second: "default" and "product:Action" keys (preflight.pacing's DEFAULT_RATE if unset).
+    # Client-side calls per second: "default" and "product:Action" keys (pacing's DEFAULT_RATE if unset).
     rate_limits: Mapping[str, float] = field(default_factory=dict)
 
     def endpoint_for(self, region: str, product: str = "dataworks") -> str | None:
@@ -171,7 +171,7 @@ class Config:
                 for target in self.targets for service in target.services]
 
 
-# --- The fields: one table that the reader below and the JSON Schema (preflight.config_schema) both use -------
+# --- The fields: one table that the reader below and the JSON Schema (preflight.config.schema) both use -------
 
 
 @dataclass(frozen=True)
@@ -749,7 +749,7 @@ def _rate_limits(reader: _Reader, node: Any) -> dict[str, float]:
     """`default` and `product:Action` keys of actions the tool calls, each a positive number of calls a second."""
     import yaml
 
-    from preflight.cloud import ACTIONS
+    from preflight.cloud.session import ACTIONS
 
     if not isinstance(node, yaml.MappingNode):
         raise reader.error(node, "cloud.rate_limits", f"expected a mapping of action to calls per second, got "

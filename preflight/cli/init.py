@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from preflight.cloud import call
+from preflight.cloud.session import call
 from preflight.config import CloudConfig, Config, TargetConfig
-from preflight.context import Context, Resources
+from preflight.engine.context import Context, Resources
 from preflight.errors import CloudError, PreflightError
 
 MODEL_DOMAIN = ".dataworks-model.aliyuncs.com"

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from preflight.config import Config, ServiceConfig, TargetConfig
-from preflight.model import CheckResult
+from preflight.engine.model import CheckResult
 
 T = TypeVar("T")
 

@@ -132,7 +132,7 @@ class RunReport:
     argv: tuple[str, ...] = ()
     # What each target covers, as the config names it ({"name": ..., "region": ..., "workspace": ...}).
     targets: tuple[Mapping[str, str | None], ...] = ()
-    # With `run --wait`: the rounds, when each check first passed, and why the wait stopped (see preflight.wait).
+    # With `run --wait`: the rounds, when each check first passed, and why the wait stopped (see preflight.cli.wait).
     wait: Mapping[str, Any] | None = None
 
     @property

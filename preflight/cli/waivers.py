@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from preflight.config import Waiver
-from preflight.model import CheckResult, RunReport, Status
+from preflight.engine.model import CheckResult, RunReport, Status
 
 WAIVABLE = (Status.FAIL, Status.WARN)  # never ERROR: a crash of the tool is not a known, accepted exception
 

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from preflight import __version__
-from preflight.aio import within
 from preflight.config import Config, ServiceConfig, TargetConfig
-from preflight.context import Context, Observation, Resources
-from preflight.model import CheckResult, Outcome, RunReport, Status, Timings
-from preflight.redact import REDACTOR
-from preflight.registry import Check, Registry
+from preflight.engine.aio import within
+from preflight.engine.context import Context, Observation, Resources
+from preflight.engine.model import CheckResult, Outcome, RunReport, Status, Timings
+from preflight.engine.redact import REDACTOR
+from preflight.engine.registry import Check, Registry
 
 DEFAULT_CONCURRENCY = 256
 MAX_RESOLVER_THREADS = 128

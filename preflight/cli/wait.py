@@ -11,8 +11,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from preflight.engine.model import CheckResult, RunReport, Status
 from preflight.errors import UsageError
-from preflight.model import CheckResult, RunReport, Status
 
 Key = tuple[str, str, str | None]  # (target, check, service)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")

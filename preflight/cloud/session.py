@@ -1,7 +1,7 @@
 """Calls to the Alibaba Cloud OpenAPIs through the generated SDK clients and their typed request models.
 
 One client per product and region, called from the run's thread pool (the SDK is synchronous); every call passes
-through `CloudSession.call`, paced per product, region and action (preflight.pacing), answers are shared per run
+through `CloudSession.call`, paced per product, region and action (preflight.cloud.pacing), answers are shared per run
 (`call`), and failures become CloudError.
 """
 
@@ -12,15 +12,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from preflight.engine.text import shorten
 from preflight.errors import SDK_UNUSABLE, CloudError
-from preflight.text import shorten
 
 if TYPE_CHECKING:
     import concurrent.futures
     from types import ModuleType
 
     from preflight.config import CloudConfig, Config
-    from preflight.context import Context
+    from preflight.engine.context import Context
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +232,7 @@ class CloudSession:
         self._lock = threading.Lock()
         self._credentials: tuple[Any, Identity] | None = None
         self._pool = concurrent.futures.ThreadPoolExecutor(MAX_CALLS_IN_FLIGHT, thread_name_prefix="preflight-cloud")
-        from preflight.pacing import Pacer  # here: `preflight list` imports this module and needs no asyncio
+        from preflight.cloud.pacing import Pacer  # here: `preflight list` imports this module and needs no asyncio
 
         self.pacer = Pacer(cloud.rate_limits)
 
@@ -333,7 +333,7 @@ def _resolve_credentials(cloud: CloudConfig) -> tuple[Any, Identity]:
     from alibabacloud_credentials.client import Client
     from alibabacloud_credentials.utils import auth_util
 
-    from preflight.redact import mask_access_key_id, register_secrets
+    from preflight.engine.redact import mask_access_key_id, register_secrets
 
     # The chain snapshots its environment variables when first imported; read them as they are now, so a caller
     # that sets them later (a demo, an embedding program) is honoured.
@@ -442,7 +442,7 @@ def _trace(where: str, request: Any, answer: dict[str, Any] | CloudError) -> Non
         return
     import json
 
-    from preflight.redact import REDACTOR
+    from preflight.engine.redact import REDACTOR
 
     def short(value: Any) -> Any:  # a task's script would fill the screen; its start says what it is
         if isinstance(value, str) and len(value) > TRACE_VALUE_CHARS:

@@ -9,13 +9,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from preflight.cloud import project_id, sdk_models
+from preflight.cloud.session import project_id, sdk_models
 from preflight.config import Config, TargetConfig
+from preflight.engine.redact import redact
+from preflight.engine.text import shorten
 from preflight.errors import CloudError, LogFormatError, UsageError
-from preflight.innetwork_log import decode_payload
+from preflight.probe.logs import decode_payload
 from preflight.probe.script import KEY_OBSERVATIONS, build_plan, build_shell_script
-from preflight.redact import redact
-from preflight.text import shorten
 
 TERMINAL = ("Success", "Failure", "Failed", "Stopped", "Cancelled")
 STAGES = {"NotRun": "submitted, not started yet", "WaitTime": "waiting for its time",
@@ -59,7 +59,7 @@ STANDARD_OFFSETS = {"Asia/Shanghai": 8, "Asia/Hong_Kong": 8, "Asia/Singapore": 8
 if TYPE_CHECKING:
     from types import ModuleType
 
-    from preflight.cloud import CloudSession
+    from preflight.cloud.session import CloudSession
 
 Stage = Callable[[str, str], None]
 # A DataWorks call: the action and its SDK request model in, the answer's body out, or CloudError.
@@ -127,7 +127,7 @@ async def task_owner(config: Config, session: CloudSession, region: str) -> Owne
     Raises ConfigError naming in_network.owner when neither can be had; a CloudError of credentials the API
     refused is raised as it is, as the run's cloud.credentials check reports it.
     """
-    from preflight.cloud import is_credential_error
+    from preflight.cloud.session import is_credential_error
     from preflight.errors import ConfigError
 
     if config.in_network.owner:
@@ -392,7 +392,7 @@ async def collect(config: Config, targets: list[TargetConfig], *, send_key: bool
 
     The calls go through the run's cloud session, paced like the checks' calls, which use it afterwards.
     """
-    from preflight.cloud import open_session
+    from preflight.cloud.session import open_session
 
     session = open_session(config)
     collected = Collected()

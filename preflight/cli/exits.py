@@ -1,0 +1,24 @@
+"""How the command stops when the reader of its standard output has gone away."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+from preflight.errors import EXIT_READER_GONE
+
+
+def reader_gone() -> int:
+    """Standard output's reader went away: stop quietly, as Unix tools do, instead of reporting a crash.
+
+    Not by restoring SIGPIPE's default action: that would also kill the process when a server resets a socket.
+    """
+    # Later writes, and the flush at exit, go nowhere instead of failing again. A stdout a caller replaced may
+    # have no descriptor to redirect.
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_READER_GONE
+
+
+__all__ = ["reader_gone"]

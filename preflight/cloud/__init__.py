@@ -1,0 +1,1 @@
+"""The cloud layer: one session that calls the generated Alibaba Cloud clients, paced per action."""

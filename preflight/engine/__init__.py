@@ -1,0 +1,1 @@
+"""The engine: the result model, the check registry, the runner and the context a check sees."""
