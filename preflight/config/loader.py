@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from preflight.config.actions import RATE_LIMIT_KEYS
 from preflight.config.fields import (
     CLOUD_FIELDS,
     DNS_FIELDS,
@@ -167,14 +168,11 @@ def _rate_limits(reader: Reader, node: Any) -> dict[str, float]:
     """`default` and `product:Action` keys of actions the tool calls, each a positive number of calls a second."""
     import yaml
 
-    from preflight.cloud.session import ACTIONS
-
     if not isinstance(node, yaml.MappingNode):
         raise reader.error(node, "cloud.rate_limits", f"expected a mapping of action to calls per second, got "
                                                       f"{node_kind(node)}")
-    known = ("default", *sorted(f"{product}:{action}" for product, action in ACTIONS))
     limits: dict[str, float] = {}
-    for key, (_, value_node) in reader.mapping(node, "cloud.rate_limits", known).items():
+    for key, (_, value_node) in reader.mapping(node, "cloud.rate_limits", RATE_LIMIT_KEYS).items():
         rate = reader.number(value_node, f"cloud.rate_limits.{key}")
         if rate <= 0:
             raise reader.error(value_node, f"cloud.rate_limits.{key}", "expected a positive number of calls a second")
