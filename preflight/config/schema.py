@@ -1,11 +1,11 @@
-"""The JSON Schema of preflight.yaml, generated from the field table the config loader reads with."""
+"""The JSON Schema of preflight.yaml, generated from the field table (preflight.config.fields) the loader reads with."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from preflight.config import MAX_WAIVER_DAYS, TOP_FIELDS, Field
+from preflight.config.fields import MAX_WAIVER_DAYS, TOP_FIELDS, Field
 
 SCHEMA_ID = "preflight-config/1"
 # A whole ${NAME} reference, which every numeric field also takes (its value is checked when the config loads).

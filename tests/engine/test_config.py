@@ -255,3 +255,29 @@ def test_rate_limits_and_region_endpoints_load() -> None:
 def test_rate_limits_and_region_endpoints_name_line_and_field(cloud: str, expected: str) -> None:
     text = VALID.replace("cloud: {endpoint: null, protocol: https, profile: null}", f"cloud: {cloud}")
     assert error_of(text).startswith(expected)
+
+
+def test_a_rate_limit_of_an_action_the_tool_does_not_call_is_refused() -> None:
+    text = VALID.replace("cloud: {endpoint: null, protocol: https, profile: null}",
+                         "cloud:\n  rate_limits:\n    default: 5\n    'oss:PutObject': 2")
+    assert error_of(text).startswith("preflight.yaml:6: cloud.rate_limits.oss:PutObject: unknown field; "
+                                     "expected one of default, dataworks:")
+
+
+def test_rate_limits_take_every_action_the_cloud_session_calls() -> None:
+    from preflight.cloud.session import ACTIONS
+    from preflight.config.actions import RATE_LIMIT_KEYS
+
+    assert set(RATE_LIMIT_KEYS) == {"default", *(f"{product}:{action}" for product, action in ACTIONS)}
+
+
+def test_loading_a_config_imports_nothing_of_the_cloud_layer() -> None:
+    import subprocess
+    import sys
+
+    script = ("import sys\nfrom preflight.config import parse_config\n"
+              f"parse_config({VALID!r}.replace('cloud: {{endpoint', 'cloud: {{rate_limits: {{default: 5}}, endpoint'),"
+              f" 'p.yaml', {ENV!r})\n"
+              "print(sorted(name for name in sys.modules if name.startswith('preflight.cloud')))")
+    shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert shown.strip() == "[]"
