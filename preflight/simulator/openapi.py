@@ -8,7 +8,7 @@ import json
 import threading
 import urllib.parse
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from preflight.simulator import contract
 from preflight.simulator.actions import ApiError
@@ -19,9 +19,6 @@ from preflight.simulator.scenarios import World
 from preflight.simulator.server import LoopbackHandler, LoopbackServer
 from preflight.simulator.signature import SignatureProblem, verify
 from preflight.simulator.workflow import WorkflowRunner
-
-if TYPE_CHECKING:
-    from preflight.simulator.harness import Simulator
 
 # Ad hoc task scripts are the largest bodies the SDK sends; nothing legitimate comes near this.
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -105,15 +102,13 @@ class CloudApi(DataWorksActions, NetworkActions):
     """The cloud APIs of one World on 127.0.0.1, with the scenario's faults and RAM denials."""
 
     def __init__(self, world: World, *, faults: frozenset[str] = frozenset(), latency_s: float = 0.0,
-                 simulator: Simulator | None = None, rate_limit: float = 0.0,
-                 rate_burst: float | None = None) -> None:
+                 dns_port: int = 0, rate_limit: float = 0.0, rate_burst: float | None = None) -> None:
         self.world = world
         # Flow control per action and second, as the gateway limits each account (0: none).
         self.flow = FlowControl(rate_limit, rate_burst) if rate_limit > 0 else None
         self.throttled: dict[str, int] = {}
         self.faults = faults
         self.latency_s = latency_s
-        self.simulator = simulator
         self.port = 0
         self.stopping = threading.Event()
         self.calls: dict[str, int] = {}
@@ -124,8 +119,8 @@ class CloudApi(DataWorksActions, NetworkActions):
         self._lock = threading.Lock()
         self._server: _Server | None = None
         environment = {}
-        if simulator is not None and simulator.dns_port:
-            environment["PREFLIGHT_NAMESERVERS"] = f"127.0.0.1:{simulator.dns_port}"
+        if dns_port:  # the simulator's DNS server, for the names an ad hoc task's script resolves
+            environment["PREFLIGHT_NAMESERVERS"] = f"127.0.0.1:{dns_port}"
         self.workflows = WorkflowRunner(environment, mode=world.task_mode)
         self._handlers: dict[tuple[str, str], Callable[[dict[str, str]], Any]] = {
             ("dataworks", "GetProject"): self.get_project,
