@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import abc
+import json
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from preflight.engine.model import CheckResult, RunReport, Status
 from preflight.errors import PreflightError
@@ -120,5 +124,66 @@ def placements(run: RunReport) -> list[Placement]:
     return found
 
 
-__all__ = ["Placement", "ReportError", "ReportFormat", "RootCause", "affected", "count_of", "placements",
-           "root_causes", "waiver_note"]
+_STRICT = json.JSONEncoder(allow_nan=False).encode
+# ", " and ": " as json.dumps(indent=...) writes them; the C encoder is used only when there is no indent.
+encode_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(", ", ": ")).encode
+_STRING = json.encoder.encode_basestring  # what encode_json writes for a str, without setting up an encoder
+
+
+def plain(value: Any) -> Any:
+    """Evidence as strict JSON: NaN and infinities become strings, bytes text, unknown objects their str().
+
+    Evidence that the strict C encoder takes as it is (nearly all of it) is returned as it is: walking it in
+    Python cost more than encoding it. Dict keys that are None or booleans are the one difference this makes
+    (null/true against "None"/"True"); evidence keys are strings.
+    """
+    if isinstance(value, dict):
+        try:
+            _STRICT(value)
+        except (TypeError, ValueError):
+            return _plain(value)
+        return value
+    return _plain(value)
+
+
+def _plain(value: Any) -> Any:
+    # json.dumps would write NaN/Infinity, which strict parsers (and the schema) reject.
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_plain(item) for item in value]
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", errors="replace")
+    return str(value)
+
+
+def fields(value: Any) -> str:
+    """Strict JSON of `value` (see `plain`), one top-level field per line when it is an object.
+
+    An object is encoded field by field as it is, and only through `plain` when that is refused: checking it
+    with a strict encoding first encoded every evidence twice. Strings, most fields, go to the C string encoder
+    directly; a JSONEncoder.encode call sets up an encoder each time.
+    """
+    if isinstance(value, dict) and value and all(type(key) is str for key in value):
+        try:
+            return _object_lines(value)
+        except (TypeError, ValueError):
+            pass
+    value = plain(value)
+    if isinstance(value, dict) and value:
+        return _object_lines(value)
+    return encode_json(value)
+
+
+def _object_lines(value: dict[Any, Any]) -> str:
+    return "{\n" + ",\n".join(f"  {_STRING(key) if type(key) is str else encode_json(key)}: "
+                               f"{_STRING(item) if type(item) is str else encode_json(item)}"
+                               for key, item in value.items()) + "\n}"
+
+
+__all__ = ["Placement", "ReportError", "ReportFormat", "RootCause", "affected", "count_of", "encode_json", "fields",
+           "placements", "plain", "root_causes", "waiver_note"]

@@ -6,8 +6,7 @@ from collections.abc import Iterable
 from html import escape as _escape
 
 from preflight.engine.model import CheckResult, RunReport
-from preflight.report.base import ReportFormat, RootCause, count_of, placements, root_causes, waiver_note
-from preflight.report.json import fields
+from preflight.report.base import ReportFormat, RootCause, count_of, fields, placements, root_causes, waiver_note
 
 COLOURS = {"pass": "#2e7d32", "warn": "#ef8c00", "fail": "#c62828", "skip": "#757575", "error": "#6a1b9a",
            "waived": "#00838f"}

@@ -2,47 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from typing import Any
 
 from preflight.engine.model import CheckResult, RunReport
-from preflight.report.base import ReportFormat
+from preflight.report.base import ReportFormat, encode_json, plain
 
 SCHEMA = "preflight-report/1"
-_STRICT = json.JSONEncoder(allow_nan=False).encode
-
-
-def plain(value: Any) -> Any:
-    """Evidence as strict JSON: NaN and infinities become strings, bytes text, unknown objects their str().
-
-    Evidence that the strict C encoder takes as it is (nearly all of it) is returned as it is: walking it in
-    Python cost more than encoding it. Dict keys that are None or booleans are the one difference this makes
-    (null/true against "None"/"True"); evidence keys are strings.
-    """
-    if isinstance(value, dict):
-        try:
-            _STRICT(value)
-        except (TypeError, ValueError):
-            return _plain(value)
-        return value
-    return _plain(value)
-
-
-def _plain(value: Any) -> Any:
-    # json.dumps would write NaN/Infinity, which strict parsers (and the schema) reject.
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_plain(item) for item in value]
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).decode("utf-8", errors="replace")
-    return str(value)
 
 
 def result_dict(result: CheckResult, *, checked: bool = True) -> dict[str, Any]:
@@ -94,37 +61,6 @@ class JsonFormat(ReportFormat):
         return layout(report, [_result_line(result_dict(result, checked=False)) for result in run.results])
 
 
-# ", " and ": " as json.dumps(indent=...) writes them; the C encoder is used only when there is no indent.
-_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(", ", ": ")).encode
-
-
-_STRING = json.encoder.encode_basestring  # what _ENCODE writes for a str, without setting up an encoder
-
-
-def fields(value: Any) -> str:
-    """Strict JSON of `value` (see `plain`), one top-level field per line when it is an object.
-
-    An object is encoded field by field as it is, and only through `plain` when that is refused: checking it
-    with a strict encoding first encoded every evidence twice. Strings, most fields, go to the C string encoder
-    directly; a JSONEncoder.encode call sets up an encoder each time.
-    """
-    if isinstance(value, dict) and value and all(type(key) is str for key in value):
-        try:
-            return _object_lines(value)
-        except (TypeError, ValueError):
-            pass
-    value = plain(value)
-    if isinstance(value, dict) and value:
-        return _object_lines(value)
-    return _ENCODE(value)
-
-
-def _object_lines(value: dict[Any, Any]) -> str:
-    return "{\n" + ",\n".join(f"  {_STRING(key) if type(key) is str else _ENCODE(key)}: "
-                               f"{_STRING(item) if type(item) is str else _ENCODE(item)}"
-                               for key, item in value.items()) + "\n}"
-
-
 def layout(report: Mapping[str, Any], result_lines: list[str] | None = None) -> str:
     """The report as JSON with one field per line at the top, and one result per line.
 
@@ -136,7 +72,7 @@ def layout(report: Mapping[str, Any], result_lines: list[str] | None = None) -> 
         if key == "results" and isinstance(value, list):
             lines.append(_results(key, [_result_line(item) for item in value]))
         else:
-            lines.append(f"  {_ENCODE(key)}: {_ENCODE(value)}")
+            lines.append(f"  {encode_json(key)}: {encode_json(value)}")
     if result_lines is not None:
         lines.append(_results("results", result_lines))
     return "{\n" + ",\n".join(lines) + "\n}\n"
@@ -144,9 +80,9 @@ def layout(report: Mapping[str, Any], result_lines: list[str] | None = None) -> 
 
 def _results(key: str, encoded: list[str]) -> str:
     if not encoded:
-        return f"  {_ENCODE(key)}: []"
+        return f"  {encode_json(key)}: []"
     items = ",\n".join(f"    {line}" for line in encoded)
-    return f"  {_ENCODE(key)}: [\n{items}\n  ]"
+    return f"  {encode_json(key)}: [\n{items}\n  ]"
 
 
 def _result_line(result: Mapping[str, Any]) -> str:
@@ -156,9 +92,9 @@ def _result_line(result: Mapping[str, Any]) -> str:
     strictly, so only the refused results pay for a second encoding.
     """
     try:
-        return _ENCODE(result)
+        return encode_json(result)
     except (TypeError, ValueError):
-        return _ENCODE({**result, "evidence": plain(result.get("evidence"))})
+        return encode_json({**result, "evidence": plain(result.get("evidence"))})
 
 
-__all__ = ["SCHEMA", "JsonFormat", "fields", "layout", "plain", "report_dict", "result_dict"]
+__all__ = ["SCHEMA", "JsonFormat", "layout", "report_dict", "result_dict"]

@@ -8,8 +8,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from preflight.engine.model import CheckResult, RunReport, Status
-from preflight.report.base import ReportFormat, waiver_note
-from preflight.report.json import plain
+from preflight.report.base import ReportFormat, plain, waiver_note
 
 _LINE_CONTROLS = {ord("\t"): None, ord("\n"): None, ord("\r"): None}  # the control characters XML carries
 

@@ -111,9 +111,8 @@ class DnsServer:
 
         The answer depends on nothing but the records, which never change, and the query after its two-byte id,
         which the answer repeats: a query seen before is answered with its id and the answer's remaining bytes,
-        byte for byte what dnspython would build again. Building it takes dnspython most of a millisecond, a third
-        of the simulator's CPU in a 100-service benchmark run, time the checker under test would compete with
-        for the same cores.
+        byte for byte what dnspython would build again. Building it was a large share of the simulator's CPU in a
+        benchmark run, time the checker under test would compete with for the same cores.
         """
         if len(data) < HEADER_SIZE:
             return answer_query(self.records, data)

@@ -65,7 +65,7 @@ class Simulator:
             self._servers.append(dns)
             for region in self.world.regions:
                 cloud = CloudApi(self.world.in_region(region), faults=self.scenario.cloud_faults,
-                                 latency_s=self.latency_s, simulator=self, rate_limit=self.rate_limit,
+                                 latency_s=self.latency_s, dns_port=self.dns_port, rate_limit=self.rate_limit,
                                  rate_burst=self.rate_burst)
                 own = region == self.world.region
                 self.cloud_ports[region] = cloud.start(self.cloud_port if own else 0)

@@ -7,17 +7,16 @@ import functools
 import hashlib
 import json
 import math
-import socket
 import ssl
 import struct
 import threading
 import time
 from typing import Any
 
+from preflight.simulator.model_streams import STREAM_CHUNKS, StreamingHandler, StreamingServer
 from preflight.simulator.scenarios import SimModel, World
 from preflight.simulator.server import LoopbackHandler, LoopbackServer
 
-STREAM_CHUNKS = ("OK", ",", " ready", ".")
 # A fixed timestamp keeps answers byte-identical from run to run, so observations of them can be compared.
 CREATED = 1767225600
 
@@ -28,9 +27,9 @@ def unit_vector(text: str, dimensions: int) -> list[float]:
 
 
 # A run asks for the same few texts' embeddings again and again (every embedding service, every check), and a
-# 1024-float vector costs about a millisecond to compute and another to write as JSON: more CPU than the rest of
-# the request. A real service spends it on its own hardware; here it would share the cores with the run under
-# test, so the simulator computes each vector, and writes it, once.
+# full-size vector costs more CPU to compute and write as JSON than the rest of the request. A real service spends
+# it on its own hardware; here it would share the cores with the run under test, so the simulator computes each
+# vector, and writes it, once.
 @functools.lru_cache(maxsize=256)
 def _unit_vector(text: str, dimensions: int) -> tuple[float, ...]:
     values: list[float] = []
@@ -49,12 +48,10 @@ def _vector_json(text: str, dimensions: int) -> str:
     return json.dumps(_unit_vector(text, dimensions))
 
 
-class _Server(LoopbackServer):
-    # The handler threads look these up; set by ModelService.
+class _Server(StreamingServer):
+    # The handler threads look these up (faults and stopping too); set by ModelService.
     world: World
-    faults: frozenset[str]
     latency_s: float
-    stopping: threading.Event
     redirect_to: str
     received_authorizations: list[str]
     requests: dict[str, int]
@@ -62,7 +59,7 @@ class _Server(LoopbackServer):
     started: float  # time.monotonic() when it began to listen: the age warm_up_s and key_delay_s count from
 
 
-class _Handler(LoopbackHandler):
+class _Handler(StreamingHandler):
     server: _Server
 
     def version_string(self) -> str:
@@ -101,10 +98,6 @@ class _Handler(LoopbackHandler):
         given = self.headers.get("Authorization", "")
         expected = model.api_key if self.server.world.auth_mode == "raw" else f"Bearer {model.api_key}"
         return given == expected
-
-    def _sleep(self, seconds: float) -> bool:
-        """Sleep unless the server stops; False when it stopped."""
-        return not self.server.stopping.wait(seconds)
 
     # --- routing ---------------------------------------------------------------------------------
     def do_GET(self) -> None:
@@ -248,88 +241,6 @@ class _Handler(LoopbackHandler):
         envelope = json.dumps({"object": "list", "model": model.model, "data": None,
                                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
         self._send(200, envelope.replace('"data": null', f'"data": [{", ".join(items)}]', 1).encode())
-
-    # --- streams and hostile answers ----------------------------------------------------------------
-    def _event(self, model: SimModel, text: str, chat: bool, finish: str | None = None) -> bytes:
-        if chat:
-            choice: dict[str, Any] = {"index": 0, "delta": {"content": text}, "finish_reason": finish}
-            payload = {"id": "chatcmpl-sim", "object": "chat.completion.chunk", "model": model.model,
-                       "choices": [choice]}
-        else:
-            payload = {"id": "cmpl-sim", "object": "text_completion", "model": model.model,
-                       "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}]}
-        return b"data: " + json.dumps(payload).encode() + b"\n\n"
-
-    def _chunk(self, data: bytes) -> None:
-        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-        self.wfile.flush()
-
-    def _stream(self, model: SimModel, body: dict[str, Any], *, chat: bool) -> None:
-        faults = self.server.faults
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        self.wfile.flush()
-        try:
-            if "stream-endless" in faults:
-                event = self._event(model, "more", chat)
-                burst = event * 64
-                while not self.server.stopping.is_set():
-                    self._chunk(burst)
-                return
-            if "slow" in faults and not self._sleep(1.5):
-                return
-            events = [self._event(model, piece, chat) for piece in STREAM_CHUNKS]
-            events[-1] = self._event(model, STREAM_CHUNKS[-1], chat, "stop")
-            if "stream-malformed" in faults:
-                events = [b'data: {"choices": [{"text": "OK"\n\n', b"data: {not json}\n\n"]
-            if "stream-stall" in faults:
-                self._chunk(events[0])
-                self.server.stopping.wait(3600)
-                return
-            tail = [] if "stream-no-done" in faults else [b"data: [DONE]\n\n"]
-            if "stream-buffered" in faults:
-                self._sleep(0.3)
-                self._chunk(b"".join(events + tail))
-            else:
-                for event in events + tail:
-                    self._chunk(event)
-                    self._sleep(0.01)
-            self._chunk(b"")
-        except OSError:  # the client went away, as clients cutting an endless stream do
-            self.close_connection = True
-        finally:
-            if self.server.stopping.is_set():
-                # A stream cut short by stop() is unterminated; closing is what tells the client it is over,
-                # where keep-alive would leave it waiting for the rest.
-                self.close_connection = True
-
-    def _trickle(self, payload: bytes) -> None:
-        head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
-                ).encode()
-        try:
-            for byte in head:
-                self.wfile.write(bytes([byte]))
-                self.wfile.flush()
-                if not self._sleep(1.0):
-                    return
-            self.wfile.write(payload)
-        except OSError:
-            pass
-        self.close_connection = True
-
-    def _reset_after_half(self, payload: bytes) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload[: len(payload) // 2])
-        self.wfile.flush()
-        # SO_LINGER with a zero timeout turns close() into a TCP reset.
-        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.close_connection = True
 
 
 class _RedirectTarget(LoopbackServer):

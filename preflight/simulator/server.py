@@ -17,7 +17,7 @@ class _Workers:
     """Daemon threads that serve one connection after another, made only when none is free.
 
     socketserver starts a new thread for every connection. Starting one (an OS thread, its Event and Condition,
-    the handshake until it runs) was a fifth of the simulator's CPU in a 100-service benchmark run, which opens
+    the handshake until it runs) was a large share of the simulator's CPU in a benchmark run, which opens
     hundreds of connections; the checker under test competes with that CPU for the same cores. A connection still
     gets a thread of its own for as long as it lasts (handlers sleep for latency, or stream without end), so
     nothing waits for a free thread: when none is idle, a new one starts.
@@ -111,7 +111,7 @@ class LoopbackHandler(http.server.BaseHTTPRequestHandler):
     """BaseHTTPRequestHandler with the request head read without the email package.
 
     The standard handler parses every request's headers with email.feedparser, and answers each lookup by
-    scanning them all: in a 100-service benchmark run that was two fifths of the simulator's CPU, which the
+    scanning them all: in a benchmark run that was a large share of the simulator's CPU, which the
     checker under test competes with for the same cores. This reads the same head (request line, at most 100
     header lines of at most 64 KiB, obsolete line folding joined, a line that is no header ending the headers)
     and answers what the standard one does: 400 for a malformed request line, 431 for too many or too long

@@ -127,13 +127,13 @@ def test_html_writes_quotes_as_they_are_and_escapes_only_markup(written: dict[st
 def test_html_evidence_fields_are_what_plain_evidence_gives() -> None:
     """fields() encodes an object field by field as it is, and through plain() only when that is refused: the
     text must be what encoding plain() evidence field by field gives."""
-    from preflight.report.json import _ENCODE, fields, plain
+    from preflight.report.base import encode_json, fields, plain
 
     def by_definition(value: object) -> str:
         value = plain(value)
         if isinstance(value, dict) and value:
-            return "{\n" + ",\n".join(f"  {_ENCODE(k)}: {_ENCODE(v)}" for k, v in value.items()) + "\n}"
-        return _ENCODE(value)
+            return "{\n" + ",\n".join(f"  {encode_json(k)}: {encode_json(v)}" for k, v in value.items()) + "\n}"
+        return encode_json(value)
 
     evidence = [result.evidence for result in hostile().results] + [
         {"answers": ["10.0.0.1"], "elapsed_ms": 1.5, "ok": True, "none": None, "text": 'q"u\u2028ote\u00e9'},
