@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from checks.judges.model import judge_key_format, judge_key_valid, judge_listed
+from checks.judges.key import judge_key_format, judge_key_valid, judge_listed
 from checks.judges.url import is_dataworks_host
 from checks.observe import observed
 from preflight.engine.model import Outcome
