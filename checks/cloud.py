@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from checks.answers import associated_projects, get_project, get_resource_group
 from checks.cloudfail import outcome_of
-from preflight.cloud.session import NOT_A_WORKSPACE_ID, call, is_credential_error, project_id, session
+from preflight.cloud.session import NOT_A_WORKSPACE_ID, is_credential_error, session
 from preflight.engine.model import Outcome
 from preflight.engine.registry import check
 from preflight.errors import SDK_UNUSABLE, CloudError
@@ -17,21 +18,6 @@ DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/serverless-res
 # Codes of calls that got no API answer at all: they prove nothing about the key.
 NO_ANSWER = ("Timeout", "ConnectionError", "InvalidResponse", NOT_A_WORKSPACE_ID)
 NO_CONTROL = "no workspace or resource_group configured for this target: control-plane checks skip"
-
-
-async def get_project(context: Context) -> dict[str, Any]:
-    assert context.target.workspace is not None
-    return await call(context, "dataworks", "GetProject",
-                      id=project_id(context.target.workspace, "dataworks:GetProject"))
-
-
-async def get_resource_group(context: Context) -> dict[str, Any]:
-    return await call(context, "dataworks", "GetResourceGroup", id=context.target.resource_group)
-
-
-async def associated_projects(context: Context) -> dict[str, Any]:
-    return await call(context, "dataworks", "ListResourceGroupAssociateProjects",
-                      resource_group_id=context.target.resource_group)
 
 
 @check("cloud.credentials", "Cloud credentials are accepted", depends_on=("config.valid",), plane="control",
