@@ -7,8 +7,8 @@ import importlib
 from preflight.engine.registry import Check
 
 # The order of the chain a model call depends on; the registry keeps it where dependencies allow.
-_MODULES = ("checks.config", "checks.cloud", "checks.network", "checks.schedule", "checks.probe", "checks.endpoint",
-            "checks.auth", "checks.inference")
+_MODULES = ("checks.config", "checks.cloud", "checks.workspace", "checks.resource_group", "checks.network",
+            "checks.schedule", "checks.endpoint", "checks.auth", "checks.model", "checks.inference")
 
 
 def all_checks() -> list[Check]:

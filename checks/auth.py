@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from checks.judges.model import judge_key_format, judge_key_valid, judge_listed
+from checks.judges.key import judge_key_format, judge_key_valid
 from checks.judges.url import is_dataworks_host
 from checks.observe import observed
 from preflight.engine.model import Outcome
@@ -45,20 +45,4 @@ async def key_valid(context: Context) -> Outcome:
     return await observed(context, "models", judge_key_valid)
 
 
-@check("model.listed", "Configured model is served", depends_on=("auth.key_valid",), plane="data",
-       tags=("model", "data"), timeout_s=30, docs=DOCS,
-       proves="The configured model name is among those GET /v1/models lists.",
-       how="Reuses the answer of auth.key_valid; skips when the server has no models list (the inference checks "
-           "then show whether the model is served).",
-       failure_means="A typo in model:, or the service runs another model.",
-       fix="Use one of the served names the summary lists.")
-async def model_listed(context: Context) -> Outcome:
-    service = context.service
-    assert service is not None
-    if not service.model:
-        return Outcome.skipped("no model configured for this service (model:), nothing to compare")
-    model = service.model
-    return await observed(context, "models", lambda answer: judge_listed(answer, model))
-
-
-CHECKS = (key_format, key_valid, model_listed)
+CHECKS = (key_format, key_valid)

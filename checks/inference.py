@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from checks.judges.model import judge_chat, judge_completion, judge_embedding, judge_stream
+from checks.judges.inference import judge_chat, judge_completion, judge_embedding, judge_stream
 from checks.observe import observed
 from preflight.engine.model import Outcome
 from preflight.engine.registry import check

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from checks.answers import deployed
 from checks.cloudfail import outcome_of
-from preflight.cloud.session import call, project_id
 from preflight.engine.model import Outcome
 from preflight.engine.registry import check
 from preflight.errors import CloudError
@@ -14,52 +14,6 @@ if TYPE_CHECKING:
     from preflight.engine.context import Context
 
 RAM_ACTIONS = ("dataworks:GetNode", "dataworks:GetTask")
-
-
-async def get_node(context: Context, node: str) -> dict[str, Any]:
-    assert context.target.workspace is not None
-    return await call(context, "dataworks", "GetNode", id=node,
-                      project_id=project_id(context.target.workspace, "dataworks:GetNode"))
-
-
-async def get_task(context: Context, task_id: int) -> dict[str, Any]:
-    """The deployed task in the production environment: what scheduled runs use."""
-    return await call(context, "dataworks", "GetTask", id=task_id, project_env="Prod")
-
-
-async def deployed(context: Context, node: str) -> dict[str, Any]:
-    """A node's draft (GetNode) and, once it is deployed, its scheduling task (GetTask): the facts to judge."""
-    facts = node_facts(await get_node(context, node))
-    if facts["task_id"] is not None:
-        facts.update(task_facts(await get_task(context, facts["task_id"])))
-    return facts
-
-
-def node_facts(answer: dict[str, Any]) -> dict[str, Any]:
-    """Resource group and trigger of a node's draft, read from its FlowSpec, and its task id once deployed."""
-    import json  # here: `preflight list` imports this module and needs no json
-
-    node = answer.get("Node") or {}
-    try:
-        spec = json.loads(node.get("Spec") or "{}")
-    except ValueError:
-        spec = {}
-    nodes = (spec.get("spec") or {}).get("nodes") or [{}] if isinstance(spec, dict) else [{}]
-    first = nodes[0] if isinstance(nodes, list) and nodes and isinstance(nodes[0], dict) else {}
-    trigger = first.get("trigger") or {}
-    task_id = node.get("TaskId")
-    return {"id": str(node.get("Id")), "name": node.get("Name"),
-            "draft_resource_group": (first.get("runtimeResource") or {}).get("resourceGroup"),
-            "draft_trigger": trigger.get("type"), "task_id": task_id if isinstance(task_id, int) and task_id else None,
-            "deployed": False}
-
-
-def task_facts(answer: dict[str, Any]) -> dict[str, Any]:
-    """Resource group and trigger of the deployed task."""
-    task = answer.get("Task") or {}
-    trigger = task.get("Trigger") or {}
-    return {"deployed": True, "resource_group": (task.get("RuntimeResource") or {}).get("ResourceGroupId"),
-            "trigger": trigger.get("Type"), "cron": trigger.get("Cron")}
 
 
 def _named(facts: dict[str, Any]) -> str:

@@ -6,6 +6,18 @@ import contextlib
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
+from checks.answers import (
+    associated_projects,
+    bindings,
+    deployed,
+    endpoints_in,
+    get_project,
+    get_resource_group,
+    live,
+    region_endpoints,
+    zone_for,
+)
+from checks.judges.url import DATAWORKS_DOMAIN
 from preflight.errors import CloudError
 
 if TYPE_CHECKING:
@@ -21,10 +33,6 @@ async def warm(context: Context) -> None:
     """
     import asyncio
 
-    from checks.cloud import associated_projects, get_project, get_resource_group
-    from checks.judges.url import DATAWORKS_DOMAIN
-    from checks.network import bindings, endpoints_in, live, region_endpoints, zone_for
-    from checks.schedule import deployed
     from preflight.cloud.session import extra_installed
     from preflight.probe.local import Endpoint
 

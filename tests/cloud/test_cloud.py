@@ -354,7 +354,7 @@ def test_one_zone_tree_serves_every_service(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_the_most_specific_zone_covering_the_model_domain_is_chosen() -> None:
-    from checks.network import covering_zone
+    from checks.answers import covering_zone
 
     host = "ms-abc.cn-beijing.dataworks-model.aliyuncs.com"
     parent = {"ZoneId": "z-parent", "ZoneName": "cn-beijing.dataworks-model.aliyuncs.com"}
@@ -371,7 +371,7 @@ def test_the_most_specific_zone_covering_the_model_domain_is_chosen() -> None:
 
 
 def test_an_endpoint_leads_to_the_service_its_service_name_ends_with_as_a_whole_label() -> None:
-    from checks.network import service_of
+    from checks.answers import service_of
 
     name = "com.aliyuncs.privatelink.cn-beijing.dataworks-model."
     assert service_of({"ServiceName": name + "ms-abc"}) == "ms-abc"

@@ -8,14 +8,8 @@ import pytest
 
 from checks.judges.dns import classify_address, judge_dns
 from checks.judges.http import judge_http
-from checks.judges.model import (
-    judge_completion,
-    judge_embedding,
-    judge_key_format,
-    judge_key_valid,
-    judge_listed,
-    judge_stream,
-)
+from checks.judges.inference import judge_completion, judge_embedding, judge_stream
+from checks.judges.key import judge_key_format, judge_key_valid, judge_listed
 from checks.judges.tcp import judge_tcp
 from checks.judges.url import judge_url
 from preflight.engine.model import Status

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-import checks.network as network
+import checks.answers as answers
 from preflight.cli.main import main
 from preflight.cloud.session import check_answer
 from preflight.errors import CloudError
@@ -125,7 +125,7 @@ def test_only_deleted_bindings_is_no_live_binding(monkeypatch: pytest.MonkeyPatc
 def test_every_page_of_the_zone_is_read_for_the_models_own_record(monkeypatch: pytest.MonkeyPatch,
                                                                   capsys: pytest.CaptureFixture[str],
                                                                   tmp_path: Path) -> None:
-    monkeypatch.setattr(network, "RECORD_PAGE_SIZE", 10)
+    monkeypatch.setattr(answers, "RECORD_PAGE_SIZE", 10)
     with Simulator(get_scenario("zone-records-paged")) as simulator:  # 24 filler records, then the model's
         for variable, value in simulator.environ().items():
             monkeypatch.setenv(variable, value)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import checks.network as network
+import checks.answers as answers
 from preflight.cli.main import main
 from preflight.simulator.harness import Simulator
 from preflight.simulator.scenarios import FIRST_VPC, SECOND_VPC, get_scenario, scaled_world
@@ -17,7 +17,7 @@ from preflight.simulator.scenarios import FIRST_VPC, SECOND_VPC, get_scenario, s
 
 def test_every_page_of_the_regions_endpoints_is_read_and_the_first_vpcs_endpoint_chosen(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(network, "ENDPOINT_PAGE_SIZE", 2)
+    monkeypatch.setattr(answers, "ENDPOINT_PAGE_SIZE", 2)
     world = scaled_world(5)
     # Odd services also allow a second VPC, listed first: their endpoint in the first VPC is the second one.
     models = tuple(dataclasses.replace(m, allowed_vpcs=(SECOND_VPC, FIRST_VPC)) if index % 2 else m

@@ -1,17 +1,73 @@
-"""The in-network probe: the collector ran in the resource group and its observations came back."""
+"""Resource group checks: the group is Serverless and Normal, attached to the workspace, and runs the collector."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from checks.answers import associated_projects, get_resource_group
+from checks.cloudfail import outcome_of
 from preflight.engine.model import Outcome
 from preflight.engine.registry import check
+from preflight.errors import CloudError
 
 if TYPE_CHECKING:
     from preflight.engine.context import Context
 
+DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/serverless-resource-groups"
+# What submitting and following the collector's task needs, named in the fixes.
 RAM_ACTIONS = ("dataworks:ExecuteAdhocWorkflowInstance", "dataworks:GetWorkflowInstance",
                "dataworks:ListTaskInstances", "dataworks:GetTaskInstance", "dataworks:GetTaskInstanceLog")
+
+
+@check("resource_group.ready", "Resource group is Serverless and Normal", depends_on=("cloud.credentials",),
+       plane="control", scope="target", tags=("control", "resource_group"), timeout_s=30, docs=DOCS,
+       proves="GetResourceGroup finds the group, its type is CommonV2 (Serverless) and its status Normal.",
+       how="GetResourceGroup with the resource group id; asked once per group per run.",
+       failure_means="Model services run only on Serverless resource groups; a stopped or frozen group runs nothing.",
+       fix="Use a Serverless resource group (DataWorks > Resource Groups), and start or renew it.")
+async def resource_group_ready(context: Context) -> Outcome:
+    group = context.target.resource_group
+    if group is None:
+        return Outcome.skipped("no resource_group configured for this target")
+    try:
+        answer = await get_resource_group(context)
+    except CloudError as error:
+        return outcome_of(error, f"GetResourceGroup for {group}")
+    info = answer.get("ResourceGroup") or {}
+    evidence = {key: info.get(key) for key in ("Id", "Name", "ResourceGroupType", "Status", "DefaultVpcId",
+                                               "DefaultVswitchId")}
+    if info.get("ResourceGroupType") != "CommonV2":
+        return Outcome.failed(f"{group} is a {info.get('ResourceGroupType')} group, not Serverless (CommonV2)",
+                              "Model services are deployed on and called from Serverless resource groups: create one "
+                              "in DataWorks > Resource Groups and use it for the nodes.", **evidence)
+    if info.get("Status") != "Normal":
+        return Outcome.failed(f"{group} is {info.get('Status')}, not Normal",
+                              "Start or renew the resource group in DataWorks > Resource Groups.", **evidence)
+    return Outcome.passed(f"{group} is Serverless (CommonV2) and Normal", **evidence)
+
+
+@check("resource_group.attached", "Resource group is attached to the workspace",
+       depends_on=("workspace.exists", "resource_group.ready"), plane="control", scope="target",
+       tags=("control", "resource_group"), timeout_s=30, docs=DOCS,
+       proves="The workspace is among the workspaces the resource group is associated with.",
+       how="ListResourceGroupAssociateProjects for the group.",
+       failure_means="Nodes of the workspace cannot run on the group.",
+       fix="DataWorks > Resource Groups > the group > Associate Workspace, and choose the workspace.")
+async def resource_group_attached(context: Context) -> Outcome:
+    target = context.target
+    if target.workspace is None or target.resource_group is None:
+        return Outcome.skipped("needs both workspace and resource_group")
+    try:
+        answer = await associated_projects(context)
+    except CloudError as error:
+        return outcome_of(error, f"ListResourceGroupAssociateProjects for {target.resource_group}")
+    attached = [str(project) for project in answer.get("ProjectIdList") or []]
+    evidence = {"resource_group": target.resource_group, "workspace": target.workspace, "attached": attached}
+    if target.workspace not in attached:
+        return Outcome.failed(f"{target.resource_group} is not associated with workspace {target.workspace}",
+                              "DataWorks console > Resource Groups > the group > Associate Workspace: add workspace "
+                              f"{target.workspace}.", **evidence)
+    return Outcome.passed(f"associated with workspace {target.workspace}", **evidence)
 
 
 @check("resource_group.probe", "The collector ran inside the resource group", depends_on=("resource_group.attached",),
@@ -72,4 +128,4 @@ async def probe(context: Context) -> Outcome:
                           "DIDE_SHELL (in_network.task_type).", **evidence)
 
 
-CHECKS = (probe,)
+CHECKS = (resource_group_ready, resource_group_attached, probe)
