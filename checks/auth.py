@@ -34,9 +34,8 @@ async def key_format(context: Context) -> Outcome:
 @check("auth.key_valid", "API key is accepted", depends_on=("endpoint.http", "auth.key_format"), plane="data",
        tags=("auth", "data"), timeout_s=30, docs=DOCS,
        proves="GET /v1/models with the key answers 200 (spends no tokens).",
-       how="Sends the key exactly as configured (raw, or Bearer with auth: bearer). To a DataWorks model domain in "
-           "the target's region, with a well-formed key, the request goes out alongside endpoint.tcp's connect; "
-           "its answer is judged only once endpoint.http has passed.",
+       how="Sends the key exactly as configured (raw, or Bearer with auth: bearer), to the configured endpoint only "
+           "and only after endpoint.http and auth.key_format have passed; a redirect is never followed with it.",
        failure_means="401/403: a wrong, disabled or deleted key (disabling takes about 5 minutes to apply); "
                      "5xx: the service is unhealthy; 429: quota (warn); 404: a server without a models list (warn: "
                      "the inference checks prove the key).",
