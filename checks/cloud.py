@@ -11,7 +11,7 @@ from preflight.engine.registry import check
 from preflight.errors import SDK_UNUSABLE, CloudError
 
 if TYPE_CHECKING:
-    from preflight.engine.context import Context
+    from preflight.config.context import CheckContext
 
 DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/serverless-resource-groups"
 # Codes of calls that got no API answer at all: they prove nothing about the key.
@@ -19,17 +19,17 @@ NO_ANSWER = ("Timeout", "ConnectionError", "InvalidResponse", NOT_A_WORKSPACE_ID
 NO_CONTROL = "no workspace or resource_group configured for this target: control-plane checks skip"
 
 
-async def get_project(context: Context) -> dict[str, Any]:
+async def get_project(context: CheckContext) -> dict[str, Any]:
     assert context.target.workspace is not None
     return await call(context, "dataworks", "GetProject",
                       id=project_id(context.target.workspace, "dataworks:GetProject"))
 
 
-async def get_resource_group(context: Context) -> dict[str, Any]:
+async def get_resource_group(context: CheckContext) -> dict[str, Any]:
     return await call(context, "dataworks", "GetResourceGroup", id=context.target.resource_group)
 
 
-async def associated_projects(context: Context) -> dict[str, Any]:
+async def associated_projects(context: CheckContext) -> dict[str, Any]:
     return await call(context, "dataworks", "ListResourceGroupAssociateProjects",
                       resource_group_id=context.target.resource_group)
 
@@ -42,7 +42,7 @@ async def associated_projects(context: Context) -> dict[str, Any]:
        failure_means="A wrong or disabled AccessKey, a wrong secret (SignatureDoesNotMatch), a clock far off, or no "
                      "credentials at all.",
        fix="Export ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET, or name a profile of ~/.aliyun/config.json in cloud.profile.")
-async def credentials(context: Context) -> Outcome:
+async def credentials(context: CheckContext) -> Outcome:
     target = context.target
     if target.workspace is None and target.resource_group is None:
         return Outcome.skipped(NO_CONTROL)
@@ -106,7 +106,7 @@ async def credentials(context: Context) -> Outcome:
        how="GetProject with the workspace id (the answer cloud.credentials already asked for).",
        failure_means="A wrong workspace id, another region or account, or a frozen/forbidden workspace.",
        fix="Copy the workspace id from DataWorks > Workspaces, and check the target's region.")
-async def workspace_exists(context: Context) -> Outcome:
+async def workspace_exists(context: CheckContext) -> Outcome:
     workspace = context.target.workspace
     if workspace is None:
         return Outcome.skipped("no workspace configured for this target")
@@ -118,7 +118,7 @@ async def workspace_exists(context: Context) -> Outcome:
                                   "Copy the workspace's numeric id from DataWorks > Workspaces into the target's "
                                   "workspace.", code=error.code)
         if error.code.startswith("Invalid.Tenant.ProjectNotExists"):
-            return Outcome.failed(f"workspace {workspace} does not exist in {context.region}",
+            return Outcome.failed(f"workspace {workspace} does not exist in {context.config.region_of(context.target)}",
                                   "Check the workspace id (DataWorks > Workspaces) and the target's region.",
                                   code=error.code, request_id=error.request_id)
         return outcome_of(error, f"GetProject for workspace {workspace}")
@@ -138,7 +138,7 @@ async def workspace_exists(context: Context) -> Outcome:
        how="GetResourceGroup with the resource group id; asked once per group per run.",
        failure_means="Model services run only on Serverless resource groups; a stopped or frozen group runs nothing.",
        fix="Use a Serverless resource group (DataWorks > Resource Groups), and start or renew it.")
-async def resource_group_ready(context: Context) -> Outcome:
+async def resource_group_ready(context: CheckContext) -> Outcome:
     group = context.target.resource_group
     if group is None:
         return Outcome.skipped("no resource_group configured for this target")
@@ -166,7 +166,7 @@ async def resource_group_ready(context: Context) -> Outcome:
        how="ListResourceGroupAssociateProjects for the group.",
        failure_means="Nodes of the workspace cannot run on the group.",
        fix="DataWorks > Resource Groups > the group > Associate Workspace, and choose the workspace.")
-async def resource_group_attached(context: Context) -> Outcome:
+async def resource_group_attached(context: CheckContext) -> Outcome:
     target = context.target
     if target.workspace is None or target.resource_group is None:
         return Outcome.skipped("needs both workspace and resource_group")

@@ -11,7 +11,7 @@ from preflight.engine.registry import check
 from preflight.errors import CloudError
 
 if TYPE_CHECKING:
-    from preflight.engine.context import Context
+    from preflight.config.context import CheckContext
 
 DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/model-service"
 ASSUMPTIONS = "docs/cloud-assumptions.md"
@@ -28,7 +28,7 @@ FIRST_VPC_RULE = ("Model calls leave the resource group through the FIRST VPC bi
                   "of the group's network settings); a second or third binding does not count.")
 
 
-async def bindings(context: Context) -> list[dict[str, Any]]:
+async def bindings(context: CheckContext) -> list[dict[str, Any]]:
     """Every VPC binding of the target's group, earliest created first (the console's order)."""
     found: list[dict[str, Any]] = []
     page = 1
@@ -57,7 +57,7 @@ def live(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
            "status; Deleting and Deleted ones are shown apart and never chosen.",
        failure_means="Without a Running first binding, nodes cannot reach any VPC-only model service.",
        fix="DataWorks > Resource Groups > the group > Network Settings: bind the model's VPC first.")
-async def first_vpc(context: Context) -> Outcome:
+async def first_vpc(context: CheckContext) -> Outcome:
     group = context.target.resource_group
     try:
         found = await bindings(context)
@@ -94,7 +94,7 @@ async def first_vpc(context: Context) -> Outcome:
                           **evidence)
 
 
-async def zone_tree(context: Context) -> dict[str, list[dict[str, Any]]]:
+async def zone_tree(context: CheckContext) -> dict[str, list[dict[str, Any]]]:
     """Every PrivateZone zone of the account with the VPCs it is bound to, by zone name: one DescribeZoneVpcTree
     per run.
 
@@ -111,7 +111,7 @@ async def zone_tree(context: Context) -> dict[str, list[dict[str, Any]]]:
             by_name.setdefault(str(zone.get("ZoneName")), []).append(zone)
         return by_name
 
-    return await context.resources.shared(("zone-tree", context.region), index)
+    return await context.resources.shared(("zone-tree", context.config.region_of(context.target)), index)
 
 
 def covering_zone(by_name: dict[str, list[dict[str, Any]]], host: str) -> dict[str, Any] | None:
@@ -123,7 +123,7 @@ def covering_zone(by_name: dict[str, list[dict[str, Any]]], host: str) -> dict[s
     return None
 
 
-async def zone_for(context: Context, host: str) -> dict[str, Any] | None:
+async def zone_for(context: CheckContext, host: str) -> dict[str, Any] | None:
     """The PrivateZone zone covering the model domain (the most specific one), with its bound VPCs and records."""
 
     async def discover() -> dict[str, Any] | None:
@@ -145,7 +145,7 @@ async def zone_for(context: Context, host: str) -> dict[str, Any] | None:
     return await context.resources.shared(("zone", host), discover)
 
 
-async def zone_records(context: Context, zone_id: str) -> tuple[list[dict[str, Any]], bool]:
+async def zone_records(context: CheckContext, zone_id: str) -> tuple[list[dict[str, Any]], bool]:
     """Every record of a zone, page by page (PageSize 100) up to MAX_RECORD_PAGES; and whether that was all."""
     found: list[dict[str, Any]] = []
     for page in range(1, MAX_RECORD_PAGES + 1):
@@ -165,7 +165,7 @@ def record_name(rr: Any, zone: str) -> str:
     return zone.lower() if label == "@" else f"{label}.{zone.lower()}"
 
 
-async def region_endpoints(context: Context) -> dict[tuple[str, str], list[dict[str, Any]]]:
+async def region_endpoints(context: CheckContext) -> dict[tuple[str, str], list[dict[str, Any]]]:
     """The region's PrivateLink endpoints by VPC and model service, every page: one listing per run, shared by all
     services.
 
@@ -180,8 +180,9 @@ async def region_endpoints(context: Context) -> dict[tuple[str, str], list[dict[
         index: dict[tuple[str, str], list[dict[str, Any]]] = {}
         token = ""
         for _ in range(MAX_ENDPOINT_PAGES):
-            answer = await call(context, "privatelink", "ListVpcEndpoints", region_id=context.region,
-                                max_results=ENDPOINT_PAGE_SIZE, **({"next_token": token} if token else {}))
+            answer = await call(context, "privatelink", "ListVpcEndpoints",
+                                region_id=context.config.region_of(context.target), max_results=ENDPOINT_PAGE_SIZE,
+                                **({"next_token": token} if token else {}))
             for endpoint in answer.get("Endpoints") or []:
                 index.setdefault((str(endpoint.get("VpcId")), service_of(endpoint)), []).append(endpoint)
             token = str(answer.get("NextToken") or "")
@@ -189,7 +190,7 @@ async def region_endpoints(context: Context) -> dict[tuple[str, str], list[dict[
                 break
         return index
 
-    return await context.resources.shared(("privatelink-endpoints", context.region), listing)
+    return await context.resources.shared(("privatelink-endpoints", context.config.region_of(context.target)), listing)
 
 
 def service_of(endpoint: dict[str, Any]) -> str:
@@ -198,16 +199,16 @@ def service_of(endpoint: dict[str, Any]) -> str:
     return str(endpoint.get("ServiceName", "")).rsplit(".", 1)[-1]
 
 
-async def describe_endpoint(context: Context, endpoint: dict[str, Any]) -> dict[str, Any]:
+async def describe_endpoint(context: CheckContext, endpoint: dict[str, Any]) -> dict[str, Any]:
     """An endpoint as the evidence shows it, with its ENI addresses (ListVpcEndpointZones, asked once per run)."""
-    zones = await call(context, "privatelink", "ListVpcEndpointZones", region_id=context.region,
-                       endpoint_id=endpoint.get("EndpointId"))
+    zones = await call(context, "privatelink", "ListVpcEndpointZones",
+                       region_id=context.config.region_of(context.target), endpoint_id=endpoint.get("EndpointId"))
     return {"endpoint_id": endpoint.get("EndpointId"), "status": endpoint.get("EndpointStatus"),
             "connection": endpoint.get("ConnectionStatus"), "service": endpoint.get("ServiceName"),
             "domain": endpoint.get("EndpointDomain"), "eni_ips": [z.get("EniIp") for z in zones.get("Zones") or []]}
 
 
-async def endpoints_in(context: Context, vpc: str, service_id: str) -> list[dict[str, Any]]:
+async def endpoints_in(context: CheckContext, vpc: str, service_id: str) -> list[dict[str, Any]]:
     """PrivateLink endpoints in `vpc` whose service name names the model service (an assumption), with their ENI
     addresses (once per run)."""
 
@@ -215,10 +216,11 @@ async def endpoints_in(context: Context, vpc: str, service_id: str) -> list[dict
         return [await describe_endpoint(context, endpoint)
                 for endpoint in (await region_endpoints(context)).get((vpc, service_id), [])]
 
-    return await context.resources.shared(("privatelink-endpoints-in", context.region, vpc, service_id), find)
+    return await context.resources.shared(
+        ("privatelink-endpoints-in", context.config.region_of(context.target), vpc, service_id), find)
 
 
-async def record_targets(context: Context, host: str) -> tuple[set[str], set[str]] | None:
+async def record_targets(context: CheckContext, host: str) -> tuple[set[str], set[str]] | None:
     """The addresses (A) and names (CNAME) the model's PrivateZone record points to; None when it cannot be read."""
     if not extra_installed("pvtz"):
         return None
@@ -239,7 +241,7 @@ def serves(endpoint: dict[str, Any], targets: tuple[set[str], set[str]]) -> bool
     return bool(addresses & set(endpoint["eni_ips"])) or str(endpoint.get("domain") or "").lower() in names
 
 
-async def model_endpoints(context: Context, vpc: str, host: str, service_id: str) -> dict[str, Any]:
+async def model_endpoints(context: CheckContext, vpc: str, host: str, service_id: str) -> dict[str, Any]:
     """The endpoints in `vpc` that serve the model, identified by more than the service name.
 
     Candidates are the endpoints named for the model; with none, the VPC's endpoints whose domain the record names,
@@ -261,7 +263,7 @@ async def model_endpoints(context: Context, vpc: str, host: str, service_id: str
     return {"candidates": candidates, "targets": targets, "in_vpc": len(in_vpc)}
 
 
-def _model_host(context: Context) -> tuple[str, str]:
+def _model_host(context: CheckContext) -> tuple[str, str]:
     from checks.judges.url import DATAWORKS_DOMAIN
     from preflight.probe.local import Endpoint
 
@@ -280,7 +282,7 @@ def _model_host(context: Context) -> tuple[str, str]:
        failure_means="The classic trap: the model allows the group's second VPC, not its first, so DNS fails from "
                      "the nodes.",
        fix="Add the first VPC to the model service's allowed VPCs, or reorder the group's bindings.")
-async def model_allowlist(context: Context) -> Outcome:
+async def model_allowlist(context: CheckContext) -> Outcome:
     first = context.evidence_of("network.first_vpc")
     first_vpc = str(first.get("first_vpc"))
     others = [b["vpc"] for b in first.get("bindings", [])[1:]]
@@ -346,7 +348,7 @@ async def model_allowlist(context: Context) -> Outcome:
            f"documented: a zone not found is a warning ({ASSUMPTIONS}).",
        failure_means="Without the record in the first VPC the domain does not resolve from the nodes.",
        fix="Re-save the model service's network settings so DataWorks recreates the zone binding.")
-async def private_dns(context: Context) -> Outcome:
+async def private_dns(context: CheckContext) -> Outcome:
     host, service_id = _model_host(context)
     if not service_id:
         return Outcome.skipped("not a DataWorks model domain: no private zone to look for")
@@ -395,7 +397,7 @@ async def private_dns(context: Context) -> Outcome:
            f"({ASSUMPTIONS}).",
        failure_means="Without the endpoint, the private address the domain resolves to leads nowhere.",
        fix="Re-save the model service's network settings; check the endpoint in the PrivateLink console.")
-async def privatelink(context: Context) -> Outcome:
+async def privatelink(context: CheckContext) -> Outcome:
     host, service_id = _model_host(context)
     if not service_id:
         return Outcome.skipped("not a DataWorks model domain: no PrivateLink endpoint to look for")
@@ -408,7 +410,8 @@ async def privatelink(context: Context) -> Outcome:
         if error.code.startswith("Forbidden"):
             return Outcome.skipped(f"no permission to read PrivateLink ({error.auth_action or error.action}); grant "
                                    "AliyunPrivateLinkReadOnlyAccess to see this evidence")
-        return outcome_of(error, f"ListVpcEndpoints in {context.region} (for the endpoint in {first_vpc})")
+        return outcome_of(error, f"ListVpcEndpoints in {context.config.region_of(context.target)} "
+                                 f"(for the endpoint in {first_vpc})")
     candidates, targets = found["candidates"], found["targets"]
     evidence: dict[str, Any] = {"first_vpc": first_vpc, "endpoints": candidates, "endpoints_in_vpc": found["in_vpc"],
                                 "assumption": ASSUMPTIONS}

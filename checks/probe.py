@@ -8,7 +8,7 @@ from preflight.engine.model import Outcome
 from preflight.engine.registry import check
 
 if TYPE_CHECKING:
-    from preflight.engine.context import Context
+    from preflight.config.context import CheckContext
 
 RAM_ACTIONS = ("dataworks:ExecuteAdhocWorkflowInstance", "dataworks:GetWorkflowInstance",
                "dataworks:ListTaskInstances", "dataworks:GetTaskInstance", "dataworks:GetTaskInstanceLog")
@@ -28,7 +28,7 @@ RAM_ACTIONS = ("dataworks:ExecuteAdhocWorkflowInstance", "dataworks:GetWorkflowI
                      "out, or its log lost the marked line.",
        fix="Grant " + ", ".join(RAM_ACTIONS) + "; or paste `preflight probe-script` into a Shell node and "
            "`preflight ingest` its log.")
-async def probe(context: Context) -> Outcome:
+async def probe(context: CheckContext) -> Outcome:
     record: dict[str, Any] = dict((context.observations or {}).get("probe") or {})
     if not record:
         return Outcome.skipped("runs with --from resource-group (or preflight ingest); this run observed locally")

@@ -11,23 +11,23 @@ from preflight.engine.registry import check
 from preflight.errors import CloudError
 
 if TYPE_CHECKING:
-    from preflight.engine.context import Context
+    from preflight.config.context import CheckContext
 
 RAM_ACTIONS = ("dataworks:GetNode", "dataworks:GetTask")
 
 
-async def get_node(context: Context, node: str) -> dict[str, Any]:
+async def get_node(context: CheckContext, node: str) -> dict[str, Any]:
     assert context.target.workspace is not None
     return await call(context, "dataworks", "GetNode", id=node,
                       project_id=project_id(context.target.workspace, "dataworks:GetNode"))
 
 
-async def get_task(context: Context, task_id: int) -> dict[str, Any]:
+async def get_task(context: CheckContext, task_id: int) -> dict[str, Any]:
     """The deployed task in the production environment: what scheduled runs use."""
     return await call(context, "dataworks", "GetTask", id=task_id, project_env="Prod")
 
 
-async def deployed(context: Context, node: str) -> dict[str, Any]:
+async def deployed(context: CheckContext, node: str) -> dict[str, Any]:
     """A node's draft (GetNode) and, once it is deployed, its scheduling task (GetTask): the facts to judge."""
     facts = node_facts(await get_node(context, node))
     if facts["task_id"] is not None:
@@ -78,7 +78,7 @@ def _named(facts: dict[str, Any]) -> str:
        failure_means="A node never deployed has no scheduled runs; a deployed task on another group calls the model "
                      "from a network that may not reach it.",
        fix="Node > Scheduling > Resource Group: choose the checked group, then deploy (publish) the node.")
-async def node_resource_group(context: Context) -> Outcome:
+async def node_resource_group(context: CheckContext) -> Outcome:
     target = context.target
     if not target.nodes:
         return Outcome.skipped("no nodes listed for this target (nodes: [...])")
