@@ -8,7 +8,7 @@ comma := ,
 STAMP := $(VENV)/.installed
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 
-.PHONY: demo test lint types unit bench clean catalogue
+.PHONY: demo test lint types contracts unit bench clean catalogue
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,10 +43,14 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy
 
+# The import contracts in pyproject.toml ([tool.importlinter]); the graph is quick to build, so no cache is kept.
+contracts: $(STAMP)
+	$(BIN)/lint-imports --no-cache
+
 unit: $(STAMP)
 	$(BIN)/pytest
 
-test: lint types unit
+test: lint types contracts unit
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from preflight.cloud.session import call, project_id
 
 if TYPE_CHECKING:
-    from preflight.engine.context import Context
+    from preflight.config.context import CheckContext
 
 ENDPOINT_PAGE_SIZE = 1000  # PrivateLink's largest page
 MAX_ENDPOINT_PAGES = 20
@@ -17,33 +17,33 @@ MAX_RECORD_PAGES = 50  # a zone of model domains holds a handful of records; pas
 GONE = ("Deleting", "Deleted")
 
 
-async def get_project(context: Context) -> dict[str, Any]:
+async def get_project(context: CheckContext) -> dict[str, Any]:
     assert context.target.workspace is not None
     return await call(context, "dataworks", "GetProject",
                       id=project_id(context.target.workspace, "dataworks:GetProject"))
 
 
-async def get_resource_group(context: Context) -> dict[str, Any]:
+async def get_resource_group(context: CheckContext) -> dict[str, Any]:
     return await call(context, "dataworks", "GetResourceGroup", id=context.target.resource_group)
 
 
-async def associated_projects(context: Context) -> dict[str, Any]:
+async def associated_projects(context: CheckContext) -> dict[str, Any]:
     return await call(context, "dataworks", "ListResourceGroupAssociateProjects",
                       resource_group_id=context.target.resource_group)
 
 
-async def get_node(context: Context, node: str) -> dict[str, Any]:
+async def get_node(context: CheckContext, node: str) -> dict[str, Any]:
     assert context.target.workspace is not None
     return await call(context, "dataworks", "GetNode", id=node,
                       project_id=project_id(context.target.workspace, "dataworks:GetNode"))
 
 
-async def get_task(context: Context, task_id: int) -> dict[str, Any]:
+async def get_task(context: CheckContext, task_id: int) -> dict[str, Any]:
     """The deployed task in the production environment: what scheduled runs use."""
     return await call(context, "dataworks", "GetTask", id=task_id, project_env="Prod")
 
 
-async def deployed(context: Context, node: str) -> dict[str, Any]:
+async def deployed(context: CheckContext, node: str) -> dict[str, Any]:
     """A node's draft (GetNode) and, once it is deployed, its scheduling task (GetTask): the facts to judge."""
     facts = node_facts(await get_node(context, node))
     if facts["task_id"] is not None:
@@ -78,7 +78,7 @@ def task_facts(answer: dict[str, Any]) -> dict[str, Any]:
             "trigger": trigger.get("Type"), "cron": trigger.get("Cron")}
 
 
-async def bindings(context: Context) -> list[dict[str, Any]]:
+async def bindings(context: CheckContext) -> list[dict[str, Any]]:
     """Every VPC binding of the target's group, earliest created first (the console's order)."""
     found: list[dict[str, Any]] = []
     page = 1
@@ -99,7 +99,7 @@ def live(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [b for b in found if b.get("Status") not in GONE]
 
 
-async def zone_tree(context: Context) -> dict[str, list[dict[str, Any]]]:
+async def zone_tree(context: CheckContext) -> dict[str, list[dict[str, Any]]]:
     """Every PrivateZone zone of the account with the VPCs it is bound to, by zone name: one DescribeZoneVpcTree
     per run.
 
@@ -116,7 +116,7 @@ async def zone_tree(context: Context) -> dict[str, list[dict[str, Any]]]:
             by_name.setdefault(str(zone.get("ZoneName")), []).append(zone)
         return by_name
 
-    return await context.resources.shared(("zone-tree", context.region), index)
+    return await context.resources.shared(("zone-tree", context.config.region_of(context.target)), index)
 
 
 def covering_zone(by_name: dict[str, list[dict[str, Any]]], host: str) -> dict[str, Any] | None:
@@ -128,7 +128,7 @@ def covering_zone(by_name: dict[str, list[dict[str, Any]]], host: str) -> dict[s
     return None
 
 
-async def zone_for(context: Context, host: str) -> dict[str, Any] | None:
+async def zone_for(context: CheckContext, host: str) -> dict[str, Any] | None:
     """The PrivateZone zone covering the model domain (the most specific one), with its bound VPCs and records."""
 
     async def discover() -> dict[str, Any] | None:
@@ -150,7 +150,7 @@ async def zone_for(context: Context, host: str) -> dict[str, Any] | None:
     return await context.resources.shared(("zone", host), discover)
 
 
-async def zone_records(context: Context, zone_id: str) -> tuple[list[dict[str, Any]], bool]:
+async def zone_records(context: CheckContext, zone_id: str) -> tuple[list[dict[str, Any]], bool]:
     """Every record of a zone, page by page (PageSize 100) up to MAX_RECORD_PAGES; and whether that was all."""
     found: list[dict[str, Any]] = []
     for page in range(1, MAX_RECORD_PAGES + 1):
@@ -170,7 +170,7 @@ def record_name(rr: Any, zone: str) -> str:
     return zone.lower() if label == "@" else f"{label}.{zone.lower()}"
 
 
-async def region_endpoints(context: Context) -> dict[tuple[str, str], list[dict[str, Any]]]:
+async def region_endpoints(context: CheckContext) -> dict[tuple[str, str], list[dict[str, Any]]]:
     """The region's PrivateLink endpoints by VPC and model service, every page: one listing per run, shared by all
     services.
 
@@ -185,8 +185,9 @@ async def region_endpoints(context: Context) -> dict[tuple[str, str], list[dict[
         index: dict[tuple[str, str], list[dict[str, Any]]] = {}
         token = ""
         for _ in range(MAX_ENDPOINT_PAGES):
-            answer = await call(context, "privatelink", "ListVpcEndpoints", region_id=context.region,
-                                max_results=ENDPOINT_PAGE_SIZE, **({"next_token": token} if token else {}))
+            answer = await call(context, "privatelink", "ListVpcEndpoints",
+                                region_id=context.config.region_of(context.target), max_results=ENDPOINT_PAGE_SIZE,
+                                **({"next_token": token} if token else {}))
             for endpoint in answer.get("Endpoints") or []:
                 index.setdefault((str(endpoint.get("VpcId")), service_of(endpoint)), []).append(endpoint)
             token = str(answer.get("NextToken") or "")
@@ -194,7 +195,7 @@ async def region_endpoints(context: Context) -> dict[tuple[str, str], list[dict[
                 break
         return index
 
-    return await context.resources.shared(("privatelink-endpoints", context.region), listing)
+    return await context.resources.shared(("privatelink-endpoints", context.config.region_of(context.target)), listing)
 
 
 def service_of(endpoint: dict[str, Any]) -> str:
@@ -203,16 +204,16 @@ def service_of(endpoint: dict[str, Any]) -> str:
     return str(endpoint.get("ServiceName", "")).rsplit(".", 1)[-1]
 
 
-async def describe_endpoint(context: Context, endpoint: dict[str, Any]) -> dict[str, Any]:
+async def describe_endpoint(context: CheckContext, endpoint: dict[str, Any]) -> dict[str, Any]:
     """An endpoint as the evidence shows it, with its ENI addresses (ListVpcEndpointZones, asked once per run)."""
-    zones = await call(context, "privatelink", "ListVpcEndpointZones", region_id=context.region,
-                       endpoint_id=endpoint.get("EndpointId"))
+    zones = await call(context, "privatelink", "ListVpcEndpointZones",
+                       region_id=context.config.region_of(context.target), endpoint_id=endpoint.get("EndpointId"))
     return {"endpoint_id": endpoint.get("EndpointId"), "status": endpoint.get("EndpointStatus"),
             "connection": endpoint.get("ConnectionStatus"), "service": endpoint.get("ServiceName"),
             "domain": endpoint.get("EndpointDomain"), "eni_ips": [z.get("EniIp") for z in zones.get("Zones") or []]}
 
 
-async def endpoints_in(context: Context, vpc: str, service_id: str) -> list[dict[str, Any]]:
+async def endpoints_in(context: CheckContext, vpc: str, service_id: str) -> list[dict[str, Any]]:
     """PrivateLink endpoints in `vpc` whose service name names the model service (an assumption), with their ENI
     addresses (once per run)."""
 
@@ -220,7 +221,8 @@ async def endpoints_in(context: Context, vpc: str, service_id: str) -> list[dict
         return [await describe_endpoint(context, endpoint)
                 for endpoint in (await region_endpoints(context)).get((vpc, service_id), [])]
 
-    return await context.resources.shared(("privatelink-endpoints-in", context.region, vpc, service_id), find)
+    key = ("privatelink-endpoints-in", context.config.region_of(context.target), vpc, service_id)
+    return await context.resources.shared(key, find)
 
 
 __all__ = ["ENDPOINT_PAGE_SIZE", "GONE", "MAX_RECORD_PAGES", "RECORD_PAGE_SIZE", "associated_projects", "bindings",

@@ -11,7 +11,7 @@ from preflight.engine.model import Outcome
 from preflight.engine.registry import check
 
 if TYPE_CHECKING:
-    from preflight.engine.context import Context
+    from preflight.config.context import CheckContext
 
 DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/model-service"
 
@@ -23,7 +23,7 @@ DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/model-service"
        how="Looks at the key without sending it; evidence shows only its length and first three characters.",
        failure_means="DataWorks wants Authorization: DW-... (the raw key); 'Bearer DW-...' is refused.",
        fix="Remove the Bearer prefix, quotes or whitespace from the variable holding the key.")
-async def key_format(context: Context) -> Outcome:
+async def key_format(context: CheckContext) -> Outcome:
     service = context.service
     assert service is not None
     from preflight.probe.local import Endpoint
@@ -40,7 +40,7 @@ async def key_format(context: Context) -> Outcome:
                      "5xx: the service is unhealthy; 429: quota (warn); 404: a server without a models list (warn: "
                      "the inference checks prove the key).",
        fix="Create or copy the key in DataWorks > Model Service > API keys.")
-async def key_valid(context: Context) -> Outcome:
+async def key_valid(context: CheckContext) -> Outcome:
     return await observed(context, "models", judge_key_valid)
 
 

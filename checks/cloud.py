@@ -12,7 +12,7 @@ from preflight.engine.registry import check
 from preflight.errors import SDK_UNUSABLE, CloudError
 
 if TYPE_CHECKING:
-    from preflight.engine.context import Context
+    from preflight.config.context import CheckContext
 
 DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/serverless-resource-groups"
 # Codes of calls that got no API answer at all: they prove nothing about the key.
@@ -28,7 +28,7 @@ NO_CONTROL = "no workspace or resource_group configured for this target: control
        failure_means="A wrong or disabled AccessKey, a wrong secret (SignatureDoesNotMatch), a clock far off, or no "
                      "credentials at all.",
        fix="Export ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET, or name a profile of ~/.aliyun/config.json in cloud.profile.")
-async def credentials(context: Context) -> Outcome:
+async def credentials(context: CheckContext) -> Outcome:
     target = context.target
     if target.workspace is None and target.resource_group is None:
         return Outcome.skipped(NO_CONTROL)

@@ -8,7 +8,7 @@ from preflight.engine.model import Outcome
 from preflight.engine.registry import check
 
 if TYPE_CHECKING:
-    from preflight.engine.context import Context
+    from preflight.config.context import CheckContext
 
 
 def unbraced_reference(value: str | None) -> str | None:
@@ -26,7 +26,7 @@ def unbraced_reference(value: str | None) -> str | None:
        failure_means="A warn means a key is written literally in the file, where it ends up in version control "
                      "and in support tickets.",
        fix="Move the key to an environment variable and reference it: api_key: ${DW_QWEN_KEY}.")
-async def config_valid(context: Context) -> Outcome:
+async def config_valid(context: CheckContext) -> Outcome:
     target = context.target
     literal = [service.name for service in target.services if service.api_key_literal]
     missing = [service.name for service in target.services if not service.api_key]

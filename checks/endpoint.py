@@ -13,7 +13,7 @@ from preflight.engine.model import Outcome
 from preflight.engine.registry import check
 
 if TYPE_CHECKING:
-    from preflight.engine.context import Context
+    from preflight.config.context import CheckContext
 
 DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/model-service"
 
@@ -24,9 +24,9 @@ DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/model-service"
        how="Parses the URL; a DataWorks domain is http://<model-service-id>.<region>.dataworks-model.aliyuncs.com.",
        failure_means="A typo, or an endpoint copied from another region.",
        fix="Copy the endpoint from DataWorks > Model Service > the service's invocation details.")
-async def endpoint_url(context: Context) -> Outcome:
+async def endpoint_url(context: CheckContext) -> Outcome:
     assert context.service is not None
-    return judge_url(context.service.endpoint, context.region, context.service.auth)
+    return judge_url(context.service.endpoint, context.config.region_of(context.target), context.service.auth)
 
 
 @check("endpoint.dns", "Model domain resolves", depends_on=("endpoint.url",), plane="network",
@@ -36,7 +36,7 @@ async def endpoint_url(context: Context) -> Outcome:
            "resolver.",
        failure_means="The model domain resolves only inside VPCs in the model service's allowlist (PrivateZone).",
        fix="Run from the resource group (--from resource-group), or add the group's first VPC to the allowlist.")
-async def endpoint_dns(context: Context) -> Outcome:
+async def endpoint_dns(context: CheckContext) -> Outcome:
     grouped = bool(context.target.resource_group)
     return await observed(context, "dns", lambda found: judge_dns(found, resource_group=grouped))
 
@@ -50,7 +50,7 @@ async def endpoint_dns(context: Context) -> Outcome:
        failure_means="refused: nothing listens (service stopped); timeout: a security group or ACL drops packets; "
                      "unreachable: no route from here.",
        fix="Check the model service's status and the security group it created in the VPC.")
-async def endpoint_tcp(context: Context) -> Outcome:
+async def endpoint_tcp(context: CheckContext) -> Outcome:
     grouped = bool(context.target.resource_group)
     return await observed(context, "tcp", lambda found: judge_tcp(found, resource_group=grouped))
 
@@ -62,7 +62,7 @@ async def endpoint_tcp(context: Context) -> Outcome:
        how="Sends GET /v1/models without the key, once endpoint.tcp has passed; redirects are never followed.",
        failure_means="A proxy's error page, a redirect, or no answer at all.",
        fix="Check proxies between here and the service, and the service's status.")
-async def endpoint_http(context: Context) -> Outcome:
+async def endpoint_http(context: CheckContext) -> Outcome:
     return await observed(context, "http", judge_http)
 
 

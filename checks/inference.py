@@ -10,14 +10,14 @@ from preflight.engine.model import Outcome
 from preflight.engine.registry import check
 
 if TYPE_CHECKING:
-    from preflight.engine.context import Context
+    from preflight.config.context import CheckContext
 
 DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/model-service"
 KINDS = {"inference.completion": ("completion",), "inference.stream": ("completion",),
          "inference.chat": ("chat",), "inference.embedding": ("embedding",)}
 
 
-def _not_applicable(context: Context, check_id: str) -> Outcome | None:
+def _not_applicable(context: CheckContext, check_id: str) -> Outcome | None:
     service = context.service
     assert service is not None
     if service.kind not in KINDS[check_id]:
@@ -39,7 +39,7 @@ def _not_applicable(context: Context, check_id: str) -> Outcome | None:
        failure_means="5xx: the service is unhealthy; an empty text with finish_reason length: a reasoning model "
                      "needs a larger max_tokens (warn).",
        fix="Check the service's status and logs; raise max_tokens for reasoning models.")
-async def completion(context: Context) -> Outcome:
+async def completion(context: CheckContext) -> Outcome:
     return _not_applicable(context, "inference.completion") or await observed(context, "completion",
                                                                                 judge_completion)
 
@@ -52,7 +52,7 @@ async def completion(context: Context) -> Outcome:
        failure_means="No [DONE]: the server does not end streams properly, or a proxy cut the stream; one burst at "
                      "the end: a proxy buffers it; slow TTFT: load.",
        fix="Turn off proxy buffering for the model path; check the service's load.")
-async def stream(context: Context) -> Outcome:
+async def stream(context: CheckContext) -> Outcome:
     service = context.service
     assert service is not None
     limit = service.expect.max_ttft_ms
@@ -66,7 +66,7 @@ async def stream(context: Context) -> Outcome:
        how="Sends one user message with a small max_tokens.",
        failure_means="The service is not a chat model, or it is unhealthy.",
        fix="Check the service's kind and status.")
-async def chat(context: Context) -> Outcome:
+async def chat(context: CheckContext) -> Outcome:
     return _not_applicable(context, "inference.chat") or await observed(context, "chat", judge_chat)
 
 
@@ -77,7 +77,7 @@ async def chat(context: Context) -> Outcome:
        how="Sends the documented request and a batch of two; vectors are summarised, never stored whole.",
        failure_means="Another model behind the endpoint, a wrong expect.dimensions, or a broken deployment.",
        fix="Set expect.dimensions to the model's size, or redeploy the intended model.")
-async def embedding(context: Context) -> Outcome:
+async def embedding(context: CheckContext) -> Outcome:
     service = context.service
     assert service is not None
     dimensions = service.expected_dimensions

@@ -10,7 +10,7 @@ from preflight.engine.model import Outcome
 from preflight.engine.registry import check
 
 if TYPE_CHECKING:
-    from preflight.engine.context import Context
+    from preflight.config.context import CheckContext
 
 DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/model-service"
 
@@ -22,7 +22,7 @@ DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/model-service"
            "then show whether the model is served).",
        failure_means="A typo in model:, or the service runs another model.",
        fix="Use one of the served names the summary lists.")
-async def model_listed(context: Context) -> Outcome:
+async def model_listed(context: CheckContext) -> Outcome:
     service = context.service
     assert service is not None
     if not service.model:

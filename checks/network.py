@@ -23,7 +23,7 @@ from preflight.engine.registry import check
 from preflight.errors import CloudError
 
 if TYPE_CHECKING:
-    from preflight.engine.context import Context
+    from preflight.config.context import CheckContext
 
 DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/model-service"
 ASSUMPTIONS = "docs/cloud-assumptions.md"
@@ -42,7 +42,7 @@ FIRST_VPC_RULE = ("Model calls leave the resource group through the FIRST VPC bi
            "status; Deleting and Deleted ones are shown apart and never chosen.",
        failure_means="Without a Running first binding, nodes cannot reach any VPC-only model service.",
        fix="DataWorks > Resource Groups > the group > Network Settings: bind the model's VPC first.")
-async def first_vpc(context: Context) -> Outcome:
+async def first_vpc(context: CheckContext) -> Outcome:
     group = context.target.resource_group
     try:
         found = await bindings(context)
@@ -79,7 +79,7 @@ async def first_vpc(context: Context) -> Outcome:
                           **evidence)
 
 
-async def record_targets(context: Context, host: str) -> tuple[set[str], set[str]] | None:
+async def record_targets(context: CheckContext, host: str) -> tuple[set[str], set[str]] | None:
     """The addresses (A) and names (CNAME) the model's PrivateZone record points to; None when it cannot be read."""
     if not extra_installed("pvtz"):
         return None
@@ -100,7 +100,7 @@ def serves(endpoint: dict[str, Any], targets: tuple[set[str], set[str]]) -> bool
     return bool(addresses & set(endpoint["eni_ips"])) or str(endpoint.get("domain") or "").lower() in names
 
 
-async def model_endpoints(context: Context, vpc: str, host: str, service_id: str) -> dict[str, Any]:
+async def model_endpoints(context: CheckContext, vpc: str, host: str, service_id: str) -> dict[str, Any]:
     """The endpoints in `vpc` that serve the model, identified by more than the service name.
 
     Candidates are the endpoints named for the model; with none, the VPC's endpoints whose domain the record names,
@@ -122,7 +122,7 @@ async def model_endpoints(context: Context, vpc: str, host: str, service_id: str
     return {"candidates": candidates, "targets": targets, "in_vpc": len(in_vpc)}
 
 
-def _model_host(context: Context) -> tuple[str, str]:
+def _model_host(context: CheckContext) -> tuple[str, str]:
     from checks.judges.url import DATAWORKS_DOMAIN
     from preflight.probe.local import Endpoint
 
@@ -141,7 +141,7 @@ def _model_host(context: Context) -> tuple[str, str]:
        failure_means="The classic trap: the model allows the group's second VPC, not its first, so DNS fails from "
                      "the nodes.",
        fix="Add the first VPC to the model service's allowed VPCs, or reorder the group's bindings.")
-async def model_allowlist(context: Context) -> Outcome:
+async def model_allowlist(context: CheckContext) -> Outcome:
     first = context.evidence_of("network.first_vpc")
     first_vpc = str(first.get("first_vpc"))
     others = [b["vpc"] for b in first.get("bindings", [])[1:]]
@@ -207,7 +207,7 @@ async def model_allowlist(context: Context) -> Outcome:
            f"documented: a zone not found is a warning ({ASSUMPTIONS}).",
        failure_means="Without the record in the first VPC the domain does not resolve from the nodes.",
        fix="Re-save the model service's network settings so DataWorks recreates the zone binding.")
-async def private_dns(context: Context) -> Outcome:
+async def private_dns(context: CheckContext) -> Outcome:
     host, service_id = _model_host(context)
     if not service_id:
         return Outcome.skipped("not a DataWorks model domain: no private zone to look for")
@@ -256,7 +256,7 @@ async def private_dns(context: Context) -> Outcome:
            f"({ASSUMPTIONS}).",
        failure_means="Without the endpoint, the private address the domain resolves to leads nowhere.",
        fix="Re-save the model service's network settings; check the endpoint in the PrivateLink console.")
-async def privatelink(context: Context) -> Outcome:
+async def privatelink(context: CheckContext) -> Outcome:
     host, service_id = _model_host(context)
     if not service_id:
         return Outcome.skipped("not a DataWorks model domain: no PrivateLink endpoint to look for")
@@ -269,7 +269,8 @@ async def privatelink(context: Context) -> Outcome:
         if error.code.startswith("Forbidden"):
             return Outcome.skipped(f"no permission to read PrivateLink ({error.auth_action or error.action}); grant "
                                    "AliyunPrivateLinkReadOnlyAccess to see this evidence")
-        return outcome_of(error, f"ListVpcEndpoints in {context.region} (for the endpoint in {first_vpc})")
+        region = context.config.region_of(context.target)
+        return outcome_of(error, f"ListVpcEndpoints in {region} (for the endpoint in {first_vpc})")
     candidates, targets = found["candidates"], found["targets"]
     evidence: dict[str, Any] = {"first_vpc": first_vpc, "endpoints": candidates, "endpoints_in_vpc": found["in_vpc"],
                                 "assumption": ASSUMPTIONS}

@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING
 from preflight.engine.model import Outcome
 
 if TYPE_CHECKING:
-    from preflight.engine.context import Context, Observation
+    from preflight.config.context import CheckContext
+    from preflight.engine.context import Observation
 
 KEYED = ("models", "completion", "stream", "chat", "embedding")
 
 
-async def observation(context: Context, name: str) -> Observation:
+async def observation(context: CheckContext, name: str) -> Observation:
     """The named observation of the context's service (memoised per run, so dependent checks share it).
 
     In an in-network run, an observation the collector did not make (no --send-key) is made here instead,
@@ -38,7 +39,7 @@ async def observation(context: Context, name: str) -> Observation:
     return await context.observe(name, lambda: collect(service, dns, deadline=context.deadline))
 
 
-async def observed(context: Context, name: str, judge: Callable[[Observation], Outcome]) -> Outcome:
+async def observed(context: CheckContext, name: str, judge: Callable[[Observation], Outcome]) -> Outcome:
     """Judge an observation; in an in-network run, say so honestly when the fallback could not reach the service."""
     result = await observation(context, name)
     fell_back = context.observations is not None and context.used_origin is None

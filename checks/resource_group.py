@@ -11,7 +11,7 @@ from preflight.engine.registry import check
 from preflight.errors import CloudError
 
 if TYPE_CHECKING:
-    from preflight.engine.context import Context
+    from preflight.config.context import CheckContext
 
 DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/serverless-resource-groups"
 # What submitting and following the collector's task needs, named in the fixes.
@@ -25,7 +25,7 @@ RAM_ACTIONS = ("dataworks:ExecuteAdhocWorkflowInstance", "dataworks:GetWorkflowI
        how="GetResourceGroup with the resource group id; asked once per group per run.",
        failure_means="Model services run only on Serverless resource groups; a stopped or frozen group runs nothing.",
        fix="Use a Serverless resource group (DataWorks > Resource Groups), and start or renew it.")
-async def resource_group_ready(context: Context) -> Outcome:
+async def resource_group_ready(context: CheckContext) -> Outcome:
     group = context.target.resource_group
     if group is None:
         return Outcome.skipped("no resource_group configured for this target")
@@ -53,7 +53,7 @@ async def resource_group_ready(context: Context) -> Outcome:
        how="ListResourceGroupAssociateProjects for the group.",
        failure_means="Nodes of the workspace cannot run on the group.",
        fix="DataWorks > Resource Groups > the group > Associate Workspace, and choose the workspace.")
-async def resource_group_attached(context: Context) -> Outcome:
+async def resource_group_attached(context: CheckContext) -> Outcome:
     target = context.target
     if target.workspace is None or target.resource_group is None:
         return Outcome.skipped("needs both workspace and resource_group")
@@ -84,7 +84,7 @@ async def resource_group_attached(context: Context) -> Outcome:
                      "out, or its log lost the marked line.",
        fix="Grant " + ", ".join(RAM_ACTIONS) + "; or paste `preflight probe-script` into a Shell node and "
            "`preflight ingest` its log.")
-async def probe(context: Context) -> Outcome:
+async def probe(context: CheckContext) -> Outcome:
     record: dict[str, Any] = dict((context.observations or {}).get("probe") or {})
     if not record:
         return Outcome.skipped("runs with --from resource-group (or preflight ingest); this run observed locally")

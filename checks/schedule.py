@@ -11,7 +11,7 @@ from preflight.engine.registry import check
 from preflight.errors import CloudError
 
 if TYPE_CHECKING:
-    from preflight.engine.context import Context
+    from preflight.config.context import CheckContext
 
 RAM_ACTIONS = ("dataworks:GetNode", "dataworks:GetTask")
 
@@ -32,7 +32,7 @@ def _named(facts: dict[str, Any]) -> str:
        failure_means="A node never deployed has no scheduled runs; a deployed task on another group calls the model "
                      "from a network that may not reach it.",
        fix="Node > Scheduling > Resource Group: choose the checked group, then deploy (publish) the node.")
-async def node_resource_group(context: Context) -> Outcome:
+async def node_resource_group(context: CheckContext) -> Outcome:
     target = context.target
     if not target.nodes:
         return Outcome.skipped("no nodes listed for this target (nodes: [...])")

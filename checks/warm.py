@@ -21,10 +21,10 @@ from checks.judges.url import DATAWORKS_DOMAIN
 from preflight.errors import CloudError
 
 if TYPE_CHECKING:
-    from preflight.engine.context import Context
+    from preflight.config.context import CheckContext
 
 
-async def warm(context: Context) -> None:
+async def warm(context: CheckContext) -> None:
     """Fire every read-only question whose parameters the config already gives, all at once.
 
     Each question goes through the run's memo, so the check that later asks it waits for this same request

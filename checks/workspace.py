@@ -12,7 +12,7 @@ from preflight.engine.registry import check
 from preflight.errors import CloudError
 
 if TYPE_CHECKING:
-    from preflight.engine.context import Context
+    from preflight.config.context import CheckContext
 
 DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/serverless-resource-groups"
 
@@ -23,7 +23,7 @@ DOCS = "https://www.alibabacloud.com/help/en/dataworks/user-guide/serverless-res
        how="GetProject with the workspace id (the answer cloud.credentials already asked for).",
        failure_means="A wrong workspace id, another region or account, or a frozen/forbidden workspace.",
        fix="Copy the workspace id from DataWorks > Workspaces, and check the target's region.")
-async def workspace_exists(context: Context) -> Outcome:
+async def workspace_exists(context: CheckContext) -> Outcome:
     workspace = context.target.workspace
     if workspace is None:
         return Outcome.skipped("no workspace configured for this target")
@@ -35,7 +35,7 @@ async def workspace_exists(context: Context) -> Outcome:
                                   "Copy the workspace's numeric id from DataWorks > Workspaces into the target's "
                                   "workspace.", code=error.code)
         if error.code.startswith("Invalid.Tenant.ProjectNotExists"):
-            return Outcome.failed(f"workspace {workspace} does not exist in {context.region}",
+            return Outcome.failed(f"workspace {workspace} does not exist in {context.config.region_of(context.target)}",
                                   "Check the workspace id (DataWorks > Workspaces) and the target's region.",
                                   code=error.code, request_id=error.request_id)
         return outcome_of(error, f"GetProject for workspace {workspace}")

@@ -14,7 +14,8 @@ from typing import Any
 
 from preflight.cloud.session import call
 from preflight.config import CloudConfig, Config, TargetConfig
-from preflight.engine.context import Context, Resources
+from preflight.config.context import CheckContext
+from preflight.engine.context import Resources
 from preflight.errors import CloudError, PreflightError
 
 MODEL_DOMAIN = ".dataworks-model.aliyuncs.com"
@@ -45,14 +46,14 @@ class Discovery:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-def _context(workspace: str, region: str, cloud: CloudConfig) -> Context:
+def _context(workspace: str, region: str, cloud: CloudConfig) -> CheckContext:
     """A context for the cloud layer's one call function, as a run's control checks get it."""
     target = TargetConfig(name="init", workspace=workspace)
     config = Config(region=region, targets=(target,), cloud=cloud)
-    return Context(config=config, target=target, service=None, resources=Resources(config))
+    return CheckContext(config=config, target=target, service=None, resources=Resources())
 
 
-async def _pages(context: Context, action: str, listing: str, **fields: Any) -> list[dict[str, Any]]:
+async def _pages(context: CheckContext, action: str, listing: str, **fields: Any) -> list[dict[str, Any]]:
     """Every item of a DataWorks paged answer (PagingInfo.<listing>)."""
     found: list[dict[str, Any]] = []
     for page in range(1, MAX_PAGES + 1):
@@ -65,12 +66,12 @@ async def _pages(context: Context, action: str, listing: str, **fields: Any) -> 
     return found
 
 
-async def _attached(context: Context, group: str, workspace: str) -> bool:
+async def _attached(context: CheckContext, group: str, workspace: str) -> bool:
     answer = await call(context, "dataworks", "ListResourceGroupAssociateProjects", resource_group_id=group)
     return workspace in {str(project) for project in answer.get("ProjectIdList") or []}
 
 
-async def _zones_by_vpc(context: Context, region: str) -> tuple[dict[str, list[str]], str | None]:
+async def _zones_by_vpc(context: CheckContext, region: str) -> tuple[dict[str, list[str]], str | None]:
     """Model domains of this region by the VPCs their PrivateZone zones are bound to; a note when unreadable."""
     try:
         answer = await call(context, "pvtz", "DescribeZoneVpcTree")
@@ -101,7 +102,7 @@ async def discover(workspace: str, region: str, cloud: CloudConfig, resource_gro
         await context.resources.aclose()
 
 
-async def _discover(context: Context, workspace: str, region: str, resource_group: str | None) -> Discovery:
+async def _discover(context: CheckContext, workspace: str, region: str, resource_group: str | None) -> Discovery:
     if resource_group is not None:
         answer = await call(context, "dataworks", "GetResourceGroup", id=resource_group)
         listed = [answer.get("ResourceGroup") or {"Id": resource_group}]

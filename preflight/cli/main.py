@@ -394,6 +394,7 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
     import time
     from pathlib import Path
 
+    from preflight.config.context import target_header
     from preflight.engine.redact import REDACTOR, register_environment, register_secrets
     from preflight.engine.runner import Runner, RunOptions, Selection
 
@@ -454,7 +455,8 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
                              observations=found.observations if found is not None else None,
                              observation_origins=found.origins if found is not None else {}, argv=argv,
                              carried=carried)
-        report = await Runner(config, registry, selection, options, round_progress).run()
+        runner = Runner(config, registry, selection, options, round_progress, describe=target_header(config))
+        report = await runner.run()
         if config.waivers:
             from preflight.cli.waivers import apply_waivers
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from types import ModuleType
 
     from preflight.config import CloudConfig, Config
-    from preflight.engine.context import Context
+    from preflight.config.context import CheckContext
 
 
 @dataclass(frozen=True, slots=True)
@@ -521,7 +521,7 @@ def close_sessions() -> None:
         _OPEN[-1].close()
 
 
-async def session(context: Context) -> CloudSession:
+async def session(context: CheckContext) -> CloudSession:
     async def factory() -> CloudSession:
         return open_session(context.config)
 
@@ -531,11 +531,11 @@ async def session(context: Context) -> CloudSession:
     return await context.resources.get("cloud-session", factory, closer)
 
 
-async def call(context: Context, product: str, action: str, **fields: Any) -> dict[str, Any]:
+async def call(context: CheckContext, product: str, action: str, **fields: Any) -> dict[str, Any]:
     """Ask a question once per run (targets asking the same share the answer). `fields` are the request model's
     (`id=42` for GetProjectRequest(id=42)); its types are the model's (ProjectId is an int)."""
     cloud = await session(context)
-    region = context.region
+    region = context.config.region_of(context.target)
     key = ("cloud", product, region, action, tuple(sorted((name, repr(value)) for name, value in fields.items())))
 
     async def ask() -> dict[str, Any]:

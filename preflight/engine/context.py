@@ -1,4 +1,4 @@
-"""What a check function sees: its config slice, its dependencies' results, and run-wide shared resources."""
+"""What a check function sees: its target and service, its dependencies' results, and run-wide shared resources."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
-from preflight.config import Config, ServiceConfig, TargetConfig
 from preflight.engine.model import CheckResult
+from preflight.engine.plan import Named
 
 T = TypeVar("T")
+ConfigT = TypeVar("ConfigT")
+TargetT = TypeVar("TargetT", bound=Named)
+ServiceT = TypeVar("ServiceT", bound=Named)
 
 Observation = dict[str, Any]
 
@@ -40,11 +43,9 @@ class TokenBudget:
 class Resources:
     """Run-wide things checks share: lazily built clients and answers memoised across targets."""
 
-    def __init__(self, config: Config, *, token_budget: int | None = None, checks: frozenset[str] | None = None
-                 ) -> None:
-        self.config = config
+    def __init__(self, *, token_budget: int | None = None, checks: frozenset[str] | None = None) -> None:
         self.checks = checks  # the ids of the checks this run will run (None: not known)
-        self.budget = TokenBudget(token_budget if token_budget is not None else config.max_tokens_budget)
+        self.budget = TokenBudget(token_budget)
         self._objects: dict[str, Any] = {}
         self._memo: dict[Any, asyncio.Future[Any]] = {}
         self._closers: list[Callable[[], Awaitable[None]]] = []
@@ -100,12 +101,12 @@ class Resources:
 
 
 @dataclass
-class Context:
-    """The view one check invocation gets."""
+class Context(Generic[ConfigT, TargetT, ServiceT]):
+    """The view one check invocation gets: the plan it runs in, its target and service (None: target-scoped)."""
 
-    config: Config
-    target: TargetConfig
-    service: ServiceConfig | None
+    config: ConfigT
+    target: TargetT
+    service: ServiceT | None
     resources: Resources
     dependencies: Mapping[str, CheckResult] = field(default_factory=dict)
     origin: str = "local"
@@ -113,10 +114,6 @@ class Context:
     observation_origin: str = "local"
     deadline: float = float("inf")
     used_origin: str | None = None
-
-    @property
-    def region(self) -> str:
-        return self.config.region_of(self.target)
 
     def result_of(self, check_id: str) -> CheckResult | None:
         return self.dependencies.get(check_id)

@@ -21,7 +21,8 @@ ENTRY_POINT_GROUP = "preflight.checks"
 PLANES = ("-", "control", "network", "data")
 SCOPES = ("target", "service")
 
-CheckFunction = Callable[["Context"], Awaitable[Outcome]]
+# Any: the engine runs a check over whatever plan it is given; a pack types its context for its own plan.
+CheckFunction = Callable[["Context[Any, Any, Any]"], Awaitable[Outcome]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,21 +11,25 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from preflight import __version__
-from preflight.config import Config, ServiceConfig, TargetConfig
 from preflight.engine.aio import within
 from preflight.engine.context import Context, Observation, Resources
 from preflight.engine.model import CheckResult, Outcome, RunReport, Status, Timings
+from preflight.engine.plan import Named, Plan, Target
 from preflight.engine.redact import REDACTOR
 from preflight.engine.registry import Check, Registry
 
 DEFAULT_CONCURRENCY = 256
 MAX_RESOLVER_THREADS = 128
 DEFAULT_RUN_TIMEOUT_S = 300.0
+
+TargetT = TypeVar("TargetT", bound=Target)
+# What the report's header says of a target ({"name": ..., "region": ...}): the plan's words, not the engine's.
+Describe = Callable[[TargetT], Mapping[str, str | None]]
 
 
 class Progress(Protocol):
@@ -124,15 +128,20 @@ def finalise(check: Check, target: str, service: str | None, outcome: Outcome, *
     )
 
 
-class _TargetRun:
+def by_name(target: Target) -> Mapping[str, str | None]:
+    """A target described by its name alone, for plans that say nothing more of their targets."""
+    return {"name": target.name}
+
+
+class _TargetRun(Generic[TargetT]):
     """The check graph of one target: target-scoped checks once, service-scoped checks per service."""
 
-    def __init__(self, runner: Runner, target: TargetConfig) -> None:
+    def __init__(self, runner: Runner[TargetT], target: TargetT) -> None:
         self.runner = runner
         self.target = target
         self.futures: dict[tuple[str, str | None], asyncio.Future[CheckResult]] = {}
         self.waiting: dict[tuple[str, str | None], int] = {}  # how many dependencies a check still waits for
-        self.dependents: dict[tuple[str, str | None], list[tuple[Check, ServiceConfig | None]]] = {}
+        self.dependents: dict[tuple[str, str | None], list[tuple[Check, Named | None]]] = {}
 
     def schedule(self) -> list[asyncio.Future[CheckResult]]:
         """A future per check and subject, in report order; the checks without dependencies start now.
@@ -141,8 +150,8 @@ class _TargetRun:
         only waits, and the time it becomes ready is the start of its queue time.
         """
         loop = asyncio.get_running_loop()
-        planned: list[tuple[Check, ServiceConfig | None]] = []
-        subjects: list[ServiceConfig | None] = [None, *self.target.services]
+        planned: list[tuple[Check, Named | None]] = []
+        subjects: list[Named | None] = [None, *self.target.services]
         for check in self.runner.checks:
             for service in subjects:
                 if (check.scope == "target") != (service is None):
@@ -162,7 +171,7 @@ class _TargetRun:
             self.start(check, service)
         return [self.futures[(check.id, service.name if service else None)] for check, service in planned]
 
-    def dependency_keys(self, check: Check, service: ServiceConfig | None) -> list[tuple[str, str | None]]:
+    def dependency_keys(self, check: Check, service: Named | None) -> list[tuple[str, str | None]]:
         """The futures a check waits for: its dependency for the same service, else the target's."""
         name = service.name if service else None
         keys = []
@@ -173,7 +182,7 @@ class _TargetRun:
                 keys.append((dependency, None))
         return keys
 
-    def start(self, check: Check, service: ServiceConfig | None) -> None:
+    def start(self, check: Check, service: Named | None) -> None:
         ready = time.monotonic()  # the check may run from now: time until its work starts is queue time
         self.runner.tasks.append(asyncio.get_running_loop().create_task(self.execute(check, service, ready)))
 
@@ -185,7 +194,7 @@ class _TargetRun:
             if self.waiting[waiting] == 0:
                 self.start(check, service)
 
-    async def execute(self, check: Check, service: ServiceConfig | None, ready: float) -> None:
+    async def execute(self, check: Check, service: Named | None, ready: float) -> None:
         runner = self.runner
         service_name = service.name if service else None
         future = self.futures[(check.id, service_name)]
@@ -207,7 +216,7 @@ class _TargetRun:
         runner.progress.finished(result)
         self._settled((check.id, service_name))
 
-    async def evaluate(self, check: Check, service: ServiceConfig | None,
+    async def evaluate(self, check: Check, service: Named | None,
                        dependencies: dict[str, CheckResult], origin: str, ready: float) -> CheckResult:
         runner = self.runner
         service_name = service.name if service else None
@@ -264,12 +273,14 @@ class _TargetRun:
             return settle(outcome, start, used_origin=context.used_origin)
 
 
-class Runner:
-    """Runs a registry's checks over a config."""
+class Runner(Generic[TargetT]):
+    """Runs a registry's checks over a plan's targets."""
 
-    def __init__(self, config: Config, registry: Registry, selection: Selection | None = None,
-                 options: RunOptions | None = None, progress: Progress | None = None) -> None:
+    def __init__(self, config: Plan[TargetT], registry: Registry, selection: Selection | None = None,
+                 options: RunOptions | None = None, progress: Progress | None = None, *,
+                 describe: Describe[TargetT] = by_name) -> None:
         self.config = config
+        self.describe = describe
         self.registry = registry
         self.selection = selection or Selection()
         self.options = options or RunOptions()
@@ -280,7 +291,8 @@ class Runner:
         self.started = 0.0
         self.deadline = 0.0
         self.semaphore = asyncio.Semaphore(self.options.concurrency)
-        self.resources = Resources(config, token_budget=self.options.token_budget,
+        budget = self.options.token_budget
+        self.resources = Resources(token_budget=config.max_tokens_budget if budget is None else budget,
                                    checks=frozenset(check.id for check in self.checks) - self.selection.skip)
 
     def observations_for(self, target: str, service: str | None) -> Mapping[str, Observation] | None:
@@ -288,7 +300,7 @@ class Runner:
             return None
         return self.options.observations.get((target, service or ""))
 
-    def targets(self) -> list[TargetConfig]:
+    def targets(self) -> list[TargetT]:
         wanted = self.selection.targets
         return [target for target in self.config.targets if wanted is None or target.name in wanted]
 
@@ -318,20 +330,19 @@ class Runner:
         return RunReport(tool=tool_info(), started_at=started_at,
                          duration_ms=round((time.monotonic() - self.started) * 1000, 3), results=results,
                          config_path=self.config.path, notes=self.options.notes, argv=self.options.argv,
-                         targets=tuple({"name": target.name, "region": self.config.region_of(target),
-                                        "workspace": target.workspace, "resource_group": target.resource_group}
-                                       for target in self.targets()))
+                         targets=tuple(self.describe(target) for target in self.targets()))
 
 
-def run(config: Config, registry: Registry, selection: Selection | None = None,
-        options: RunOptions | None = None, progress: Progress | None = None) -> RunReport:
+def run(config: Plan[TargetT], registry: Registry, selection: Selection | None = None,
+        options: RunOptions | None = None, progress: Progress | None = None, *,
+        describe: Describe[TargetT] = by_name) -> RunReport:
     """Run synchronously (the CLI's entry point into the engine)."""
 
     async def main() -> RunReport:
-        return await Runner(config, registry, selection, options, progress).run()
+        return await Runner(config, registry, selection, options, progress, describe=describe).run()
 
     return asyncio.run(main())
 
 
-__all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_RUN_TIMEOUT_S", "Progress", "RunOptions", "Runner", "Selection",
-           "finalise", "platform_name", "run", "tool_info"]
+__all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_RUN_TIMEOUT_S", "Describe", "Progress", "RunOptions", "Runner", "Selection",
+           "by_name", "finalise", "platform_name", "run", "tool_info"]

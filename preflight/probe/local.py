@@ -33,7 +33,8 @@ from preflight.probe import observations as obs
 
 if TYPE_CHECKING:
     from preflight.config import Config, ServiceConfig
-    from preflight.engine.context import Context, Observation
+    from preflight.config.context import CheckContext
+    from preflight.engine.context import Observation
 
 _UNREACHABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL}
 PIECE = 64 * 1024  # the most a decompression step hands over at once
@@ -511,7 +512,7 @@ def tls_context(config: Config) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
-async def local_collector(context: Context) -> LocalCollector:
+async def local_collector(context: CheckContext) -> LocalCollector:
     """The run's one local collector and its httpx client, built on first use; the client is closed when the run
     ends."""
 

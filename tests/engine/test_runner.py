@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from preflight.config import parse_config
+from preflight.config.context import CheckContext
 from preflight.engine.context import Context
 from preflight.engine.model import Outcome, Status
 from preflight.engine.redact import REDACTOR
@@ -29,7 +30,7 @@ targets:
 
 def make(id: str, outcome: Outcome | None = None, *, depends_on: tuple[str, ...] = (), scope: str = "service",
          timeout_s: float = 5.0, delay: float = 0.0, raises: Exception | None = None) -> Check:
-    async def body(context: Context) -> Outcome:
+    async def body(context: CheckContext) -> Outcome:
         await asyncio.sleep(delay)
         if raises is not None:
             raise raises
@@ -125,7 +126,7 @@ def test_shared_answers_are_asked_once_per_run() -> None:
         return "answer"
 
     @check("s.shared", "Shared", scope="target")
-    async def shared(context: Context) -> Outcome:
+    async def shared(context: CheckContext) -> Outcome:
         return Outcome.passed(await context.resources.shared(("question",), ask))
 
     report = run(CONFIG, Registry([shared]))
@@ -188,7 +189,7 @@ def test_a_shared_answer_or_failure_reaches_every_asker_and_one_cancelled_asker_
         raise ValueError("no answer")
 
     async def go() -> None:
-        resources = Resources(CONFIG)
+        resources = Resources()
         first = asyncio.ensure_future(resources.shared("q", slow))
         await asyncio.sleep(0)
         impatient = asyncio.ensure_future(resources.shared("q", slow))
@@ -208,11 +209,12 @@ def test_a_shared_answer_or_failure_reaches_every_asker_and_one_cancelled_asker_
 
 def test_a_check_starts_only_once_its_dependencies_have_settled() -> None:
     """Tasks are made as dependencies settle: before its last dependency, a check has no task at all."""
+    from preflight.config import TargetConfig
     from preflight.engine.runner import Runner
 
     events: list[tuple[str, str, str | None]] = []
     tasks_seen: dict[str, int] = {}
-    runner: Runner | None = None
+    runner: Runner[TargetConfig] | None = None
 
     class Watch:
         def started(self, check: Check, target: str, service: str | None) -> None:
@@ -266,5 +268,38 @@ def test_the_registry_orders_checks_by_dependencies_then_plane_then_declaration(
     assert [item.id for item in registry] == ["c.cfg", "u.url", "k.cloud", "n.dns", "d.data"]
 
 
-async def _body(context: Context) -> Outcome:
+async def _body(context: CheckContext) -> Outcome:
     return Outcome.passed("ok")
+
+
+def test_the_engine_runs_any_plan_of_named_targets_and_services() -> None:
+    """The engine reads a plan's targets, their services' names, its path and its token budget: nothing more."""
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Service:
+        name: str
+
+    @dataclass(frozen=True)
+    class Target:
+        name: str
+        services: tuple[Service, ...]
+
+    @dataclass(frozen=True)
+    class Plan:
+        targets: tuple[Target, ...]
+        path: str | None = "plan.txt"
+        max_tokens_budget: int | None = 7
+
+    seen: list[tuple[str, str | None, int | None]] = []
+
+    async def body(context: Context[Plan, Target, Service]) -> Outcome:
+        service = context.service.name if context.service is not None else None
+        seen.append((context.target.name, service, context.resources.budget.limit))
+        return Outcome.passed("ok")
+
+    plan = Plan((Target("x", (Service("p"), Service("q"))),))
+    report = run(plan, Registry([check("t.any", "Any")(body)]),
+                 describe=lambda target: {"name": target.name, "services": str(len(target.services))})
+    assert seen == [("x", "p", 7), ("x", "q", 7)]
+    assert report.config_path == "plan.txt" and report.targets == ({"name": "x", "services": "2"},)
