@@ -1,8 +1,5 @@
-"""The `preflight` command's entry point: `--version` is answered before the command line is imported.
-
-The command line module imports argparse and the exception tree; a version check needs neither. Everything else
-goes to preflight.cli.main.
-"""
+"""The `preflight` command's entry point: `--version` is answered here, without argparse or the exception tree,
+and everything else goes to preflight.cli.main."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime as dt
 import json
@@ -16,7 +17,7 @@ from typing import Any
 
 from preflight import __version__
 from preflight.engine.redact import MASK, REDACTOR, SHAPE_KINDS, register_secrets
-from preflight.errors import PreflightError, UsageError
+from preflight.errors import EXIT_OK, PreflightError, UsageError
 
 PACKAGES = ("dw-preflight", "alibabacloud-dataworks-public20240518", "alibabacloud-tea-openapi",
             "alibabacloud-credentials", "alibabacloud-pvtz20180101", "alibabacloud-privatelink20200415",
@@ -229,5 +230,10 @@ def default_name() -> Path:
     return Path(f"preflight-bundle-{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.zip")
 
 
-__all__ = ["Masker", "build_bundle", "bundle_command", "default_name", "dns_section", "resolver_configuration",
-           "versions"]
+def cmd_bundle(args: argparse.Namespace) -> int:
+    print(bundle_command(args.output, args.report_dir, args.config))
+    return EXIT_OK
+
+
+__all__ = ["Masker", "build_bundle", "bundle_command", "cmd_bundle", "default_name", "dns_section",
+           "resolver_configuration", "versions"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,5 +228,12 @@ def render_markdown(result: ReportDiff) -> str:
     return "\n".join(lines)
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    old, new = load_report(args.old), load_report(args.new)
+    result = diff_reports(old, new, old_name=args.old, new_name=args.new, ttft_threshold_ms=args.ttft_threshold_ms)
+    sys.stdout.write(render_markdown(result) if args.format == "markdown" else render_console(result))
+    return result.exit_code
+
+
 __all__ = ["DEFAULT_TTFT_THRESHOLD_MS", "FIELDS", "Change", "DiffInputError", "ReportDiff", "SubjectDiff",
-           "diff_reports", "load_report", "render_console", "render_markdown"]
+           "cmd_diff", "diff_reports", "load_report", "render_console", "render_markdown"]

@@ -1,4 +1,4 @@
-"""How the command stops when the reader of its standard output has gone away."""
+"""How a command stops: with the cloud sessions it opened closed, and quietly when its output's reader has gone."""
 
 from __future__ import annotations
 
@@ -21,4 +21,10 @@ def reader_gone() -> int:
     return EXIT_READER_GONE
 
 
-__all__ = ["reader_gone"]
+def close_cloud_sessions() -> None:
+    """Close the cloud sessions a command left open (a run that ended early, or the in-network follower's)."""
+    if "preflight.cloud.session" in sys.modules:  # without importing it: most commands never need it
+        sys.modules["preflight.cloud.session"].close_sessions()
+
+
+__all__ = ["close_cloud_sessions", "reader_gone"]

@@ -6,17 +6,21 @@ was guessed are the point of the file.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from preflight.cloud.session import call
-from preflight.config import CloudConfig, Config, TargetConfig
+from preflight.cloud.session import call, close_sessions
+from preflight.config import REGION_PATTERN, CloudConfig, Config, TargetConfig, parse_config
 from preflight.config.context import CheckContext
 from preflight.engine.context import Resources
-from preflight.errors import CloudError, PreflightError
+from preflight.errors import EXIT_OK, CloudError, PreflightError, UsageError
 
 MODEL_DOMAIN = ".dataworks-model.aliyuncs.com"
 PAGE_SIZE = 100
@@ -191,4 +195,31 @@ def environment_for(text: str) -> Mapping[str, str]:
     return {name: "DW-placeholder" for name in re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", text)}
 
 
-__all__ = ["Discovery", "FoundGroup", "InitError", "discover", "environment_for", "render"]
+def cmd_init(args: argparse.Namespace) -> int:
+    if not re.fullmatch(REGION_PATTERN, args.region):
+        raise UsageError(f"--region: expected a region id like cn-beijing, got '{args.region}'")
+    output = None if args.output == "-" else Path(args.output)
+    if output is not None and output.exists() and not args.force:
+        raise UsageError(f"{output} exists; pass --force to replace it, or -o another file")
+    cloud = CloudConfig()
+    if args.cloud_endpoint:
+        cloud = CloudConfig(endpoint=args.cloud_endpoint, protocol=args.cloud_protocol,
+                            network_endpoints={product: args.cloud_endpoint for product in ("pvtz", "privatelink",
+                                                                                            "vpc")})
+    try:
+        discovery = asyncio.run(discover(args.workspace, args.region, cloud, args.resource_group))
+    finally:
+        close_sessions()
+    text = render(discovery, cloud if args.cloud_endpoint else None)
+    parse_config(text, str(output or "<init>"), environment_for(text))  # what it writes must load
+    if output is None:
+        sys.stdout.write(text)
+        return EXIT_OK
+    output.write_text(text, encoding="utf-8")
+    services = sum(len(group.services) for group in discovery.groups)
+    print(f"wrote {output}: {len(discovery.groups)} target(s), {services} service(s); check the lines marked "
+          "'guessed:', export the keys it names, then run: preflight run -c " + str(output), file=sys.stderr)
+    return EXIT_OK
+
+
+__all__ = ["Discovery", "FoundGroup", "InitError", "cmd_init", "discover", "environment_for", "render"]
