@@ -7,10 +7,13 @@ import functools
 import json
 import re
 import threading
-import urllib.parse
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
+
+# A `from` import: the SDK's background import may be loading this module at the same moment, and Python can
+# return from `import a.b` before `b` is set on `a` (an AttributeError on first use).
+from urllib.parse import quote, quote_plus
 
 MASK = "[REDACTED]"
 # Environment variables whose values are secrets wherever they show up; registered when the CLI starts.
@@ -216,8 +219,8 @@ def mask_access_key_id(access_key_id: str) -> str:
 def _variants(secret: str) -> set[str]:
     """The ways a value is commonly re-encoded on its way into a URL, a JSON body or a header."""
     raw = secret.encode("utf-8")
-    return {secret, secret.strip(), urllib.parse.quote(secret, safe=""), urllib.parse.quote(secret),
-            urllib.parse.quote_plus(secret), json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
+    return {secret, secret.strip(), quote(secret, safe=""), quote(secret),
+            quote_plus(secret), json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
             base64.b64encode(raw).decode().rstrip("="), base64.urlsafe_b64encode(raw).decode().rstrip("=")}
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import datetime as dt
 import functools
 import os
@@ -12,6 +11,10 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
+
+# A `from` import: the SDK's background import may be loading this module at the same moment, and Python can
+# return from `import a.b` before `b` is set on `a` (an AttributeError on first use).
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
@@ -309,7 +312,7 @@ class Runner(Generic[TargetT]):
         # The system resolver (loop.getaddrinfo) blocks a default-executor thread per name: give many services
         # enough of them instead of cpu_count + 4. Cloud calls have their session's own pool.
         threads = min(MAX_RESOLVER_THREADS, max(8, self.options.concurrency))
-        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=threads,
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=threads,
                                                                         thread_name_prefix="preflight"))
         started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         self.started = time.monotonic()
