@@ -12,6 +12,8 @@ if TYPE_CHECKING:
 KEY_OBSERVATIONS = ("models", "completion", "stream", "chat", "embedding")
 KIND_OBSERVATIONS = {"completion": ("completion", "stream"), "chat": ("chat",), "embedding": ("embedding",)}
 HEREDOC = "PREFLIGHT_COLLECTOR_EOF"
+# The stdlib-only modules both collectors share, pasted before the collector in this order.
+HELPERS = ("dnswire.py", "observations.py")
 
 
 def build_plan(config: Config, target: TargetConfig, *, send_key: bool, budget_s: float = 240.0) -> dict[str, Any]:
@@ -40,8 +42,8 @@ def _source(name: str) -> str:
 
 
 def build_collector_source(plan: dict[str, Any]) -> str:
-    """Python source (3.6+, stdlib only): the shared observation helpers, the collector, and the plan."""
-    helpers = _source("observations.py")
+    """Python source (3.6+, stdlib only): the helpers both collectors share, the collector, and the plan."""
+    helpers = "\n\n".join(_source(name) for name in HELPERS)
     collector = _source("innetwork_script.py")
     plan_text = json.dumps(plan, separators=(",", ":"))
     return (f"# dw-preflight in-network collector: observes model services from this resource group.\n"
