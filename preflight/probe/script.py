@@ -37,6 +37,13 @@ def build_plan(config: Config, target: TargetConfig, *, send_key: bool, budget_s
             "targets": [{"name": target.name, "services": services}]}
 
 
+def group_plan(config: Config, members: tuple[TargetConfig, ...], *, send_key: bool, budget_s: float
+               ) -> dict[str, Any]:
+    """One collector's plan for every target on a resource group: the first's plan, observing them all."""
+    plans = [build_plan(config, member, send_key=send_key, budget_s=budget_s) for member in members]
+    return {**plans[0], "targets": [observed for plan in plans for observed in plan["targets"]]}
+
+
 def _source(name: str) -> str:
     return resources.files("preflight.probe").joinpath(name).read_text(encoding="utf-8")
 
@@ -61,4 +68,4 @@ def build_shell_script(plan: dict[str, Any], python: str = "python3") -> str:
             f"\"$PY\" - <<'{HEREDOC}'\n{source}{HEREDOC}\n")
 
 
-__all__ = ["build_collector_source", "build_plan", "build_shell_script"]
+__all__ = ["KEY_OBSERVATIONS", "build_collector_source", "build_plan", "build_shell_script", "group_plan"]
