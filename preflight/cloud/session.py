@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from preflight.cloud.actions import ACTIONS, PRODUCTS, Product
-from preflight.cloud.credentials import Identity, describe_provider
 from preflight.cloud.failures import MANAGED_POLICIES, check_answer, is_credential_error, managed_policy, translate
 from preflight.cloud.imports import RUN_IMPORTS, extra_installed, models, sdk, sdk_models, start_import
 from preflight.cloud.trace import set_trace, trace
@@ -15,6 +14,7 @@ from preflight.engine.text import shorten
 from preflight.errors import SDK_UNUSABLE, CloudError
 
 if TYPE_CHECKING:
+    from preflight.cloud.credentials import Identity
     from preflight.config import CloudConfig, Config
     from preflight.config.context import CheckContext
 
@@ -73,7 +73,7 @@ class CloudSession:
                     sdk("credentials")
                 except ImportError as exc:
                     raise CloudError(f"the credentials SDK cannot be imported: {exc}", code=SDK_UNUSABLE) from None
-                from preflight.cloud.credentials import resolve_credentials
+                from preflight.cloud.credentials import resolve_credentials  # here: `preflight list` needs none
 
                 self._credentials = resolve_credentials(self.cloud)
             return self._credentials
@@ -187,7 +187,6 @@ def project_id(workspace: str, action: str) -> int:
 
 
 # Re-exported from the modules that now hold them, for the callers that import them from here.
-__all__ = ["ACTIONS", "MANAGED_POLICIES", "NOT_A_WORKSPACE_ID", "PRODUCTS", "RUN_IMPORTS", "CloudSession", "Identity",
-           "Product", "call", "check_answer", "close_sessions", "describe_provider", "extra_installed",
-           "is_credential_error", "managed_policy", "open_session", "project_id", "sdk_models", "session",
-           "set_trace", "start_import", "translate"]
+__all__ = ["ACTIONS", "MANAGED_POLICIES", "NOT_A_WORKSPACE_ID", "PRODUCTS", "RUN_IMPORTS", "CloudSession", "Product",
+           "call", "check_answer", "close_sessions", "extra_installed", "is_credential_error", "managed_policy",
+           "open_session", "project_id", "sdk_models", "session", "set_trace", "start_import", "translate"]
