@@ -1,8 +1,8 @@
-"""Client-side pacing and adaptive retry of cloud calls: a token bucket per product, region and action.
+"""Client-side pacing and adaptive retry of cloud calls, after the AWS SDKs' adaptive mode: a token bucket per
+product, region and action whose rate drops on throttling and recovers, and backoff with full jitter.
 
-Modelled on the AWS SDKs' adaptive retry mode (a client-side bucket whose rate drops on throttling and recovers,
-exponential backoff with full jitter, capped attempts). Hand-written: the rate-limiting libraries on PyPI pace one
-fixed rate and none adapts to throttling answers, waits on an asyncio clock, or stops at a caller's deadline.
+Hand-written: the rate-limiting libraries on PyPI pace one fixed rate and none adapts to throttling answers, waits
+on an asyncio clock, or stops at a caller's deadline.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""The stdlib-only collector that runs inside the resource group (Python 3.6+); its helpers come from observations.
+"""The collector that runs inside the resource group: stdlib-only Python 3.6, on the helpers of dnswire.py and
+observations.py.
 
-This file is not imported by the tool: script.py pastes it, after observations.py, into the script a Shell node
-runs. It reads PLAN (set by script.py), observes every service and prints one marked line.
+Not imported by the tool: script.py pastes it, after those modules and before PLAN, into the script a Shell node runs.
 """
 
 import base64
@@ -36,7 +36,7 @@ def _split(entry, default_port):
 def _dns_query(host, server, port, timeout):
     """One A question to a chosen resolver, over UDP, again over TCP if truncated; returns (rcode, addresses).
 
-    The message format and the reading of answers are observations.py's (dns_query, dns_answer): a datagram that
+    The message format and the reading of answers are dnswire.py's (dns_query, dns_answer): a datagram that
     answers something else is ignored, as dnspython ignores it locally; a malformed one is a ValueError."""
     ident = random.randint(0, 0xFFFF)
     packet = dns_query(host, ident)
@@ -133,7 +133,7 @@ class Collector(object):
         return obs
 
     def _ask_nameservers(self, host, timeout):
-        """(error kind, detail, addresses, the resolver that answered) by observations.dns_lookup's policy, which the
+        """(error kind, detail, addresses, the resolver that answered) by dnswire.dns_lookup's policy, which the
         local collector follows too."""
         servers = [_split(entry, 53) for entry in self.nameservers]
         lookup = dns_lookup(host, servers, timeout)

@@ -12,6 +12,8 @@ if TYPE_CHECKING:
 KEY_OBSERVATIONS = ("models", "completion", "stream", "chat", "embedding")
 KIND_OBSERVATIONS = {"completion": ("completion", "stream"), "chat": ("chat",), "embedding": ("embedding",)}
 HEREDOC = "PREFLIGHT_COLLECTOR_EOF"
+# The stdlib-only modules both collectors share, pasted before the collector in this order.
+HELPERS = ("dnswire.py", "observations.py")
 
 
 def build_plan(config: Config, target: TargetConfig, *, send_key: bool, budget_s: float = 240.0) -> dict[str, Any]:
@@ -35,13 +37,20 @@ def build_plan(config: Config, target: TargetConfig, *, send_key: bool, budget_s
             "targets": [{"name": target.name, "services": services}]}
 
 
+def group_plan(config: Config, members: tuple[TargetConfig, ...], *, send_key: bool, budget_s: float
+               ) -> dict[str, Any]:
+    """One collector's plan for every target on a resource group: the first's plan, observing them all."""
+    plans = [build_plan(config, member, send_key=send_key, budget_s=budget_s) for member in members]
+    return {**plans[0], "targets": [observed for plan in plans for observed in plan["targets"]]}
+
+
 def _source(name: str) -> str:
     return resources.files("preflight.probe").joinpath(name).read_text(encoding="utf-8")
 
 
 def build_collector_source(plan: dict[str, Any]) -> str:
-    """Python source (3.6+, stdlib only): the shared observation helpers, the collector, and the plan."""
-    helpers = _source("observations.py")
+    """Python source (3.6+, stdlib only): the helpers both collectors share, the collector, and the plan."""
+    helpers = "\n\n".join(_source(name) for name in HELPERS)
     collector = _source("innetwork_script.py")
     plan_text = json.dumps(plan, separators=(",", ":"))
     return (f"# dw-preflight in-network collector: observes model services from this resource group.\n"
@@ -59,4 +68,4 @@ def build_shell_script(plan: dict[str, Any], python: str = "python3") -> str:
             f"\"$PY\" - <<'{HEREDOC}'\n{source}{HEREDOC}\n")
 
 
-__all__ = ["build_collector_source", "build_plan", "build_shell_script"]
+__all__ = ["KEY_OBSERVATIONS", "build_collector_source", "build_plan", "build_shell_script", "group_plan"]

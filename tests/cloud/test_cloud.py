@@ -263,7 +263,7 @@ def test_a_run_starts_the_sdk_import_before_it_reads_its_config(tmp_path: Path) 
     narrows the run (`--only`, `--endpoint`) leaves it to the run, which starts it only if it asks the cloud."""
     script = ("import sys\nfrom preflight.cli.main import main\n"
               "code = main(sys.argv[1:])\n"
-              "from preflight.cloud import session as cloud\n"
+              "from preflight.cloud import imports as cloud\n"
               "cloud._IMPORTS.get('dataworks') and cloud._IMPORTS['dataworks'].result(timeout=60)\n"
               "print('STARTED', sorted(cloud._IMPORTS), code, 'alibabacloud_dataworks_public20240518.client' in "
               "sys.modules)\n")
@@ -487,7 +487,7 @@ def test_every_action_of_the_table_has_its_generated_method_and_request_model() 
     import importlib
     import inspect
 
-    from preflight.cloud.session import ACTIONS, PRODUCTS
+    from preflight.cloud.actions import ACTIONS, PRODUCTS
 
     for (product, action), method in ACTIONS.items():
         package = PRODUCTS[product].package
@@ -499,3 +499,11 @@ def test_every_action_of_the_table_has_its_generated_method_and_request_model() 
             assert isinstance(getattr(models, f"{action}Request")(), object), (product, action)
         else:  # an action without parameters (STS GetCallerIdentity): the method takes the runtime alone
             assert list(inspect.signature(send).parameters) == ["self", "runtime"], (product, action)
+
+
+def test_the_cloud_and_the_config_hold_the_same_table_of_actions() -> None:
+    """The config keeps its own copy for the rate-limit keys, so that `preflight list` loads no config."""
+    from preflight.cloud.actions import ACTIONS
+    from preflight.config.actions import ACTIONS as CONFIG_ACTIONS
+
+    assert ACTIONS == CONFIG_ACTIONS

@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 
 from checks.cloudfail import outcome_of
+from preflight.cloud.credentials import describe_provider
+from preflight.cloud.failures import is_credential_error, managed_policy, translate
 from preflight.cloud.pacing import THROTTLING_ATTEMPTS, TRANSIENT_ATTEMPTS
-from preflight.cloud.session import CloudSession, describe_provider, is_credential_error, managed_policy, translate
+from preflight.cloud.session import CloudSession
 from preflight.config import Config, parse_config
 from preflight.engine.model import Status
 from preflight.engine.redact import redact

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from preflight.probe import observations
-from preflight.probe.observations import dns_answer, dns_gai_error, dns_lookup, dns_query, dns_read_name
+from preflight.probe import dnswire
+from preflight.probe.dnswire import dns_answer, dns_gai_error, dns_lookup, dns_query, dns_read_name
 from preflight.simulator.dns_server import DnsServer
 from tests.probe.test_real_sockets import HOST, closed_port, observe_in_network, observe_locally, small_config, stable
 
@@ -149,7 +149,7 @@ def test_silence_is_a_timeout_and_every_resolver_is_asked_in_turn() -> None:
     try:
         local, remote = both([quiet.getsockname()[1]], timeout=0.3)
         assert stable(local) == stable(remote)
-        assert local["error"] == "timeout" and local["detail"] == observations.dns_timeout_detail(1, 0.3)
+        assert local["error"] == "timeout" and local["detail"] == dnswire.dns_timeout_detail(1, 0.3)
         with resolvers(address(10, 0, 0, 4)) as ports:
             local, remote = both([quiet.getsockname()[1], *ports], timeout=0.3)
         assert stable(local) == stable(remote) and local["answers"] == ["10.0.0.4"]
@@ -215,7 +215,7 @@ def test_a_literal_address_needs_no_resolver() -> None:
     assert local["resolver"] == local["answered_by"] == "literal" and local["answers"] == ["127.0.0.1"]
 
 
-# --- The in-network collector's own codec (observations.py) ---------------------------------------------------
+# --- The in-network collector's own codec (dnswire.py) ---------------------------------------------------------
 
 def test_the_query_asks_for_an_a_record_with_recursion() -> None:
     query = dns_query(HOST.upper(), 0x1234)

@@ -169,7 +169,7 @@ def test_connection_trouble_is_an_observation_not_an_exception() -> None:
 
 
 def test_the_host_header_names_the_endpoint_as_its_url_does() -> None:
-    from preflight.probe.local import Endpoint
+    from preflight.probe.endpoint import Endpoint
 
     assert Endpoint("http://ms-x.example").host_header == "ms-x.example"
     assert Endpoint("https://ms-x.example:8443/base/").host_header == "ms-x.example:8443"
@@ -190,7 +190,7 @@ def test_the_decoder_makes_pieces_only_as_they_are_taken() -> None:
     """A caller that stops at its cap holds one piece of a compression bomb, not the whole of it."""
     import gzip
 
-    from preflight.probe.local import PIECE, Decoder
+    from preflight.probe.http import PIECE, Decoder
 
     pieces = Decoder("gzip").feed(gzip.compress(b"\0" * (64 * PIECE)))
     first = next(pieces)
