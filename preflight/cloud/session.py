@@ -29,14 +29,14 @@ class CloudSession:
     """The run's credentials, one generated client per product and region, and the threads that call them."""
 
     def __init__(self, cloud: CloudConfig) -> None:
-        import concurrent.futures
         import threading
+        from concurrent.futures import ThreadPoolExecutor  # by name: see preflight/engine/redact.py
 
         self.cloud = cloud
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
         self._credentials: tuple[Any, Identity] | None = None
-        self._pool = concurrent.futures.ThreadPoolExecutor(MAX_CALLS_IN_FLIGHT, thread_name_prefix="preflight-cloud")
+        self._pool = ThreadPoolExecutor(MAX_CALLS_IN_FLIGHT, thread_name_prefix="preflight-cloud")
         from preflight.cloud.pacing import Pacer  # here: `preflight list` imports this module and needs no asyncio
 
         self.pacer = Pacer(cloud.rate_limits)

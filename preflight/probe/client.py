@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import http.cookiejar
 import ssl
+
+# A `from` import: the SDK's background import may be loading this module at the same moment (see
+# preflight/engine/redact.py).
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import TYPE_CHECKING
 
 import httpx
@@ -63,10 +66,10 @@ def build_client(config: Config, *, verify: ssl.SSLContext | None = None) -> htt
     """The run's HTTP client: HTTP/1.1, no redirect followed, no proxy or netrc from the environment, no cookie
     kept, and what a client library sends by default (Accept, Accept-Encoding, User-Agent)."""
     limits = config.http
-    no_cookies = http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
+    no_cookies = DefaultCookiePolicy(allowed_domains=[])
     return httpx.AsyncClient(
         transport=EndpointTransport(config, verify), follow_redirects=False, trust_env=False,
-        cookies=http.cookiejar.CookieJar(policy=no_cookies),
+        cookies=CookieJar(policy=no_cookies),
         timeout=httpx.Timeout(connect=limits.connect_timeout_s, read=limits.read_timeout_s,
                               write=limits.read_timeout_s, pool=None),
         headers={"User-Agent": "dw-preflight", "Accept": "*/*", "Accept-Encoding": "gzip, deflate"})

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import functools
-import urllib.parse
+
+# A `from` import: the SDK's background import may be loading this module at the same moment (see
+# preflight/engine/redact.py).
+from urllib.parse import urlsplit
 
 
 class Endpoint:
@@ -15,7 +18,7 @@ class Endpoint:
         return Endpoint(url)
 
     def __init__(self, url: str) -> None:
-        parts = urllib.parse.urlsplit(url)
+        parts = urlsplit(url)
         self.scheme = parts.scheme or "http"
         self.host = (parts.hostname or "").lower()
         self.port = parts.port or (443 if self.scheme == "https" else 80)
