@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from preflight.config.actions import RATE_LIMIT_KEYS
+from preflight.actions import RATE_LIMIT_KEYS
 from preflight.config.fields import (
     CLOUD_FIELDS,
     DNS_FIELDS,

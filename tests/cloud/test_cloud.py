@@ -499,11 +499,3 @@ def test_every_action_of_the_table_has_its_generated_method_and_request_model() 
             assert isinstance(getattr(models, f"{action}Request")(), object), (product, action)
         else:  # an action without parameters (STS GetCallerIdentity): the method takes the runtime alone
             assert list(inspect.signature(send).parameters) == ["self", "runtime"], (product, action)
-
-
-def test_the_cloud_and_the_config_hold_the_same_table_of_actions() -> None:
-    """The config keeps its own copy for the rate-limit keys, so that `preflight list` loads no config."""
-    from preflight.cloud.actions import ACTIONS
-    from preflight.config.actions import ACTIONS as CONFIG_ACTIONS
-
-    assert ACTIONS == CONFIG_ACTIONS

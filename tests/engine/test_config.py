@@ -265,8 +265,8 @@ def test_a_rate_limit_of_an_action_the_tool_does_not_call_is_refused() -> None:
 
 
 def test_rate_limits_take_every_action_the_cloud_session_calls() -> None:
+    from preflight.actions import RATE_LIMIT_KEYS
     from preflight.cloud.session import ACTIONS
-    from preflight.config.actions import RATE_LIMIT_KEYS
 
     assert set(RATE_LIMIT_KEYS) == {"default", *(f"{product}:{action}" for product, action in ACTIONS)}
 

@@ -1,6 +1,7 @@
 """Every Alibaba Cloud API action the tool calls, with the generated client's method for it, as plain data.
 
-The config refuses `cloud.rate_limits` keys that name no action here; the cloud layer, above, reads the same table.
+A foundation like preflight.errors: the config checks `cloud.rate_limits` keys against it and the cloud layer calls
+through it, so it imports nothing and sits below both.
 """
 
 from __future__ import annotations
