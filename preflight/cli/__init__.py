@@ -18,6 +18,13 @@ def console() -> None:
 
             sys.exit(reader_gone())
         return
+    import atexit
+    import gc
+
+    # The interpreter's exit runs full collections over every object still alive, and a run that asked the cloud
+    # holds the SDK's thousands of generated modules: none of that is garbage to find at exit. Frozen last thing
+    # (atexit runs handlers in reverse order), they are left out; the other handlers, flushing and joins still run.
+    atexit.register(gc.freeze)
     from preflight.cli.main import console as command_line
 
     command_line()
