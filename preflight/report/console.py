@@ -17,6 +17,9 @@ MARKS = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skip": "SKIP", "error"
 STYLES = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "bright_black", "error": "bold magenta",
           "waived": "cyan"}
 CHECK_WIDTH = 30
+# Rows for running checks while a run goes on; checks beyond them are counted on the bar. The rows are made once and
+# shown or hidden: rich redraws every row when a task is added, which a row per check of a fleet made quadratic.
+LIVE_ROWS = 10
 # Control characters (ESC above all) and lone surrogates from a server's answer must not reach a terminal: they could
 # recolour, move the cursor, or make the write itself fail.
 _UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -43,7 +46,9 @@ class LiveConsole:
         self.done = 0
         self.counts = {status.value: 0 for status in Status}
         self._lock = threading.Lock()
-        self._running: dict[tuple[str, str, str | None], Any] = {}
+        self._running: dict[tuple[str, str, str | None], Any] = {}  # the row of each check that has one
+        self._free_rows: list[Any] = []
+        self._unshown: set[tuple[str, str, str | None]] = set()  # running checks without a row
         self._progress: Any = None
         self._bar: Any = None
         if not plain:
@@ -54,6 +59,7 @@ class LiveConsole:
                                       MofNCompleteColumn(), console=Console(file=stream), transient=True)
             self._bar = self._progress.add_task("checks", total=total or None)
             self._progress.start()
+            self._free_rows = [self._progress.add_task("", total=None, visible=False) for _ in range(LIVE_ROWS)]
 
     def started(self, check: Check, target: str, service: str | None) -> None:
         if self._progress is None:
@@ -62,18 +68,27 @@ class LiveConsole:
 
         subject = terminal_text(target if service is None else f"{target}/{service}")
         with self._lock:
-            self._running[(check.id, target, service)] = self._progress.add_task(
-                f"[cyan]{escape(subject)}[/] {escape(terminal_text(check.id))}", total=None)
+            key = (check.id, target, service)
+            if self._free_rows:
+                row = self._running[key] = self._free_rows.pop()
+                self._progress.update(row, description=f"[cyan]{escape(subject)}[/] {escape(terminal_text(check.id))}",
+                                      visible=True)
+            else:
+                self._unshown.add(key)
+                self._progress.update(self._bar, description=self._bar_label())
 
     def finished(self, result: CheckResult) -> None:
         with self._lock:
             self.done += 1
             self.counts[result.status.value] += 1
             if self._progress is not None:
-                task = self._running.pop((result.check, result.target, result.service), None)
-                if task is not None:
-                    self._progress.remove_task(task)
-                self._progress.update(self._bar, completed=self.done)
+                key = (result.check, result.target, result.service)
+                row = self._running.pop(key, None)
+                if row is not None:
+                    self._progress.update(row, visible=False)
+                    self._free_rows.append(row)
+                self._unshown.discard(key)
+                self._progress.update(self._bar, completed=self.done, description=self._bar_label())
                 return
         if not _a_problem(result):
             return  # a pass, or a check that does not apply (another kind of service, --skip): counted at the end
@@ -81,6 +96,9 @@ class LiveConsole:
                              f"{result.check}: {result.summary}")
         self.stream.write(redact(line) + "\n")
         self.stream.flush()
+
+    def _bar_label(self) -> str:
+        return f"checks (and {len(self._unshown)} more running)" if self._unshown else "checks"
 
     def stage(self, subject: str, message: str) -> None:
         """A stage of work that is not a check (an in-network task being submitted, waiting, read back)."""

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from preflight.engine.model import CheckResult, RunReport, Status, Timings
-from preflight.report.console import LiveConsole, render_final
+from preflight.report.console import LIVE_ROWS, LiveConsole, render_final
 from preflight.report.markdown import MarkdownFormat
 
 TOOL = {"name": "dw-preflight", "version": "0.1.0", "python": "3.11.7", "platform": "Linux"}
@@ -223,6 +223,21 @@ def test_live_console_on_a_terminal_stream_draws_and_closes_without_error() -> N
     console.close()  # a second close (error paths call it too) is harmless
     assert "prod: waiting for resources" in stream.getvalue()
     assert console.done == 1
+
+
+def test_live_console_draws_a_bounded_number_of_running_checks() -> None:
+    """A fleet's hundreds of running checks share LIVE_ROWS rows; the rest are counted on the bar."""
+    console = LiveConsole(io.StringIO(), plain=False, total=LIVE_ROWS + 5)
+    for number in range(LIVE_ROWS + 5):
+        console.started(_Check("endpoint.http"), "prod", f"svc{number}")  # type: ignore[arg-type]
+    progress = console._progress
+    assert sum(task.visible for task in progress.tasks) == LIVE_ROWS + 1  # the bar and the rows
+    assert progress.tasks[0].description == "checks (and 5 more running)"
+    for number in range(LIVE_ROWS + 5):
+        console.finished(CheckResult("endpoint.http", "t", "prod", f"svc{number}", Status.PASS, "ok"))
+    assert sum(task.visible for task in progress.tasks) == 1
+    assert progress.tasks[0].description == "checks"
+    console.close()
 
 
 def test_plain_console_does_not_import_rich() -> None:
