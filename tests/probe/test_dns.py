@@ -40,6 +40,24 @@ def address(*octets: int) -> Reply:
     return lambda ident: [response(ident, [record(name(HOST), 1, bytes(octets))])]
 
 
+def same_port_listener(sockets: list[socket.socket]) -> socket.socket:
+    """A TCP listener on the first UDP socket's port; that port may be taken for TCP by another process on this
+    machine, so the UDP socket moves to a new port until both fit."""
+    for _ in range(50):
+        listener = socket.socket()
+        try:
+            listener.bind(("127.0.0.1", sockets[0].getsockname()[1]))
+        except OSError:
+            listener.close()
+            sockets[0].close()
+            sockets[0] = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sockets[0].bind(("127.0.0.1", 0))
+            continue
+        listener.listen(4)
+        return listener
+    raise AssertionError("no loopback port was free for both UDP and TCP")
+
+
 @contextmanager
 def resolvers(*replies: Reply, tcp_answer: Callable[[int], bytes] | None = None) -> Iterator[list[int]]:
     """Loopback UDP resolvers, each answering a query with what its reply makes of the query's id; the first also
@@ -51,9 +69,7 @@ def resolvers(*replies: Reply, tcp_answer: Callable[[int], bytes] | None = None)
         sockets.append(sock)
     listener = None
     if tcp_answer is not None:
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", sockets[0].getsockname()[1]))
-        listener.listen(4)
+        listener = same_port_listener(sockets)
     stop = threading.Event()
 
     def serve() -> None:
