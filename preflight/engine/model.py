@@ -118,7 +118,7 @@ class Summary:
         return cls(overall, counts)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class RunReport:
     """Everything one invocation found, in a stable order."""
 
@@ -134,6 +134,11 @@ class RunReport:
     targets: tuple[Mapping[str, str | None], ...] = ()
     # With `run --wait`: the rounds, when each check first passed, and why the wait stopped (see preflight.cli.wait).
     wait: Mapping[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        # Short: asyncio formats the finished main task, result and all, when `asyncio.run` puts back the SIGINT
+        # handler, and a full repr walks every result of the run to be cut to a few characters.
+        return f"<RunReport of {len(self.targets)} target(s), {len(self.results)} result(s)>"
 
     @property
     def summary(self) -> Summary:
