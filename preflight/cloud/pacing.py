@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -53,25 +54,36 @@ def backoff_s(attempt: int, rng: Callable[[], float] = random.random) -> float:
     return float(rng() * min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2.0 ** (attempt - 1)))
 
 
+def default_burst(rate: float) -> float:
+    """Tokens a bucket may bank: a tenth of a second's calls, at least one. A dispatcher that wakes late sends
+    what it banked meanwhile instead of losing it, while staying well inside a gateway's own small burst."""
+    return max(1.0, rate / 10.0)
+
+
 @dataclass
 class Bucket:
-    """One key's token bucket. Callers queue on its lock in order and only the first waits for a token, so calls
-    leave at the rate by the clock, even when the event loop wakes a sleeper late."""
+    """One key's token bucket and the callers queued on it, in order. One dispatcher task per bucket hands out
+    tokens: each time it wakes it grants every token there is to the callers at the head of the queue, so the
+    calls keep to the rate by the clock even when a busy event loop wakes it late."""
 
     ceiling: float  # the configured rate
-    burst: float = 1.0
+    burst: float = 0.0  # 0: default_burst(ceiling)
     rate: float = 0.0
     tokens: float = 0.0
     stamp: float | None = None
     decreased_at: float = float("-inf")
     throttles: int = 0
-    waiting: int = 0  # callers queued for a token
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    # Queued callers: the future a token is granted on (True) or refused for its deadline (False), and the deadline.
+    queue: deque[tuple[asyncio.Future[bool], float]] = field(default_factory=deque, repr=False)
+    dispatcher: asyncio.Task[None] | None = field(default=None, repr=False)
     loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
+    scanned_rate: float = 0.0  # the rate the queue's deadlines were last checked at
 
     def __post_init__(self) -> None:
         self.rate = self.rate or self.ceiling
+        self.burst = self.burst or default_burst(self.ceiling)
         self.tokens = self.burst
+        self.scanned_rate = self.rate
 
     def _refill(self, now: float) -> None:
         if self.stamp is not None:
@@ -92,7 +104,11 @@ class Bucket:
     def queue_s(self, now: float) -> float:
         """How long a caller queueing now would wait for its token, behind those already waiting."""
         self._refill(now)
-        return max(0.0, (self.waiting + 1.0 - self.tokens) / self.rate)
+        return max(0.0, (len(self.queue) + 1.0 - self.tokens) / self.rate)
+
+    def give_back(self) -> None:
+        """A granted token its caller did not use (it was cancelled meanwhile)."""
+        self.tokens = min(self.burst, self.tokens + 1.0)
 
     def throttled(self, now: float) -> None:
         """The API refused a call for its rate: slow down, once per hold (throttles in flight are one signal)."""
@@ -165,21 +181,59 @@ class Pacer:
                 await self.sleep(pause)
 
     async def _token(self, bucket: Bucket, deadline: float) -> bool:
-        """Wait for the bucket's next token in line (no thread is held meanwhile); False, taking none, when it
-        would come too late (the rate dropped while this caller queued)."""
+        """Take a token now if none queue before this caller, else queue for the dispatcher to grant one (no
+        thread is held meanwhile); False, taking none, when it would come too late (the rate dropped while this
+        caller queued)."""
         loop = asyncio.get_running_loop()
-        if bucket.loop is not loop:  # a session outlives one event loop (asyncio.run per command): a lock does not
-            bucket.lock, bucket.loop = asyncio.Lock(), loop
-        bucket.waiting += 1
+        if bucket.loop is not loop:  # a session outlives one event loop (asyncio.run per command): its queue does not
+            bucket.queue.clear()
+            bucket.dispatcher, bucket.loop = None, loop
+        if not bucket.queue and bucket.take(self.clock()) == 0.0:
+            return True
+        granted: asyncio.Future[bool] = loop.create_future()
+        bucket.queue.append((granted, deadline))
+        if bucket.dispatcher is None or bucket.dispatcher.done():
+            bucket.dispatcher = loop.create_task(self._dispatch(bucket))
         try:
-            async with bucket.lock:
-                while (wait := bucket.take(self.clock())) > 0:
-                    if self.clock() + wait + DEADLINE_MARGIN_S > deadline:
-                        return False
-                    await self.sleep(wait)
-                return True
-        finally:
-            bucket.waiting -= 1
+            return await granted
+        except asyncio.CancelledError:
+            if granted.done() and not granted.cancelled() and granted.result():
+                bucket.give_back()
+            raise
+
+    async def _dispatch(self, bucket: Bucket) -> None:
+        """Grant tokens to the queue's head as they come, all that are there at each wake, until it is empty."""
+        queue = bucket.queue
+        while queue:
+            if queue[0][0].done():  # its caller was cancelled
+                queue.popleft()
+                continue
+            now = self.clock()
+            wait = bucket.take(now)
+            if wait == 0.0:
+                queue.popleft()[0].set_result(True)
+                continue
+            if bucket.rate < bucket.scanned_rate:
+                self._refuse_late(bucket, now + wait)
+            bucket.scanned_rate = bucket.rate
+            if queue:
+                await self.sleep(wait)
+
+    @staticmethod
+    def _refuse_late(bucket: Bucket, first: float) -> None:
+        """The rate dropped: refuse, taking no token, the queued callers whose turn now comes after their deadline
+        (the head's turn is at `first`, each behind it one token later)."""
+        kept: deque[tuple[asyncio.Future[bool], float]] = deque()
+        for granted, deadline in bucket.queue:
+            turn = first + len(kept) / bucket.rate
+            if granted.done():
+                continue
+            if turn + DEADLINE_MARGIN_S > deadline:
+                granted.set_result(False)
+            else:
+                kept.append((granted, deadline))
+        bucket.queue.clear()
+        bucket.queue.extend(kept)
 
     def _throttled(self, error: CloudError, started: float, limit: str) -> CloudError:
         """A throttling error that says how long the call was held, and what to do about it."""
@@ -205,4 +259,5 @@ class Pacer:
                           code="Throttling.Client", action=f"{product}:{action}")
 
 
-__all__ = ["DEFAULT_RATE", "Bucket", "Pacer", "backoff_s", "is_idempotent", "is_throttling", "is_transient"]
+__all__ = ["DEFAULT_RATE", "Bucket", "Pacer", "backoff_s", "default_burst", "is_idempotent", "is_throttling",
+           "is_transient"]

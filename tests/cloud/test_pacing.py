@@ -17,6 +17,7 @@ from preflight.cloud.pacing import (
     Bucket,
     Pacer,
     backoff_s,
+    default_burst,
 )
 from preflight.errors import CloudError
 
@@ -24,16 +25,18 @@ from preflight.errors import CloudError
 class FakeClock:
     """A monotonic clock that only sleeping moves."""
 
-    def __init__(self) -> None:
+    def __init__(self, late_s: float = 0.0) -> None:
         self.now = 100.0
         self.slept: list[float] = []
+        self.late_s = late_s  # how much later than asked every sleeper wakes: a busy event loop
 
     def __call__(self) -> float:
         return self.now
 
     async def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
-        self.now += seconds
+        await asyncio.sleep(0)  # a sleeper lets the others run, as a real one does
+        self.now += seconds + self.late_s
 
 
 def pacer(clock: FakeClock, **limits: float) -> Pacer:
@@ -65,9 +68,11 @@ def test_a_bucket_hands_out_tokens_at_its_rate() -> None:
     bucket = Bucket(10.0)
     assert bucket.take(0.0) == 0.0 and bucket.take(0.0) == pytest.approx(0.1)
     assert bucket.take(0.05) == pytest.approx(0.05) and bucket.take(0.1) == 0.0
-    bucket.waiting = 3
+    loop = asyncio.new_event_loop()
+    bucket.queue.extend((loop.create_future(), float("inf")) for _ in range(3))
     assert bucket.queue_s(0.1) == pytest.approx(0.4)  # behind three waiters
-    bucket.waiting = 0
+    bucket.queue.clear()
+    loop.close()
     assert bucket.take(10.0) == 0.0  # a quiet spell refills it, up to its burst only
     assert bucket.take(10.0) == pytest.approx(0.1)
 
@@ -181,3 +186,60 @@ def test_an_access_denied_is_not_retried() -> None:
     with pytest.raises(CloudError):
         asyncio.run(pacer(clock).call("dataworks", "GetProject", "cn-beijing", send))
     assert len(sent) == 1
+
+
+def test_a_late_dispatcher_grants_every_token_there_is_at_each_wake() -> None:
+    clock = FakeClock(late_s=0.1)  # every wake comes two tokens' time late at 20 calls a second
+    paced = pacer(clock, default=20)
+    send, sent = answers(clock)
+
+    async def main() -> None:
+        await asyncio.gather(*(paced.call("dataworks", "ListNetworks", "cn-beijing", send) for _ in range(41)))
+
+    asyncio.run(main())
+    burst = default_burst(20)
+    # A wake every 0.15 s grants the burst's two tokens at once: one caller per wake would take 40 x 0.15 s.
+    assert sent[-1] - sent[0] == pytest.approx(39 / burst * 0.15, abs=0.16)
+    # Never more at once than the burst, nor more over any second than the rate and the burst.
+    assert max(sent.count(stamp) for stamp in sent) == burst
+    assert all(sum(start <= stamp < start + 1.0 for stamp in sent) <= 20 + burst for start in sent)
+
+
+def test_a_cancelled_caller_leaves_the_queue_and_its_turn_to_the_next() -> None:
+    clock = FakeClock()
+    paced = pacer(clock, default=2)
+    send, sent = answers(clock)
+
+    async def main() -> None:
+        await paced.call("dataworks", "GetProject", "cn-beijing", send)
+        doomed = asyncio.ensure_future(paced.call("dataworks", "GetProject", "cn-beijing", send))
+        kept = asyncio.ensure_future(paced.call("dataworks", "GetProject", "cn-beijing", send))
+        await asyncio.sleep(0)
+        doomed.cancel()
+        await kept
+
+    asyncio.run(main())
+    assert [round(stamp - 100.0, 3) for stamp in sent] == [0.0, 0.5]
+
+
+def test_callers_queued_when_the_rate_drops_past_their_deadline_are_refused_untaken() -> None:
+    clock = FakeClock()
+    paced = pacer(clock, default=10)
+    send, sent = answers(clock)
+    bucket = paced.bucket("dataworks", "cn-beijing", "ListNetworks")
+
+    async def main() -> list[BaseException | dict[str, str]]:
+        await paced.call("dataworks", "ListNetworks", "cn-beijing", send)
+        calls = [asyncio.ensure_future(paced.call("dataworks", "ListNetworks", "cn-beijing", send,
+                                                  deadline=clock.now + 1.5)) for _ in range(8)]
+        await asyncio.sleep(0)
+        bucket.throttled(clock.now)  # another caller's answer: down to 5 calls a second, eight queued
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    outcomes = asyncio.run(main())
+    refused = [outcome for outcome in outcomes if isinstance(outcome, CloudError)]
+    assert refused and all(error.code == "Throttling.Client" for error in refused)
+    assert "throttled by the account's flow control" in str(refused[0])
+    # Those that were sent went in time, and in order: the refused were the queue's tail.
+    assert all(stamp - 100.0 <= 1.5 for stamp in sent)
+    assert all(isinstance(outcome, dict) for outcome in outcomes[:len(sent) - 1])
