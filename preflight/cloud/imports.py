@@ -56,6 +56,11 @@ def _import_parts(parts: list[str]) -> None:
             future.set_exception(exc)
 
 
+def started() -> bool:
+    """Whether this process has begun importing any part."""
+    return bool(_IMPORTS)
+
+
 def sdk(part: str) -> ModuleType:
     """The generated client module of a product (or the credentials client), waiting for its import."""
     start_import((part,))
@@ -67,6 +72,14 @@ def models(product: str) -> ModuleType:
     import importlib
 
     return importlib.import_module(f"{PRODUCTS[product].package}.models")
+
+
+async def imported(part: str) -> None:
+    """Wait, not blocking the loop, until the part's import has ended, well or not (`sdk` says which)."""
+    import asyncio
+
+    start_import((part,))
+    await asyncio.wait([asyncio.wrap_future(_IMPORTS[part])])
 
 
 async def sdk_models(product: str) -> ModuleType:
@@ -99,4 +112,4 @@ def extra_installed(product: str) -> bool:
         return False
 
 
-__all__ = ["RUN_IMPORTS", "extra_installed", "models", "sdk", "sdk_models", "start_import"]
+__all__ = ["RUN_IMPORTS", "extra_installed", "imported", "models", "sdk", "sdk_models", "start_import", "started"]

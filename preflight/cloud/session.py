@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from preflight.cloud.actions import ACTIONS, PRODUCTS, Product
 from preflight.cloud.failures import MANAGED_POLICIES, check_answer, is_credential_error, managed_policy, translate
-from preflight.cloud.imports import RUN_IMPORTS, extra_installed, models, sdk, sdk_models, start_import
+from preflight.cloud.imports import RUN_IMPORTS, extra_installed, imported, models, sdk, sdk_models, start_import
 from preflight.cloud.trace import set_trace, trace
 from preflight.engine.text import shorten
 from preflight.errors import SDK_UNUSABLE, CloudError
@@ -52,12 +52,25 @@ class CloudSession:
         import asyncio
 
         loop = asyncio.get_running_loop()
+        await self._ready(product)
 
         async def send() -> dict[str, Any]:
             # The wait for a token happened in asyncio: a thread of the pool is taken only to send.
             return await loop.run_in_executor(self._pool, self._invoke, product, action, request, region)
 
         return await self.pacer.call(product, action, region, send, deadline=deadline)
+
+    async def _ready(self, product: str) -> None:
+        """Wait, holding no token and no thread, for what a first call would otherwise wait for on its thread: the
+        product's SDK import and the credentials. A token taken before them would be spent on a call that leaves
+        only when they are done, at once with every call paced meanwhile, and the gateway would throttle the pile.
+        A failure is left to the call, which reports it as its own."""
+        await imported(product)
+        if self._credentials is None:
+            try:
+                await self.identity()
+            except Exception:  # the call meets it again and reports it as the failure of its action
+                return
 
     async def identity(self) -> Identity:
         """Where the credentials came from; raises the CloudError of a chain that yielded none."""

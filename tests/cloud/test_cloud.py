@@ -323,6 +323,42 @@ def test_concurrent_first_calls_build_the_sdks_session_once(healthy: Simulator,
     assert len(callers) > 1 and all(name.startswith("preflight-cloud") for name in callers), callers
 
 
+def test_a_call_takes_its_token_only_once_its_sdk_is_imported(healthy: Simulator,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A token taken before the import ends would be spent on a call that leaves with every other call paced
+    meanwhile, all at once: the gateway would throttle the pile."""
+    import asyncio
+    import concurrent.futures
+    import importlib
+
+    from preflight.cloud import imports
+    from preflight.cloud.session import CloudSession
+
+    for name, value in healthy.environ().items():
+        monkeypatch.setenv(name, value)
+    pending: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    monkeypatch.setitem(imports._IMPORTS, "dataworks", pending)  # an import still running
+    session = CloudSession(parse_config(healthy.config_text(), "sim.yaml", healthy.environ()).cloud)
+
+    async def ask() -> dict[str, Any]:
+        call = asyncio.ensure_future(session.call("dataworks", "GetProject", {"id": int(WORKSPACE_ID)},
+                                                  "cn-beijing"))
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        assert not call.done() and not session.pacer.buckets  # waiting, with no bucket touched
+        pending.set_result(importlib.import_module("alibabacloud_dataworks_public20240518.client"))
+        return await call
+
+    try:
+        answer = asyncio.run(ask())
+    finally:
+        if not pending.done():  # a thread that took the call first waits on it: let it end
+            pending.set_result(importlib.import_module("alibabacloud_dataworks_public20240518.client"))
+        session.close()
+    assert answer["Project"]["Name"] == "llm_demo"
+    assert healthy.stats()["cloud"].get("GetProject") == 1
+
+
 def run_scaled(services: int, check: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any], dict[str, int]]:
     """`--only check` against a healthy world of this many services over three targets: the exit code, the JSON
