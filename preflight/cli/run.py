@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TextIO
 
 from preflight.cli.exits import close_cloud_sessions
@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from preflight.config import Config
     from preflight.engine.model import RunReport
     from preflight.engine.registry import Registry
+    from preflight.engine.runner import Selection
+
+# A run of at least this many services starts its checks once the cloud SDK is imported (_sdk_first).
+HOLD_FOR_SDK_SERVICES = 50
 
 
 def _load_run_config(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
@@ -98,7 +102,7 @@ def execute(config: Config, args: argparse.Namespace, *, notes: tuple[str, ...] 
                              token_budget=args.max_tokens_budget, notes=notes + config.warnings,
                              observations=found.observations if found is not None else None,
                              observation_origins=found.origins if found is not None else {}, argv=argv,
-                             carried=carried)
+                             carried=carried, hold=_sdk_first(config, selection))
         runner = Runner(config, registry, selection, options, round_progress, describe=target_header(config))
         report = await runner.run()
         if config.waivers:
@@ -165,6 +169,27 @@ def _progress(args: argparse.Namespace, config: Config, registry: Registry, sele
                 if (selection.only is None or check.id in selection.only)
                 and (selection.targets is None or target.name in selection.targets))
     return LiveConsole(sys.stderr, plain=plain, total=total)
+
+
+def _sdk_first(config: Config, selection: Selection) -> Callable[[], Awaitable[object]] | None:
+    """With many services, the checks start once the SDK is imported (see HOLD_FOR_SDK_SERVICES).
+
+    The import runs on a thread beside the event loop, and the cloud checks wait for it. A few services' probes
+    fill that wait with their round trips; many services' probes fill it with CPU instead, and the import, on the
+    critical path of every cloud check, takes as much longer.
+    """
+    from preflight.cloud.imports import RUN_IMPORTS, imported, started
+
+    targets = [t for t in config.targets if selection.targets is None or t.name in selection.targets]
+    if sum(len(target.services) for target in targets) < HOLD_FOR_SDK_SERVICES or not started():
+        return None
+
+    async def hold() -> object:
+        import asyncio
+
+        return await asyncio.gather(*(imported(part) for part in RUN_IMPORTS))
+
+    return hold
 
 
 def _finish(report: RunReport, args: argparse.Namespace, out: TextIO) -> int:

@@ -10,7 +10,7 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 # A `from` import: the SDK's background import may be loading this module at the same moment, and Python can
 # return from `import a.b` before `b` is set on `a` (an AttributeError on first use).
@@ -83,6 +83,9 @@ class RunOptions:
     # With `run --wait`: results of an earlier round that stand, by (target, check, service); these checks are
     # not run again, and what depends on them sees these results.
     carried: Mapping[tuple[str, str, str | None], CheckResult] = field(default_factory=dict)
+    # Awaited once the run's clock has started and before any check does (the CLI waits for the cloud SDK's
+    # import in a run of many services: preflight.cli.run).
+    hold: Callable[[], Awaitable[object]] | None = None
 
 
 def tool_info() -> dict[str, str]:
@@ -318,6 +321,8 @@ class Runner(Generic[TargetT]):
         self.started = time.monotonic()
         self.deadline = self.started + self.options.timeout_s
         ordered: list[asyncio.Future[CheckResult]] = []
+        if self.options.hold is not None:
+            await self.options.hold()
         try:
             for target in self.targets():
                 ordered.extend(_TargetRun(self, target).schedule())

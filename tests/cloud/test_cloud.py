@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import pytest
 
 from preflight.cli.main import main
+from preflight.cli.run import HOLD_FOR_SDK_SERVICES
 from preflight.cloud.pacing import THROTTLING_ATTEMPTS
 from preflight.config import parse_config
 from preflight.simulator.harness import Simulator
@@ -535,3 +536,22 @@ def test_every_action_of_the_table_has_its_generated_method_and_request_model() 
             assert isinstance(getattr(models, f"{action}Request")(), object), (product, action)
         else:  # an action without parameters (STS GetCallerIdentity): the method takes the runtime alone
             assert list(inspect.signature(send).parameters) == ["self", "runtime"], (product, action)
+
+
+@pytest.mark.parametrize(("services", "held"), [(HOLD_FOR_SDK_SERVICES - 1, False), (HOLD_FOR_SDK_SERVICES, True)])
+def test_a_run_of_many_services_starts_its_checks_once_the_sdk_is_imported(services: int, held: bool) -> None:
+    import asyncio
+
+    from preflight.cli.run import _sdk_first
+    from preflight.cloud import imports
+    from preflight.engine.runner import Selection
+
+    lines = [f"      - {{name: s{i}, kind: completion, endpoint: 'http://127.0.0.1:9'}}" for i in range(services)]
+    config = parse_config("region: cn-beijing\ntargets:\n  - name: a\n    workspace: '1'\n    services:\n"
+                          + "\n".join(lines) + "\n", "t.yaml", {})
+    imports.start_import()
+    hold = _sdk_first(config, Selection())
+    assert (hold is not None) is held
+    if hold is not None:
+        asyncio.run(hold())  # type: ignore[arg-type]
+        assert all(imports._IMPORTS[part].done() for part in imports.RUN_IMPORTS)

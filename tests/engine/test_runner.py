@@ -303,3 +303,22 @@ def test_the_engine_runs_any_plan_of_named_targets_and_services() -> None:
                  describe=lambda target: {"name": target.name, "services": str(len(target.services))})
     assert seen == [("x", "p", 7), ("x", "q", 7)]
     assert report.config_path == "plan.txt" and report.targets == ({"name": "x", "services": "2"},)
+
+
+def test_no_check_starts_before_the_runs_hold_has_ended() -> None:
+    events: list[str] = []
+
+    async def hold() -> None:
+        events.append("hold")
+        await asyncio.sleep(0.05)
+        events.append("held")
+
+    async def body(context: CheckContext) -> Outcome:
+        events.append("check")
+        return Outcome.passed("ok")
+
+    registry = Registry([check("c.first", "First", scope="target", tags=("t",))(body)])
+    report = run(CONFIG, registry, options=RunOptions(hold=hold))
+    assert events == ["hold", "held", "check", "check"]
+    # The hold is part of the run's time, as a user waits for it.
+    assert report.duration_ms >= 50
